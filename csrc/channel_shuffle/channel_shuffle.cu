@@ -1,0 +1,2 @@
+// placeholder, replaced by the kernel helper
+#include "common.h"

@@ -1,0 +1,264 @@
+"""Shared plumbing for every op: activation codes, argument checks, memory formats, backends.
+
+Nothing here launches a kernel. The ops in ``fastconv/ops`` validate their arguments with the
+``check_*`` helpers (so every backend sees the same, already-checked inputs) and pick a backend
+with :func:`resolve_backend`.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import warnings
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+# Activation codes shared with csrc/common.h and fastconv/triton/_common.py: keep in sync.
+ACTS = {"none": 0, "relu": 1, "relu6": 2, "hardswish": 3, "silu": 4, "hardsigmoid": 5, "sigmoid": 6}
+BLOCK_ACTS = ("none", "relu", "relu6", "hardswish", "silu")
+SE_GATES = ("hardsigmoid", "sigmoid")
+BACKENDS = ("reference", "triton", "cuda")
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def apply_act(x: Tensor, act: str) -> Tensor:
+    """The PyTorch definition of every activation code (used by the reference)."""
+    if act == "none":
+        return x
+    if act == "relu":
+        return torch.relu(x)
+    if act == "relu6":
+        return torch.nn.functional.relu6(x)
+    if act == "hardswish":
+        return torch.nn.functional.hardswish(x)
+    if act == "silu":
+        return torch.nn.functional.silu(x)
+    if act == "hardsigmoid":
+        return torch.nn.functional.hardsigmoid(x)
+    if act == "sigmoid":
+        return torch.sigmoid(x)
+    raise ValueError(f"unknown activation {act!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks: each raises with the argument's name so users can find the mistake
+# ---------------------------------------------------------------------------------------------
+
+def check_act(name: str, act, allowed: Sequence[str] = BLOCK_ACTS) -> str:
+    if not isinstance(act, str) or act not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {act!r}")
+    return act
+
+
+def check_int(name: str, v, minimum: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    return v
+
+
+def check_input(name: str, x) -> Tensor:
+    """x: (N, C, H, W), floating (fp32/fp16/bf16; fp64 allowed for gradcheck), N*C*H*W may be 0 only in N."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+    if x.dtype not in DTYPES + (torch.float64,):
+        raise TypeError(f"{name} must be float32, float16 or bfloat16, got {x.dtype}")
+    if x.shape[1] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{name} has an empty channel or spatial dim: shape {tuple(x.shape)}")
+    return x
+
+
+def check_param(name: str, t, ref: Tensor, shape: Optional[Sequence[int]] = None,
+                optional: bool = False) -> Optional[Tensor]:
+    """A weight/bias: same dtype and device as the input ``ref``; exact shape when given."""
+    if t is None:
+        if optional:
+            return None
+        raise TypeError(f"{name} is required")
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or None, got {type(t).__name__}")
+    if t.device != ref.device:
+        raise RuntimeError(f"{name} is on {t.device} but the input is on {ref.device}")
+    if t.dtype != ref.dtype:
+        raise TypeError(f"{name} has dtype {t.dtype} but the input has {ref.dtype}")
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
+    return t
+
+
+def check_dw_weight(name: str, w, x: Tensor, channels: int) -> int:
+    """dw weight: (C, 1, k, k), k odd. Returns k."""
+    if not isinstance(w, Tensor) or w.dim() != 4:
+        raise ValueError(f"{name} must be a 4-D tensor (C, 1, k, k), got "
+                         f"{tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__}")
+    k = w.shape[-1]
+    if w.shape[-2] != k or k % 2 == 0:
+        raise ValueError(f"{name} must be square with an odd kernel size, got {tuple(w.shape)}")
+    check_param(name, w, x, (channels, 1, k, k))
+    return k
+
+
+def check_pw_weight(name: str, w, x: Tensor, in_channels: int, groups: int = 1) -> int:
+    """pw weight: (K, C // groups, 1, 1). Returns K."""
+    if not isinstance(w, Tensor) or w.dim() != 4 or w.shape[2:] != (1, 1):
+        raise ValueError(f"{name} must be a 4-D 1x1 conv weight (K, C/groups, 1, 1), got "
+                         f"{tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__}")
+    if in_channels % groups:
+        raise ValueError(f"groups={groups} does not divide the {in_channels} input channels of {name}")
+    if w.shape[0] % groups:
+        raise ValueError(f"groups={groups} does not divide the {w.shape[0]} output channels of {name}")
+    check_param(name, w, x, (w.shape[0], in_channels // groups, 1, 1))
+    return w.shape[0]
+
+
+def conv_out_size(size: int, k: int, stride: int, padding: int, dilation: int = 1) -> int:
+    return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+
+
+def check_spatial(name: str, h: int, w: int, k: int, stride: int, padding: int, dilation: int = 1):
+    ho, wo = conv_out_size(h, k, stride, padding, dilation), conv_out_size(w, k, stride, padding, dilation)
+    if ho < 1 or wo < 1:
+        raise ValueError(f"{name}: a {k}x{k} conv with stride {stride}, padding {padding}, dilation "
+                         f"{dilation} on a {h}x{w} input gives an empty output")
+    return ho, wo
+
+
+# ---------------------------------------------------------------------------------------------
+# memory formats
+# ---------------------------------------------------------------------------------------------
+
+def memory_format_of(x: Tensor) -> torch.memory_format:
+    """channels_last when x is channels_last-contiguous and not NCHW-contiguous, else NCHW.
+
+    Non-contiguous views produce NCHW outputs (after a copy, documented in README)."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def empty_like_format(x: Tensor, shape: Sequence[int], dtype=None) -> Tensor:
+    """An uninitialised output of ``shape`` in x's memory format (used by kernels and fakes)."""
+    return torch.empty(tuple(shape), dtype=dtype or x.dtype, device=x.device,
+                       memory_format=memory_format_of(x))
+
+
+def as_format(t: Tensor, fmt: torch.memory_format) -> Tensor:
+    return t.contiguous(memory_format=fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+# backends
+# ---------------------------------------------------------------------------------------------
+
+def triton_interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+@functools.lru_cache(maxsize=None)
+def _triton_status() -> tuple[bool, str]:
+    try:
+        import triton  # noqa: F401
+    except Exception as e:  # pragma: no cover - depends on the install
+        return False, f"triton is not importable ({e}); pip install triton"
+    if triton_interpreting():
+        return True, f"triton {triton.__version__} (interpreter: TRITON_INTERPRET=1, CPU tensors)"
+    if not torch.cuda.is_available():
+        return False, ("triton is installed but no CUDA device is visible; set TRITON_INTERPRET=1 "
+                       "to run the Triton kernels on CPU tensors (slow, for testing)")
+    return True, f"triton {triton.__version__}"
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_ext_status() -> tuple[bool, str]:
+    try:
+        importlib.import_module("fastconv._C")
+    except Exception as e:
+        return False, ("the CUDA extension fastconv._C is not built "
+                       f"({type(e).__name__}: {e}); build it with `python setup.py build_ext --inplace` "
+                       "on a machine with nvcc and a CUDA build of torch")
+    if not torch.cuda.is_available():
+        return False, "fastconv._C is built but no CUDA device is visible"
+    return True, "fastconv._C loaded"
+
+
+def backends() -> dict:
+    """What each backend can do here, and why not: ``{name: {"available": bool, "why": str}}``."""
+    tri, tri_why = _triton_status()
+    cu, cu_why = _cuda_ext_status()
+    return {
+        "reference": {"available": True, "why": "pure PyTorch, any device"},
+        "triton": {"available": tri, "why": tri_why},
+        "cuda": {"available": cu, "why": cu_why},
+    }
+
+
+_warned_auto: set = set()
+
+
+def _cuda_has(kernel_op: str) -> bool:
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"fastconv::{kernel_op}", "CUDA")
+
+
+def resolve_backend(op: str, backend, x: Tensor, cuda_kernel: Optional[str] = None) -> str:
+    """Turn ``backend`` (maybe "auto") into one concrete backend for this call, or raise.
+
+    auto: CPU tensors -> reference; CUDA tensors -> $FASTCONV_BACKEND if set, else the tuned
+    table's choice for this shape, else cuda, then triton. A fused backend that cannot run
+    raises instead of silently running something slower.
+    """
+    if not isinstance(backend, str) or backend not in BACKENDS + ("auto",):
+        raise ValueError(f"backend must be one of {['auto', *BACKENDS]}, got {backend!r}")
+    if backend == "auto":
+        env = os.environ.get("FASTCONV_BACKEND", "")
+        if env:
+            if env not in BACKENDS:
+                raise ValueError(f"FASTCONV_BACKEND must be one of {list(BACKENDS)}, got {env!r}")
+            backend = env
+        elif x.device.type != "cuda":
+            return "reference"
+        else:
+            from fastconv import tuning
+            choice = tuning.lookup(op, x)
+            if choice is not None and _available(choice, cuda_kernel):
+                return choice
+            for cand in ("cuda", "triton"):
+                if _available(cand, cuda_kernel):
+                    return cand
+            if op not in _warned_auto:
+                _warned_auto.add(op)
+                warnings.warn(f"fastconv.{op}: no fused backend is available ({backends()}); "
+                              "running the PyTorch reference (not fused, not fast)", stacklevel=3)
+            return "reference"
+    if backend == "reference":
+        return backend
+    if backend == "triton":
+        ok, why = _triton_status()
+        if not ok:
+            raise RuntimeError(f"fastconv.{op}: backend='triton' is not available: {why}")
+        if x.device.type != "cuda" and not triton_interpreting():
+            raise RuntimeError(f"fastconv.{op}: backend='triton' needs CUDA tensors "
+                               "(or TRITON_INTERPRET=1 for CPU tensors)")
+        return backend
+    # cuda
+    ok, why = _cuda_ext_status()
+    if not ok:
+        raise RuntimeError(f"fastconv.{op}: backend='cuda' is not available: {why}")
+    if x.device.type != "cuda":
+        raise RuntimeError(f"fastconv.{op}: backend='cuda' needs CUDA tensors, got {x.device}")
+    if cuda_kernel is not None and not _cuda_has(cuda_kernel):
+        raise RuntimeError(f"fastconv.{op}: fastconv._C has no CUDA kernel {cuda_kernel!r}; "
+                           "rebuild the extension")
+    return backend
+
+
+def _available(backend: str, cuda_kernel: Optional[str]) -> bool:
+    if backend == "triton":
+        return _triton_status()[0]
+    if backend == "cuda":
+        return _cuda_ext_status()[0] and (cuda_kernel is None or _cuda_has(cuda_kernel))
+    return backend == "reference"

@@ -1,0 +1,78 @@
+"""What every op's registration shares: input normalisation, backend tables, gradient plumbing.
+
+Each ``fastconv/ops/<op>.py`` declares two custom ops, ``fastconv::<op>`` and
+``fastconv::<op>_backward``, plus the CUDA kernel schema ``fastconv::<op>_cuda`` whose
+implementation is registered by ``csrc/<op>/`` when the extension is built.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from fastconv._common import empty_like_format, memory_format_of
+
+
+def kernel_inputs(x: Tensor, *params: Optional[Tensor]):
+    """Fused kernels see x as NCHW- or NHWC-contiguous and dense parameters.
+
+    A non-contiguous view of x is copied to NCHW first (one extra read+write of x)."""
+    fmt = memory_format_of(x)
+    return (x.contiguous(memory_format=fmt),) + tuple(None if p is None else p.contiguous() for p in params)
+
+
+def like(t: Optional[Tensor], x: Tensor) -> Optional[Tensor]:
+    """A tensor shaped like an activation (e.g. a residual), laid out in x's memory format."""
+    return None if t is None else t.contiguous(memory_format=memory_format_of(x))
+
+
+def triton_module(op: str):
+    """fastconv.triton.<op>, imported lazily so `import fastconv` never needs triton."""
+    return importlib.import_module(f"fastconv.triton.{op}")
+
+
+def finish(out: Tensor, x: Tensor) -> Tensor:
+    """The output keeps the input's memory format, whatever the backend produced."""
+    return out.contiguous(memory_format=memory_format_of(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# gradients
+# ---------------------------------------------------------------------------------------------
+
+def _grad_like(t: Optional[Tensor], ref: Tensor) -> Tensor:
+    if t is None:  # a missing bias has no gradient: an empty placeholder keeps the list's length fixed
+        return ref.new_empty(0)
+    if t.dim() == 4:
+        return empty_like_format(t, t.shape)
+    return t.new_empty(t.shape)
+
+
+def fake_grads(x: Tensor, tensors: Sequence[Optional[Tensor]]) -> list[Tensor]:
+    return [_grad_like(t, x) for t in tensors]
+
+
+def reference_vjp(fn: Callable, grad: Tensor, tensors: Sequence[Optional[Tensor]], *args, **kwargs) -> list[Tensor]:
+    """Gradients of ``fn(*tensors, *args, **kwargs)`` for every tensor, by PyTorch autograd through
+    the reference composition (recomputes the forward; uses cuDNN/ATen on GPU)."""
+    with torch.enable_grad():
+        leaves = [None if t is None else t.detach().requires_grad_(True) for t in tensors]
+        out = fn(*leaves, *args, **kwargs)
+        live = [t for t in leaves if t is not None]
+        gs = iter(torch.autograd.grad(out, live, grad, allow_unused=True))
+    result = []
+    for t in leaves:
+        if t is None:
+            result.append(grad.new_empty(0))
+            continue
+        g = next(gs)
+        g = torch.zeros_like(t) if g is None else g
+        result.append(g.contiguous(memory_format=memory_format_of(t)) if g.dim() == 4 else g.contiguous())
+    return result
+
+
+def grads_or_none(grads: Sequence[Tensor], tensors: Sequence[Optional[Tensor]]) -> list[Optional[Tensor]]:
+    """Autograd wants None for inputs that were None."""
+    return [None if t is None else g for g, t in zip(grads, tensors)]

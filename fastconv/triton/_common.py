@@ -1,0 +1,33 @@
+"""Helpers shared by the Triton kernels: activation codes (same numbers as fastconv._common.ACTS)."""
+import triton
+import triton.language as tl
+
+from fastconv._common import ACTS, triton_interpreting
+
+
+@triton.jit
+def apply_act(v, ACT: tl.constexpr):
+    """v: fp32 block. ACT is a compile-time code, so every branch but one is removed."""
+    if ACT == 1:
+        v = tl.maximum(v, 0.0)
+    elif ACT == 2:
+        v = tl.minimum(tl.maximum(v, 0.0), 6.0)
+    elif ACT == 3:
+        v = v * tl.minimum(tl.maximum(v + 3.0, 0.0), 6.0) / 6.0
+    elif ACT == 4:
+        v = v / (1.0 + tl.exp(-v))
+    elif ACT == 5:
+        v = tl.minimum(tl.maximum(v + 3.0, 0.0), 6.0) / 6.0
+    elif ACT == 6:
+        v = 1.0 / (1.0 + tl.exp(-v))
+    return v
+
+
+def act_code(act: str) -> int:
+    return ACTS[act]
+
+
+def dot_dtype_ok(dtype) -> bool:
+    """bf16 tl.dot is wrong in the interpreter (triton#11584): launchers upcast to fp32 there."""
+    import torch
+    return not (triton_interpreting() and dtype == torch.bfloat16)

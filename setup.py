@@ -1,0 +1,84 @@
+"""Build fastconv: the CUDA extension fastconv._C from csrc/ when possible, else pure Python/Triton.
+
+Environment:
+  FASTCONV_SKIP_CUDA_BUILD=1   never build the extension
+  TORCH_CUDA_ARCH_LIST         default "8.0;9.0+PTX" (sm_80, sm_90, PTX for newer)
+  CUDA_HOME                    the toolkit root; found from nvcc on PATH when unset
+  MAX_JOBS                     parallel nvcc jobs (ninja)
+"""
+import glob
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+
+
+def _find_cuda_home():
+    if os.environ.get("CUDA_HOME"):
+        return os.environ["CUDA_HOME"]
+    nvcc = shutil.which("nvcc")
+    if not nvcc:
+        return None
+    real = Path(nvcc).resolve()
+    # nvcc on PATH may be a wrapper script: read the real compiler's path out of it.
+    try:
+        text = real.read_text(errors="ignore")
+        for tok in text.split():
+            if tok.endswith("/bin/nvcc") and Path(tok).exists():
+                real = Path(tok).resolve()
+                break
+    except OSError:
+        pass
+    return str(real.parent.parent)
+
+
+def _extensions():
+    if os.environ.get("FASTCONV_SKIP_CUDA_BUILD") == "1":
+        print("fastconv: FASTCONV_SKIP_CUDA_BUILD=1, installing without the CUDA extension", file=sys.stderr)
+        return [], {}
+    try:
+        import torch
+        from torch.utils import cpp_extension
+    except ImportError:
+        print("fastconv: torch not importable at build time, installing without the CUDA extension", file=sys.stderr)
+        return [], {}
+    cuda_home = _find_cuda_home()
+    if torch.version.cuda is None or cuda_home is None:
+        print(f"fastconv: no CUDA build of torch (torch.version.cuda={torch.version.cuda}) or no nvcc "
+              f"(CUDA_HOME={cuda_home}); installing without the CUDA extension", file=sys.stderr)
+        return [], {}
+    os.environ["CUDA_HOME"] = cuda_home
+    cpp_extension.CUDA_HOME = cuda_home
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
+    sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/**/*.cu", recursive=True))
+    include_dirs = [str(ROOT / "csrc")]
+    # torch's CUDA wheels ship headers (cuBLAS etc.) a minimal toolkit may lack.
+    import site
+    for sp in site.getsitepackages():
+        for sub in ("nvidia/cu13/include", "nvidia/cuda_runtime/include"):
+            p = Path(sp) / sub
+            if p.is_dir():
+                include_dirs.append(str(p))
+    nvcc_flags = ["-O3", "--use_fast_math", "--expt-relaxed-constexpr",
+                  "-U__CUDA_NO_HALF_OPERATORS__", "-U__CUDA_NO_HALF_CONVERSIONS__",
+                  "-U__CUDA_NO_BFLOAT16_CONVERSIONS__", "-lineinfo"]
+    if os.environ.get("FASTCONV_PTXAS_VERBOSE") == "1":
+        nvcc_flags.append("-Xptxas=-v")
+    ext = cpp_extension.CUDAExtension(
+        "fastconv._C", sources, include_dirs=include_dirs,
+        extra_compile_args={"cxx": ["-O3"], "nvcc": nvcc_flags})
+    return [ext], {"build_ext": cpp_extension.BuildExtension}
+
+
+ext_modules, cmdclass = _extensions()
+
+setup(
+    packages=find_packages(include=["fastconv", "fastconv.*"]),
+    package_data={"fastconv": ["tuned/*.json"]},
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
+)
