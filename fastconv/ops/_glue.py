@@ -34,8 +34,12 @@ def triton_module(op: str):
 
 
 def finish(out: Tensor, x: Tensor) -> Tensor:
-    """The output keeps the input's memory format, whatever the backend produced."""
-    return out.contiguous(memory_format=memory_format_of(x))
+    """The output keeps the input's memory format, whatever the backend produced, and never aliases x
+    (custom ops may not return views of inputs; e.g. a shuffle with one group is the identity)."""
+    fmt = memory_format_of(x)
+    if out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+        return out.clone(memory_format=fmt)
+    return out.contiguous(memory_format=fmt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,20 +59,27 @@ def fake_grads(x: Tensor, tensors: Sequence[Optional[Tensor]]) -> list[Tensor]:
 
 
 def reference_vjp(fn: Callable, grad: Tensor, tensors: Sequence[Optional[Tensor]], *args, **kwargs) -> list[Tensor]:
-    """Gradients of ``fn(*tensors, *args, **kwargs)`` for every tensor, by PyTorch autograd through
-    the reference composition (recomputes the forward; uses cuDNN/ATen on GPU)."""
-    with torch.enable_grad():
-        leaves = [None if t is None else t.detach().requires_grad_(True) for t in tensors]
-        out = fn(*leaves, *args, **kwargs)
-        live = [t for t in leaves if t is not None]
-        gs = iter(torch.autograd.grad(out, live, grad, allow_unused=True))
+    """Gradients of ``fn(*tensors, *args, **kwargs)`` for every tensor, by differentiating the reference
+    composition (recomputes the forward; uses cuDNN/ATen on GPU).
+
+    torch.func.vjp rather than torch.autograd.grad: inside a custom op's implementation the autograd
+    dispatch keys are excluded, and functorch's transform re-enables differentiation at its own level."""
+    live = [i for i, t in enumerate(tensors) if t is not None]
+
+    def f(*live_tensors):
+        full = list(tensors)
+        for i, t in zip(live, live_tensors):
+            full[i] = t
+        return fn(*full, *args, **kwargs)
+
+    _, vjp = torch.func.vjp(f, *[tensors[i] for i in live])
+    gs = iter(vjp(grad))
     result = []
-    for t in leaves:
+    for t in tensors:
         if t is None:
             result.append(grad.new_empty(0))
             continue
         g = next(gs)
-        g = torch.zeros_like(t) if g is None else g
         result.append(g.contiguous(memory_format=memory_format_of(t)) if g.dim() == 4 else g.contiguous())
     return result
 

@@ -1,0 +1,103 @@
+"""Cross-op behaviour: backend selection, availability errors, torch.compile, memory formats."""
+import pytest
+import torch
+
+import fastconv
+from fastconv import _common
+from helpers import DEVICE, HAS_CUDA, INTERPRET, conv_weight, rand
+
+
+def _block_inputs():
+    x = rand(2, 8, 7, 7)
+    return x, conv_weight(8, 1, 3), conv_weight(16, 8, 1)
+
+
+def test_backends_report():
+    b = fastconv.backends()
+    assert set(b) == {"reference", "triton", "cuda"}
+    assert b["reference"]["available"] is True
+    for v in b.values():
+        assert isinstance(v["why"], str) and v["why"]
+    if not HAS_CUDA:
+        assert b["cuda"]["available"] is False
+
+
+def test_auto_on_cpu_is_reference():
+    x = torch.randn(1, 4, 5, 5)
+    assert _common.resolve_backend("dwpw_conv2d", "auto", x) == "reference"
+
+
+def test_env_override(monkeypatch):
+    x = torch.randn(1, 4, 5, 5)
+    monkeypatch.setenv("FASTCONV_BACKEND", "reference")
+    assert _common.resolve_backend("dwpw_conv2d", "auto", x) == "reference"
+    monkeypatch.setenv("FASTCONV_BACKEND", "bogus")
+    with pytest.raises(ValueError, match="FASTCONV_BACKEND"):
+        _common.resolve_backend("dwpw_conv2d", "auto", x)
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the error without a GPU")
+def test_unavailable_backend_says_how_to_get_it():
+    x, dw, pw = _block_inputs()
+    with pytest.raises(RuntimeError, match="backend='cuda' is not available"):
+        fastconv.dwpw_conv2d(x, dw, pw, backend="cuda")
+    if not INTERPRET:
+        with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
+            fastconv.dwpw_conv2d(x, dw, pw, backend="triton")
+
+
+def test_unknown_backend():
+    x, dw, pw = _block_inputs()
+    with pytest.raises(ValueError, match="backend"):
+        fastconv.dwpw_conv2d(x, dw, pw, backend="cudnn")
+
+
+def test_non_contiguous_view_input():
+    base = rand(2, 8, 9, 9)
+    x = base[:, :, 1:8, ::1].transpose(2, 3)  # non-contiguous, not channels_last
+    _, dw, pw = _block_inputs()
+    out = fastconv.dwpw_conv2d(x, dw, pw, backend="reference")
+    ref = fastconv.reference.dwpw_conv2d(x.contiguous(), dw, pw)
+    torch.testing.assert_close(out, ref)
+    assert out.is_contiguous()
+
+
+def test_channels_last_preserved_and_empty_batch():
+    x, dw, pw = _block_inputs()
+    out = fastconv.dwpw_conv2d(x.to(memory_format=torch.channels_last), dw, pw)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    empty = fastconv.dwpw_conv2d(x[:0], dw, pw)
+    assert empty.shape == (0, 16, 7, 7)
+
+
+def _all_ops(x, dw, pw, w_exp, dw_e, w_proj, gw):
+    y = fastconv.dwpw_conv2d(x, dw, pw, dw_act="relu", pw_act="relu")
+    y = fastconv.channel_shuffle(y, 2)
+    y = fastconv.group_conv1x1(y, gw, groups=2, shuffle_out=2, act="relu")
+    return fastconv.inverted_residual(y, w_exp, dw_e, w_proj, residual=True)
+
+
+def test_compile_fullgraph_no_graph_breaks():
+    torch._dynamo.reset()
+    x, dw, pw = _block_inputs()
+    args = (x, dw, pw, conv_weight(32, 16, 1), conv_weight(32, 1, 3), conv_weight(16, 32, 1), conv_weight(16, 8, 1))
+    expected = _all_ops(*args)
+    compiled = torch.compile(_all_ops, fullgraph=True)  # inductor
+    torch.testing.assert_close(compiled(*args), expected)
+    explain = torch._dynamo.explain(_all_ops)(*args)
+    assert explain.graph_break_count == 0
+
+
+def test_compile_training_step():
+    torch._dynamo.reset()
+    x, dw, pw = _block_inputs()
+    dw.requires_grad_()
+
+    def step(x, dw, pw):
+        return fastconv.dwpw_conv2d(x, dw, pw, dw_act="relu6").square().mean()
+
+    loss = torch.compile(step, fullgraph=True, backend="aot_eager")(x, dw, pw)
+    loss.backward()
+    dw2 = dw.detach().clone().requires_grad_()
+    step(x, dw2, pw).backward()
+    torch.testing.assert_close(dw.grad, dw2.grad)
