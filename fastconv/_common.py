@@ -6,7 +6,6 @@ with :func:`resolve_backend`.
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 import warnings
@@ -20,6 +19,8 @@ ACTS = {"none": 0, "relu": 1, "relu6": 2, "hardswish": 3, "silu": 4, "hardsigmoi
 BLOCK_ACTS = ("none", "relu", "relu6", "hardswish", "silu")
 SE_GATES = ("hardsigmoid", "sigmoid")
 BACKENDS = ("reference", "triton", "cuda")
+OPS = ("dwpw_conv2d", "inverted_residual", "channel_shuffle", "group_conv1x1", "shufflenet_v1_unit",
+       "shufflenet_v2_unit")
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
@@ -159,8 +160,7 @@ def triton_interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-@functools.lru_cache(maxsize=None)
-def _triton_status() -> tuple[bool, str]:
+def _probe_triton() -> tuple[bool, str]:
     try:
         import triton  # noqa: F401
     except Exception as e:  # pragma: no cover - depends on the install
@@ -173,8 +173,7 @@ def _triton_status() -> tuple[bool, str]:
     return True, f"triton {triton.__version__}"
 
 
-@functools.lru_cache(maxsize=None)
-def _cuda_ext_status() -> tuple[bool, str]:
+def _probe_cuda_ext() -> tuple[bool, str]:
     try:
         importlib.import_module("fastconv._C")
     except Exception as e:
@@ -186,10 +185,32 @@ def _cuda_ext_status() -> tuple[bool, str]:
     return True, "fastconv._C loaded"
 
 
+# Filled once by refresh_backends() (at `import fastconv`, after fastconv._C is loaded). resolve_backend
+# reads only these plain dicts, so torch.compile can trace it without touching the dispatcher.
+_STATUS: dict = {}
+_CUDA_KERNELS: set = set()
+
+
+def refresh_backends() -> None:
+    """Probe triton and fastconv._C again (e.g. after TRITON_INTERPRET changed or _C was rebuilt)."""
+    _STATUS["triton"] = _probe_triton()
+    _STATUS["cuda"] = _probe_cuda_ext()
+    _CUDA_KERNELS.clear()
+    for op in OPS:
+        if torch._C._dispatch_has_kernel_for_dispatch_key(f"fastconv::{op}_cuda", "CUDA"):
+            _CUDA_KERNELS.add(f"{op}_cuda")
+
+
+def _status(name: str) -> tuple[bool, str]:
+    if not _STATUS:
+        refresh_backends()
+    return _STATUS[name]
+
+
 def backends() -> dict:
     """What each backend can do here, and why not: ``{name: {"available": bool, "why": str}}``."""
-    tri, tri_why = _triton_status()
-    cu, cu_why = _cuda_ext_status()
+    tri, tri_why = _status("triton")
+    cu, cu_why = _status("cuda")
     return {
         "reference": {"available": True, "why": "pure PyTorch, any device"},
         "triton": {"available": tri, "why": tri_why},
@@ -200,16 +221,13 @@ def backends() -> dict:
 _warned_auto: set = set()
 
 
-def _cuda_has(kernel_op: str) -> bool:
-    return torch._C._dispatch_has_kernel_for_dispatch_key(f"fastconv::{kernel_op}", "CUDA")
-
-
 def resolve_backend(op: str, backend, x: Tensor, cuda_kernel: Optional[str] = None) -> str:
     """Turn ``backend`` (maybe "auto") into one concrete backend for this call, or raise.
 
     auto: CPU tensors -> reference; CUDA tensors -> $FASTCONV_BACKEND if set, else the tuned
-    table's choice for this shape, else cuda, then triton. A fused backend that cannot run
-    raises instead of silently running something slower.
+    table's choice for this shape (eager only; under torch.compile the static order applies),
+    else cuda, then triton. A backend asked for by name that cannot run raises; auto with no
+    fused backend warns once and runs the reference.
     """
     if not isinstance(backend, str) or backend not in BACKENDS + ("auto",):
         raise ValueError(f"backend must be one of {['auto', *BACKENDS]}, got {backend!r}")
@@ -222,14 +240,16 @@ def resolve_backend(op: str, backend, x: Tensor, cuda_kernel: Optional[str] = No
         elif x.device.type != "cuda":
             return "reference"
         else:
-            from fastconv import tuning
-            choice = tuning.lookup(op, x)
+            choice = None
+            if not torch.compiler.is_compiling():
+                from fastconv import tuning
+                choice = tuning.lookup(op, x)
             if choice is not None and _available(choice, cuda_kernel):
                 return choice
             for cand in ("cuda", "triton"):
                 if _available(cand, cuda_kernel):
                     return cand
-            if op not in _warned_auto:
+            if op not in _warned_auto and not torch.compiler.is_compiling():
                 _warned_auto.add(op)
                 warnings.warn(f"fastconv.{op}: no fused backend is available ({backends()}); "
                               "running the PyTorch reference (not fused, not fast)", stacklevel=3)
@@ -237,7 +257,7 @@ def resolve_backend(op: str, backend, x: Tensor, cuda_kernel: Optional[str] = No
     if backend == "reference":
         return backend
     if backend == "triton":
-        ok, why = _triton_status()
+        ok, why = _status("triton")
         if not ok:
             raise RuntimeError(f"fastconv.{op}: backend='triton' is not available: {why}")
         if x.device.type != "cuda" and not triton_interpreting():
@@ -245,20 +265,27 @@ def resolve_backend(op: str, backend, x: Tensor, cuda_kernel: Optional[str] = No
                                "(or TRITON_INTERPRET=1 for CPU tensors)")
         return backend
     # cuda
-    ok, why = _cuda_ext_status()
+    ok, why = _status("cuda")
     if not ok:
         raise RuntimeError(f"fastconv.{op}: backend='cuda' is not available: {why}")
     if x.device.type != "cuda":
         raise RuntimeError(f"fastconv.{op}: backend='cuda' needs CUDA tensors, got {x.device}")
-    if cuda_kernel is not None and not _cuda_has(cuda_kernel):
+    if cuda_kernel is not None and cuda_kernel not in _CUDA_KERNELS:
         raise RuntimeError(f"fastconv.{op}: fastconv._C has no CUDA kernel {cuda_kernel!r}; "
                            "rebuild the extension")
     return backend
 
 
+def _cuda_has(kernel_op: str) -> bool:
+    """Whether fastconv._C registered a CUDA kernel for ``fastconv::<kernel_op>``."""
+    if not _STATUS:
+        refresh_backends()
+    return kernel_op in _CUDA_KERNELS
+
+
 def _available(backend: str, cuda_kernel: Optional[str]) -> bool:
     if backend == "triton":
-        return _triton_status()[0]
+        return _status("triton")[0]
     if backend == "cuda":
-        return _cuda_ext_status()[0] and (cuda_kernel is None or _cuda_has(cuda_kernel))
+        return _status("cuda")[0] and (cuda_kernel is None or cuda_kernel in _CUDA_KERNELS)
     return backend == "reference"

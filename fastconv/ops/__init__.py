@@ -10,8 +10,8 @@ from fastconv.ops.shufflenet_v2_unit import shufflenet_v2_unit
 def _load_extension() -> None:
     """Import fastconv._C after the schemas exist so its TORCH_LIBRARY_IMPL blocks attach to them.
     A missing or broken extension is recorded (see fastconv.backends()), never raised here."""
-    from fastconv._common import _cuda_ext_status
-    _cuda_ext_status()
+    from fastconv._common import refresh_backends
+    refresh_backends()
 
 
 __all__ = ["channel_shuffle", "dwpw_conv2d", "group_conv1x1", "inverted_residual",

@@ -1,0 +1,90 @@
+"""Triton backend of fastconv.channel_shuffle: the permutation as one bandwidth-bound kernel.
+
+out[:, i*g + gg] = x[:, gg*(C/g) + i]. Every element is read once and written once; the only
+question is how to keep both sides contiguous:
+
+- NCHW: a shuffle moves whole H*W planes. Each program copies BLOCK_R output planes x BLOCK_HW
+  pixels; each row of the tile is a contiguous run on both sides, so loads and stores vectorise
+  (the autotuner trades BLOCK_R for BLOCK_HW: small maps like 7x7 want many planes per program).
+- NHWC: every pixel's C channels are one contiguous row and the shuffle permutes inside it. Each
+  program owns BLOCK_P pixels x BLOCK_C channels; stores are contiguous and loads gather within
+  the same row, so a warp touches the same cache lines as a plain copy would.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from fastconv._common import empty_like_format, triton_interpreting
+
+
+def _plane_configs():
+    if triton_interpreting():
+        return [triton.Config({"BLOCK_R": 8, "BLOCK_HW": 128}, num_warps=4)]
+    return [triton.Config({"BLOCK_R": r, "BLOCK_HW": s}, num_warps=w)
+            for r, s, w in [(1, 1024, 4), (1, 2048, 8), (2, 512, 4), (4, 256, 4), (4, 1024, 8),
+                            (8, 128, 4), (16, 64, 4), (32, 64, 8), (64, 16, 4)]]
+
+
+def _row_configs():
+    if triton_interpreting():
+        return [triton.Config({"BLOCK_P": 16, "BLOCK_C": 64}, num_warps=4)]
+    return [triton.Config({"BLOCK_P": p, "BLOCK_C": c}, num_warps=w)
+            for p, c, w in [(64, 32, 4), (32, 64, 4), (16, 128, 4), (8, 256, 4), (4, 512, 4),
+                            (32, 128, 8), (16, 256, 8), (64, 64, 8)]]
+
+
+# NCHW kernel: grid (cdiv(N*C, BLOCK_R), cdiv(H*W, BLOCK_HW)); one row of the tile = one output
+# plane (n, co) copied from input plane (n, ci(co)).
+@triton.autotune(configs=_plane_configs(), key=["ROWS", "C", "HW"])
+@triton.jit
+def _shuffle_planes_kernel(x_ptr, out_ptr, ROWS, C, CPG, GROUPS, HW,
+                           BLOCK_R: tl.constexpr, BLOCK_HW: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    offs = tl.program_id(1) * BLOCK_HW + tl.arange(0, BLOCK_HW)
+    n = rows // C
+    co = rows % C
+    ci = (co % GROUPS) * CPG + co // GROUPS
+    src = (n * C + ci).to(tl.int64) * HW
+    dst = rows.to(tl.int64) * HW
+    mask = (rows < ROWS)[:, None] & (offs < HW)[None, :]
+    v = tl.load(x_ptr + src[:, None] + offs[None, :], mask=mask)
+    tl.store(out_ptr + dst[:, None] + offs[None, :], v, mask=mask)
+
+
+# NHWC kernel: grid (cdiv(N*H*W, BLOCK_P), cdiv(C, BLOCK_C)); permutation inside each pixel row.
+@triton.autotune(configs=_row_configs(), key=["NPIX", "C"])
+@triton.jit
+def _shuffle_rows_kernel(x_ptr, out_ptr, NPIX, C, CPG, GROUPS,
+                         BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    co = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    ci = (co % GROUPS) * CPG + co // GROUPS
+    base = pix.to(tl.int64) * C
+    mask = (pix < NPIX)[:, None] & (co < C)[None, :]
+    v = tl.load(x_ptr + base[:, None] + ci[None, :], mask=mask)
+    tl.store(out_ptr + base[:, None] + co[None, :], v, mask=mask)
+
+
+def forward(x: Tensor, groups: int) -> Tensor:
+    """x: (N, C, H, W), NCHW- or NHWC-contiguous -> (N, C, H, W) in x's memory format."""
+    n, c, h, w = x.shape
+    out = empty_like_format(x, x.shape)
+    if x.numel() == 0:
+        return out
+    if groups == 1 or groups == c:  # identity permutation
+        out.copy_(x)
+        return out
+    cpg = c // groups
+    if x.is_contiguous():
+        rows, hw = n * c, h * w
+        grid = lambda meta: (triton.cdiv(rows, meta["BLOCK_R"]), triton.cdiv(hw, meta["BLOCK_HW"]))
+        _shuffle_planes_kernel[grid](x, out, rows, c, cpg, groups, hw)
+    else:
+        assert x.is_contiguous(memory_format=torch.channels_last)
+        npix = n * h * w
+        grid = lambda meta: (triton.cdiv(npix, meta["BLOCK_P"]), triton.cdiv(c, meta["BLOCK_C"]))
+        _shuffle_rows_kernel[grid](x, out, npix, c, cpg, groups)
+    return out

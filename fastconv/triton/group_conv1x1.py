@@ -1,0 +1,141 @@
+"""Triton backend of fastconv.group_conv1x1: grouped 1x1 conv with both channel shuffles folded in.
+
+A grouped 1x1 conv is G independent GEMMs (pixels x C/G) @ (C/G x K/G). A channel shuffle is a
+fixed permutation of channel indices, so neither shuffle ever touches memory on its own:
+
+- shuffle_in: the A-operand loader reads channel ``src(c) = (c % s) * (C/s) + c // s`` of x where
+  the unshuffled conv would read channel c (a gather inside each pixel's channels);
+- shuffle_out: the epilogue stores output channel k at ``dst(k) = (k % (K/s)) * s + k // (K/s)``.
+
+The kernel also serves as stage 1 of the ShuffleNet units (fastconv/triton/shufflenet_v*_unit.py).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from fastconv._common import empty_like_format, triton_interpreting
+from fastconv.triton._common import act_code, apply_act, dot_dtype_ok
+
+
+def dot_precision(dtype: torch.dtype, device: torch.device) -> str:
+    """fp32 matmuls use TF32 only where PyTorch's own convs would (cudnn.allow_tf32)."""
+    if dtype == torch.float32 and not (device.type == "cuda" and torch.backends.cudnn.allow_tf32):
+        return "ieee"
+    return "tf32"  # triton's default; only meaningful for fp32 operands
+
+
+def dot_fp32(dtype: torch.dtype) -> bool:
+    """Upcast tl.dot operands to fp32 (the interpreter's bf16 dot is wrong, triton#11584)."""
+    return not dot_dtype_ok(dtype)
+
+
+def pix_stride(t: Tensor) -> int:
+    """Stride of the flattened h*W + w pixel index of a dense NCHW/NHWC tensor (or a channel slice
+    of one): h's stride is W times w's whenever both dims matter."""
+    return t.stride(3) if t.shape[3] > 1 else t.stride(2)
+
+
+def _configs():
+    if triton_interpreting():
+        # one config (the interpreter cannot benchmark); big blocks keep programs x steps small
+        return [triton.Config({"BLOCK_P": 64, "BLOCK_N": 32, "BLOCK_K": 32}, num_warps=4)]
+    return [
+        triton.Config({"BLOCK_P": bp, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
+        for bp, bn, bk, w, s in [
+            (64, 16, 32, 4, 3), (128, 16, 32, 4, 3), (128, 32, 32, 4, 3), (64, 32, 64, 4, 3),
+            (128, 64, 32, 4, 3), (128, 64, 64, 8, 3), (128, 128, 32, 8, 3), (256, 64, 32, 8, 3),
+            (64, 128, 64, 4, 3), (256, 128, 32, 8, 3),
+        ]
+    ]
+
+
+# Kernel: grid (cdiv(N*H*W, BLOCK_P), G * cdiv(K/G, BLOCK_N)). Tile = BLOCK_P pixels x BLOCK_N
+# output channels of one group; K-loop over that group's C/G input channels, BLOCK_K at a time
+# (blocks >= 16 for tl.dot, tails masked). Fuses shuffle_in (loader index), bias + act and
+# shuffle_out (store index).
+@triton.autotune(configs=_configs(), key=["NPIX", "CG", "KG", "G"])
+@triton.jit
+def _gconv1x1_kernel(x_ptr, w_ptr, b_ptr, out_ptr,
+                     NPIX, HW, C, CG, K, KG, G, SHUF_IN, SHUF_OUT,
+                     sxn, sxc, sxp, son, soc, sop,
+                     HAS_BIAS: tl.constexpr, HAS_SHUF_IN: tl.constexpr, HAS_SHUF_OUT: tl.constexpr,
+                     ACT: tl.constexpr, DOT_FP32: tl.constexpr, PREC: tl.constexpr,
+                     BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    pid_p = tl.program_id(0)
+    pid_q = tl.program_id(1)
+    NB_N = tl.cdiv(KG, BLOCK_N)
+    g = pid_q // NB_N
+    nb = pid_q % NB_N
+    dt = out_ptr.dtype.element_ty
+
+    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    mask_p = offs_p < NPIX
+    n = (offs_p // HW).to(tl.int64)
+    hw = (offs_p % HW).to(tl.int64)
+    x_pix = x_ptr + n * sxn + hw * sxp
+
+    offs_n = nb * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < KG
+    k = g * KG + offs_n
+
+    acc = tl.zeros([BLOCK_P, BLOCK_N], dtype=tl.float32)
+    for j0 in range(0, CG, BLOCK_K):
+        j = j0 + tl.arange(0, BLOCK_K)
+        mask_j = j < CG
+        c = g * CG + j
+        if HAS_SHUF_IN:
+            cpg = C // SHUF_IN
+            c = (c % SHUF_IN) * cpg + c // SHUF_IN
+        a = tl.load(x_pix[:, None] + c[None, :] * sxc, mask=mask_p[:, None] & mask_j[None, :], other=0.0)
+        # weight (K, CG): B[j, n] = w[g*KG + n, j]
+        b = tl.load(w_ptr + k[None, :] * CG + j[:, None], mask=mask_j[:, None] & mask_n[None, :], other=0.0)
+        if DOT_FP32:
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        acc = tl.dot(a, b, acc, input_precision=PREC)
+
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + k, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    acc = apply_act(acc, ACT)
+    oc = k
+    if HAS_SHUF_OUT:
+        kpg = K // SHUF_OUT
+        oc = (k % kpg) * SHUF_OUT + k // kpg
+    o_ptrs = out_ptr + (n * son + hw * sop)[:, None] + oc[None, :].to(tl.int64) * soc
+    tl.store(o_ptrs, acc.to(dt), mask=mask_p[:, None] & mask_n[None, :])
+
+
+def launch(x: Tensor, weight: Tensor, bias: Optional[Tensor], out: Tensor, groups: int,
+           shuffle_in: int, shuffle_out: int, act: str) -> Tensor:
+    """Writes act(gconv(shuffle(x, shuffle_in))) shuffled by shuffle_out into ``out``.
+
+    x: (N, C, H, W) dense NCHW/NHWC or a channel slice of one; weight: (K, C/groups, 1, 1);
+    out: (N, K, H, W) dense in either format (0 = no shuffle)."""
+    n, c, h, w = x.shape
+    kout = weight.shape[0]
+    npix = n * h * w
+    if npix == 0:
+        return out
+    cg, kg = c // groups, kout // groups
+    grid = lambda meta: (triton.cdiv(npix, meta["BLOCK_P"]), groups * triton.cdiv(kg, meta["BLOCK_N"]))
+    _gconv1x1_kernel[grid](
+        x, weight, bias if bias is not None else weight, out,
+        npix, h * w, c, cg, kout, kg, groups, shuffle_in or 1, shuffle_out or 1,
+        x.stride(0), x.stride(1), pix_stride(x), out.stride(0), out.stride(1), pix_stride(out),
+        HAS_BIAS=bias is not None, HAS_SHUF_IN=bool(shuffle_in) and shuffle_in > 1,
+        HAS_SHUF_OUT=bool(shuffle_out) and shuffle_out > 1, ACT=act_code(act),
+        DOT_FP32=dot_fp32(x.dtype), PREC=dot_precision(x.dtype, x.device))
+    return out
+
+
+def forward(x: Tensor, weight: Tensor, bias: Optional[Tensor], groups: int, shuffle_in: int,
+            shuffle_out: int, act: str) -> Tensor:
+    """x: (N, C, H, W), weight: (K, C/groups, 1, 1), bias: (K,) or None -> (N, K, H, W) in x's
+    memory format and dtype. shuffle_in / shuffle_out: 0 = no shuffle."""
+    out = empty_like_format(x, (x.shape[0], weight.shape[0], x.shape[2], x.shape[3]))
+    return launch(x, weight, bias, out, groups, shuffle_in, shuffle_out, act)
