@@ -110,7 +110,7 @@ def shufflenet_v1_unit(x: Tensor, w1: Tensor, b1: Optional[Tensor], dw_weight: T
     check_param("dw_bias", dw_bias, x, (m,), optional=True)
     kout = check_pw_weight("w2", w2, x, m, groups)
     check_param("b2", b2, x, (kout,), optional=True)
-    if stride not in (1, 2):
+    if check_int("stride", stride) not in (1, 2):
         raise ValueError(f"stride must be 1 or 2, got {stride!r}")
     if stride == 1 and kout != c:
         raise ValueError(f"stride 1 adds x: w2's {kout} output channels must equal x's {c}")

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from fastconv import reference
-from fastconv._common import (check_dw_weight, check_input, check_param, check_pw_weight, check_spatial,
+from fastconv._common import (check_dw_weight, check_input, check_int, check_param, check_pw_weight, check_spatial,
                               conv_out_size, empty_like_format, resolve_backend)
 from fastconv.ops._glue import fake_grads, finish, grads_or_none, kernel_inputs, reference_vjp, triton_module
 
@@ -101,7 +101,7 @@ def shufflenet_v2_unit(x: Tensor, branch2: Sequence[Optional[Tensor]],
     with branch2(z) = relu(pw2(dw3x3(relu(pw1(z)), stride))) and branch1(z) = relu(pw(dw3x3(z, 2))).
     """
     check_input("x", x)
-    if stride not in (1, 2):
+    if check_int("stride", stride) not in (1, 2):
         raise ValueError(f"stride must be 1 or 2, got {stride!r}")
     c = x.shape[1]
     if not isinstance(branch2, (tuple, list)) or len(branch2) != 6:

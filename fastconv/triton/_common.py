@@ -7,17 +7,18 @@ from fastconv._common import ACTS, triton_interpreting
 
 @triton.jit
 def apply_act(v, ACT: tl.constexpr):
-    """v: fp32 block. ACT is a compile-time code, so every branch but one is removed."""
+    """v: fp32 block. ACT is a compile-time code, so every branch but one is removed.
+    Clamps propagate NaN like torch.relu / F.relu6 do (tl.maximum drops NaN by default)."""
     if ACT == 1:
-        v = tl.maximum(v, 0.0)
+        v = tl.maximum(v, 0.0, propagate_nan=tl.PropagateNan.ALL)
     elif ACT == 2:
-        v = tl.minimum(tl.maximum(v, 0.0), 6.0)
+        v = tl.minimum(tl.maximum(v, 0.0, propagate_nan=tl.PropagateNan.ALL), 6.0, propagate_nan=tl.PropagateNan.ALL)
     elif ACT == 3:
-        v = v * tl.minimum(tl.maximum(v + 3.0, 0.0), 6.0) / 6.0
+        v = v * tl.minimum(tl.maximum(v + 3.0, 0.0, propagate_nan=tl.PropagateNan.ALL), 6.0, propagate_nan=tl.PropagateNan.ALL) / 6.0
     elif ACT == 4:
         v = v / (1.0 + tl.exp(-v))
     elif ACT == 5:
-        v = tl.minimum(tl.maximum(v + 3.0, 0.0), 6.0) / 6.0
+        v = tl.minimum(tl.maximum(v + 3.0, 0.0, propagate_nan=tl.PropagateNan.ALL), 6.0, propagate_nan=tl.PropagateNan.ALL) / 6.0
     elif ACT == 6:
         v = 1.0 / (1.0 + tl.exp(-v))
     return v

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from fastconv._common import conv_out_size, empty_like_format, triton_interpreting
 from fastconv.triton import group_conv1x1
+from fastconv.triton._common import apply_act
 from fastconv.triton.group_conv1x1 import dot_fp32, dot_precision
 
 EXTRA_NONE, EXTRA_AVGPOOL, EXTRA_PASSTHROUGH = 0, 1, 2
@@ -70,7 +71,7 @@ def _extra_tile(x_ptr, out_ptr, q, n, oh, ow, mask_p, H, W, CX, stride,
                 ok = row_ok & (iw >= 0) & (iw < W)
                 ptrs = x_base[:, None] + (ih * sxh + iw * sxw)[:, None] + c64[None, :] * sxc
                 s += tl.load(ptrs, mask=ok[:, None] & mask_c[None, :], other=0.0).to(tl.float32)
-        v = tl.maximum(s / 9.0, 0.0)
+        v = apply_act(s / 9.0, 1)
         oc = c64
     else:
         v = tl.load(x_base[:, None] + (oh * sxh + ow * sxw)[:, None] + c64[None, :] * sxc, mask=mask)
@@ -149,7 +150,7 @@ def _dw_gpw_kernel(h_ptr, dww_ptr, dwb_ptr, w_ptr, b_ptr, x_ptr, out_ptr,
             r_ptrs = x_ptr + (n * sxn + oh * sxh + ow * sxw)[:, None] + k64[None, :] * sxc
             acc += tl.load(r_ptrs, mask=mask, other=0.0).to(tl.float32)
         if RELU:
-            acc = tl.maximum(acc, 0.0)
+            acc = apply_act(acc, 1)
         oc = k64 * OUT_MUL + OUT_OFF
         o_ptrs = out_ptr + (n * son + oh * soh + ow * sow)[:, None] + oc[None, :] * soc
         tl.store(o_ptrs, acc.to(dt), mask=mask)

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from fastconv._common import conv_out_size, empty_like_format, triton_interpreting
 from fastconv.triton import group_conv1x1
+from fastconv.triton._common import apply_act
 from fastconv.triton.group_conv1x1 import dot_fp32, dot_precision
 from fastconv.triton.shufflenet_v1_unit import EXTRA_NONE, EXTRA_PASSTHROUGH, _extra_tile, launch_dw_gpw
 
@@ -118,8 +119,10 @@ def _pw_dw_pw_kernel(z_ptr, w1_ptr, b1_ptr, dww_ptr, dwb_ptr, w2_ptr, b2_ptr, x_
                         pre = tl.dot(a, b, pre, input_precision=PREC)
                     if HAS_B1:
                         pre += tl.load(b1_ptr + hc, mask=mask_h, other=0.0).to(tl.float32)[None, :]
-                    # the dw conv zero-pads the *hidden* tensor: relu(b1) must not leak in
-                    pre = tl.where(ok[:, None], tl.maximum(pre, 0.0), 0.0)
+                    # the dw conv zero-pads the *hidden* tensor: relu(b1) must not leak in; padded
+                    # hidden lanes are zeroed too, else an Inf in x makes Inf*0 = NaN there, which
+                    # the pw2 dot would spread to every output channel
+                    pre = tl.where(ok[:, None] & mask_h[None, :], apply_act(pre, 1), 0.0)
                     wv = tl.load(dww_ptr + hc * 9 + (kh * 3 + kw), mask=mask_h, other=0.0)
                     dw += pre * wv.to(tl.float32)[None, :]
             if HAS_DWB:
@@ -135,7 +138,7 @@ def _pw_dw_pw_kernel(z_ptr, w1_ptr, b1_ptr, dww_ptr, dwb_ptr, w2_ptr, b2_ptr, x_
 
         if HAS_B2:
             acc += tl.load(b2_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-        acc = tl.maximum(acc, 0.0)
+        acc = apply_act(acc, 1)
         oc = offs_n.to(tl.int64) * OUT_MUL + OUT_OFF
         o_ptrs = out_ptr + (n * son + oh * soh + ow * sow)[:, None] + oc[None, :] * soc
         tl.store(o_ptrs, acc.to(dt), mask=mask_p[:, None] & mask_n[None, :])
