@@ -4,7 +4,7 @@ import torch
 
 import fastconv
 from fastconv import _common
-from helpers import DEVICE, HAS_CUDA, INTERPRET, conv_weight, rand
+from helpers import HAS_CUDA, INTERPRET, conv_weight, rand
 
 
 def _block_inputs():

@@ -5,7 +5,7 @@ from torch.library import opcheck
 
 import fastconv
 from fastconv import reference
-from helpers import (DEVICE, DTYPES, FORMATS, OPCHECK_UTILS, assert_grads_match, assert_matches_reference,
+from helpers import (DTYPES, FORMATS, OPCHECK_UTILS, assert_grads_match, assert_matches_reference,
                      assert_same_format, backend_params, conv_weight, gradcheck64, rand, small_or_real, to_format)
 
 # (N, C, H, W, M (bottleneck), K (gconv2 out), groups, first_groups, stride, bias)

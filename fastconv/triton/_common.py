@@ -1,4 +1,5 @@
 """Helpers shared by the Triton kernels: activation codes (same numbers as fastconv._common.ACTS)."""
+import torch
 import triton
 import triton.language as tl
 
@@ -30,5 +31,17 @@ def act_code(act: str) -> int:
 
 def dot_dtype_ok(dtype) -> bool:
     """bf16 tl.dot is wrong in the interpreter (triton#11584): launchers upcast to fp32 there."""
-    import torch
     return not (triton_interpreting() and dtype == torch.bfloat16)
+
+
+def dot_precision(dtype: torch.dtype, device: torch.device) -> str:
+    """fp32 matmuls use TF32 only where PyTorch's own convs would (cudnn.allow_tf32)."""
+    if dtype == torch.float32 and not (device.type == "cuda" and torch.backends.cudnn.allow_tf32):
+        return "ieee"
+    return "tf32"  # triton's default; only meaningful for fp32 operands
+
+
+def dot_fp32(dtype: torch.dtype) -> bool:
+    """Upcast tl.dot operands to fp32 (the interpreter's bf16 dot is wrong, triton#11584)."""
+    return not dot_dtype_ok(dtype)
+

@@ -13,25 +13,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
 from fastconv._common import empty_like_format, triton_interpreting
-from fastconv.triton._common import act_code, apply_act, dot_dtype_ok
-
-
-def dot_precision(dtype: torch.dtype, device: torch.device) -> str:
-    """fp32 matmuls use TF32 only where PyTorch's own convs would (cudnn.allow_tf32)."""
-    if dtype == torch.float32 and not (device.type == "cuda" and torch.backends.cudnn.allow_tf32):
-        return "ieee"
-    return "tf32"  # triton's default; only meaningful for fp32 operands
-
-
-def dot_fp32(dtype: torch.dtype) -> bool:
-    """Upcast tl.dot operands to fp32 (the interpreter's bf16 dot is wrong, triton#11584)."""
-    return not dot_dtype_ok(dtype)
+from fastconv.triton._common import act_code, apply_act, dot_fp32, dot_precision
 
 
 def pix_stride(t: Tensor) -> int:

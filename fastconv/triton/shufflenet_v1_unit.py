@@ -31,8 +31,7 @@ from torch import Tensor
 
 from fastconv._common import conv_out_size, empty_like_format, triton_interpreting
 from fastconv.triton import group_conv1x1
-from fastconv.triton._common import apply_act
-from fastconv.triton.group_conv1x1 import dot_fp32, dot_precision
+from fastconv.triton._common import apply_act, dot_fp32, dot_precision
 
 EXTRA_NONE, EXTRA_AVGPOOL, EXTRA_PASSTHROUGH = 0, 1, 2
 

@@ -34,8 +34,7 @@ from torch import Tensor
 
 from fastconv._common import conv_out_size, empty_like_format, triton_interpreting
 from fastconv.triton import group_conv1x1
-from fastconv.triton._common import apply_act
-from fastconv.triton.group_conv1x1 import dot_fp32, dot_precision
+from fastconv.triton._common import apply_act, dot_fp32, dot_precision
 from fastconv.triton.shufflenet_v1_unit import EXTRA_NONE, EXTRA_PASSTHROUGH, _extra_tile, launch_dw_gpw
 
 # Fused (recompute) vs two-kernel branch2. Estimated from an H100 roofline (~3 TB/s, fp16 tensor

@@ -1,0 +1,137 @@
+"""Triton backend of fastconv.dwpw_conv2d: depthwise k x k -> act -> 1x1 -> act (+ residual), one kernel.
+
+Fusion: every program owns BLOCK_P output pixels (flattened over N*H'*W') and BLOCK_K output
+channels. It walks the input channels BLOCK_C at a time; for each chunk it evaluates the k x k
+depthwise conv of those channels at its pixels in fp32 registers, adds dw_bias, applies dw_act,
+rounds to the input dtype (as the unfused composition stores it) and hands that tile straight to
+``tl.dot`` as the A operand of the pointwise conv. The depthwise output never reaches global
+memory; pw_bias, pw_act and the residual are applied in the epilogue.
+
+Bytes moved (ideal caching): x read once per K tile (taps of neighbouring pixels hit in L1/L2),
+pw_weight once per pixel tile, out written once, residual read once. The unfused composition also
+writes and re-reads the (N, C, H', W') depthwise output. When K > BLOCK_K the depthwise result is
+recomputed per K tile: k*k*C FMAs per pixel, small next to the C*BLOCK_K of the matmul it feeds.
+
+Addressing goes through strides, so NCHW- and NHWC-contiguous x both work; the output is
+allocated in x's memory format.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from fastconv._common import empty_like_format, triton_interpreting
+from fastconv.triton._common import act_code, apply_act, dot_fp32, dot_precision
+
+
+def _configs():
+    if triton_interpreting():
+        # The interpreter cannot benchmark (no driver): exactly one config, large blocks so that
+        # the number of programs x loop steps (its cost) stays small.
+        return [triton.Config({"BLOCK_P": 128, "BLOCK_C": 32, "BLOCK_K": 32}, num_warps=4)]
+    return [
+        # num_stages=1: the only loads worth pipelining are the k*k tap tiles, and staging them
+        # in shared memory costs k*k x stages tiles (over 200 KB for fp32); occupancy hides latency.
+        triton.Config({"BLOCK_P": bp, "BLOCK_C": bc, "BLOCK_K": bk}, num_warps=w, num_stages=1)
+        for bp, bc, bk, w in [(32, 32, 64, 4), (64, 32, 64, 4), (128, 32, 64, 4), (64, 64, 128, 4),
+                              (128, 32, 128, 8)]
+    ]
+
+
+# Kernel: grid (cdiv(N*H'*W', BLOCK_P), cdiv(K, BLOCK_K)). Tile = BLOCK_P output pixels x BLOCK_K
+# output channels; reduction over C in BLOCK_C chunks. Fuses dw conv + dw_bias + dw_act (in
+# registers, A operand of tl.dot) -> 1x1 conv -> pw_bias + pw_act + residual (epilogue).
+@triton.autotune(configs=_configs(), key=["NPIX", "C", "K", "KS", "stride", "dilation"])
+@triton.jit
+def _dwpw_kernel(x_ptr, dww_ptr, pww_ptr, dwb_ptr, pwb_ptr, res_ptr, out_ptr,
+                 NPIX, C, H, W, K, HO, WO,
+                 sxn, sxc, sxh, sxw, son, soc, soh, sow, srn, src, srh, srw,
+                 stride, padding, dilation,
+                 KS: tl.constexpr, HAS_DWB: tl.constexpr, HAS_PWB: tl.constexpr, HAS_RES: tl.constexpr,
+                 DW_ACT: tl.constexpr, PW_ACT: tl.constexpr, DOT_FP32: tl.constexpr,
+                 PREC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+                 BLOCK_K: tl.constexpr):
+    pid_p = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    dt = out_ptr.dtype.element_ty
+
+    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    mask_p = offs_p < NPIX
+    n = offs_p // (HO * WO)
+    rem = offs_p % (HO * WO)
+    oh = rem // WO
+    ow = rem % WO
+    ih0 = oh * stride - padding
+    iw0 = ow * stride - padding
+    x_pix = x_ptr + n.to(tl.int64) * sxn  # per-pixel image base, int64 for large batches
+
+    offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    mask_k = offs_k < K
+
+    acc = tl.zeros([BLOCK_P, BLOCK_K], dtype=tl.float32)
+    for c0 in range(0, C, BLOCK_C):
+        offs_c = c0 + tl.arange(0, BLOCK_C)
+        mask_c = offs_c < C
+        dw = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
+        for kh in range(KS):  # a loop, not unrolled: k*k unrolled taps make 7x7 compile for minutes
+            ih = ih0 + kh * dilation
+            row_ok = mask_p & (ih >= 0) & (ih < H)
+            for kw in tl.static_range(KS):
+                iw = iw0 + kw * dilation
+                ok = row_ok & (iw >= 0) & (iw < W)
+                ptrs = x_pix[:, None] + (ih * sxh + iw * sxw)[:, None] + offs_c[None, :] * sxc
+                v = tl.load(ptrs, mask=ok[:, None] & mask_c[None, :], other=0.0).to(tl.float32)
+                wv = tl.load(dww_ptr + offs_c * (KS * KS) + (kh * KS + kw), mask=mask_c, other=0.0)
+                dw += v * wv.to(tl.float32)[None, :]
+        if HAS_DWB:
+            dw += tl.load(dwb_ptr + offs_c, mask=mask_c, other=0.0).to(tl.float32)[None, :]
+        # every block act maps 0 -> 0, so padded channels stay exactly zero
+        a = apply_act(dw, DW_ACT).to(dt)
+        # pw_weight (K, C): B[c, k] = w[k, c]
+        b = tl.load(pww_ptr + offs_k[None, :] * C + offs_c[:, None],
+                    mask=mask_c[:, None] & mask_k[None, :], other=0.0)
+        if DOT_FP32:
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        acc = tl.dot(a, b, acc, input_precision=PREC)
+
+    if HAS_PWB:
+        acc += tl.load(pwb_ptr + offs_k, mask=mask_k, other=0.0).to(tl.float32)[None, :]
+    acc = apply_act(acc, PW_ACT)
+    mask = mask_p[:, None] & mask_k[None, :]
+    n64 = n.to(tl.int64)
+    if HAS_RES:
+        r_ptrs = res_ptr + (n64 * srn + oh * srh + ow * srw)[:, None] + offs_k[None, :] * src
+        acc += tl.load(r_ptrs, mask=mask, other=0.0).to(tl.float32)
+    o_ptrs = out_ptr + (n64 * son + oh * soh + ow * sow)[:, None] + offs_k[None, :] * soc
+    tl.store(o_ptrs, acc.to(dt), mask=mask)
+
+
+def forward(x: Tensor, dw_weight: Tensor, pw_weight: Tensor, dw_bias: Optional[Tensor],
+            pw_bias: Optional[Tensor], residual: Optional[Tensor], stride: int, padding: int,
+            dilation: int, dw_act: str, pw_act: str) -> Tensor:
+    """x: (N, C, H, W), dw_weight: (C, 1, k, k), pw_weight: (K, C, 1, 1), residual: (N, K, H', W')
+    or None -> (N, K, H', W') in x's memory format and dtype."""
+    n, c, h, w = x.shape
+    ks = dw_weight.shape[-1]
+    kout = pw_weight.shape[0]
+    ho = (h + 2 * padding - dilation * (ks - 1) - 1) // stride + 1
+    wo = (w + 2 * padding - dilation * (ks - 1) - 1) // stride + 1
+    out = empty_like_format(x, (n, kout, ho, wo))
+    npix = n * ho * wo
+    if npix == 0:
+        return out
+    res = residual if residual is not None else out  # dummy pointer, never read
+    grid = lambda meta: (triton.cdiv(npix, meta["BLOCK_P"]), triton.cdiv(kout, meta["BLOCK_K"]))
+    _dwpw_kernel[grid](
+        x, dw_weight, pw_weight, dw_bias if dw_bias is not None else dw_weight,
+        pw_bias if pw_bias is not None else pw_weight, res, out,
+        npix, c, h, w, kout, ho, wo, *x.stride(), *out.stride(), *res.stride(),
+        stride, padding, dilation,
+        KS=ks, HAS_DWB=dw_bias is not None, HAS_PWB=pw_bias is not None,
+        HAS_RES=residual is not None, DW_ACT=act_code(dw_act), PW_ACT=act_code(pw_act),
+        DOT_FP32=dot_fp32(x.dtype), PREC=dot_precision(x.dtype, x.device))
+    return out
