@@ -1,0 +1,92 @@
+// fastconv::dwpw_conv2d_cuda: host launcher for the fused depthwise -> pointwise kernel
+// (dwpw_conv2d.cuh; per-dtype instantiations in dwpw_conv2d_{fp32,fp16,bf16}.cu).
+//
+// x arrives NCHW- or NHWC-contiguous; the kernel reads both natively through strides (no
+// conversion copy) and the output is allocated in x's memory format.
+//
+// ptxas (CUDA 13.0, scripts/nvcc_check.sh), registers/thread, 0 bytes spilled in every variant,
+// 256 threads, __launch_bounds__(256, 2):
+//   sm_90  BN=64: fp16 80-90, bf16 80-96, fp32 80-96 | BN=128: fp16 96-106, bf16 104-110, fp32 96-108
+//   sm_80  BN=64: 72-96                              | BN=128: 86-96
+#include "common.h"
+#include "dwpw_conv2d/dwpw_conv2d.h"
+
+namespace fastconv {
+
+extern template void launch_dwpw_conv2d<float>(const DwpwParams&, cudaStream_t);
+extern template void launch_dwpw_conv2d<__half>(const DwpwParams&, cudaStream_t);
+extern template void launch_dwpw_conv2d<__nv_bfloat16>(const DwpwParams&, cudaStream_t);
+
+namespace {
+
+// A functor rather than a templated lambda so the file also builds as C++17 (older torch).
+struct Launch {
+  const DwpwParams& p;
+  template <typename T> void operator()() const { launch_dwpw_conv2d<T>(p, stream()); }
+};
+
+void fill_strides(int64_t* dst, const at::Tensor& t) {
+  for (int i = 0; i < 4; ++i) dst[i] = t.stride(i);
+}
+
+at::Tensor dwpw_conv2d_cuda(const at::Tensor& x, const at::Tensor& dw_weight, const at::Tensor& pw_weight,
+                            const std::optional<at::Tensor>& dw_bias, const std::optional<at::Tensor>& pw_bias,
+                            const std::optional<at::Tensor>& residual, int64_t stride, int64_t padding,
+                            int64_t dilation, int64_t dw_act, int64_t pw_act) {
+  check_cuda(x, "x");
+  c10::cuda::CUDAGuard guard(x.device());
+  TORCH_CHECK(x.dim() == 4 && dw_weight.dim() == 4 && pw_weight.dim() == 4, "dwpw_conv2d_cuda: 4-D tensors expected");
+  const bool nhwc = is_nhwc(x);
+  TORCH_CHECK(nhwc || x.is_contiguous(), "dwpw_conv2d_cuda: x must be NCHW- or NHWC-contiguous");
+  TORCH_CHECK(dw_weight.is_contiguous() && pw_weight.is_contiguous(), "dwpw_conv2d_cuda: weights must be contiguous");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t k = dw_weight.size(-1), K = pw_weight.size(0);
+  TORCH_CHECK(dw_weight.size(0) == C && k % 2 == 1 && pw_weight.size(1) == C, "dwpw_conv2d_cuda: weight shapes");
+  TORCH_CHECK(stride >= 1 && dilation >= 1 && padding >= 0, "dwpw_conv2d_cuda: bad stride/padding/dilation");
+  const int64_t Ho = (H + 2 * padding - dilation * (k - 1) - 1) / stride + 1;
+  const int64_t Wo = (W + 2 * padding - dilation * (k - 1) - 1) / stride + 1;
+  TORCH_CHECK(Ho >= 1 && Wo >= 1, "dwpw_conv2d_cuda: empty output");
+  // Pixel and spatial indices are 32-bit inside the kernel; element offsets are 64-bit.
+  TORCH_CHECK(N * Ho * Wo < (int64_t(1) << 31) - 64 && H * W < (int64_t(1) << 31) && C < (1 << 30) && K < (1 << 30),
+              "dwpw_conv2d_cuda: tensor too large for 32-bit pixel indexing");
+  TORCH_CHECK(padding < (1 << 20) && dilation < (1 << 20) && stride < (1 << 20) && k < 256,
+              "dwpw_conv2d_cuda: stride/padding/dilation/kernel size out of range");
+
+  at::Tensor out = at::empty({N, K, Ho, Wo}, x.options().memory_format(nhwc ? at::MemoryFormat::ChannelsLast
+                                                                              : at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out;
+  for (auto* t : {&dw_bias, &pw_bias, &residual})
+    if (t->has_value()) {
+      check_cuda(**t, "bias/residual");
+      TORCH_CHECK((*t)->scalar_type() == x.scalar_type(), "dwpw_conv2d_cuda: dtype mismatch");
+    }
+  if (dw_bias) TORCH_CHECK(dw_bias->numel() == C && dw_bias->is_contiguous(), "dwpw_conv2d_cuda: dw_bias shape");
+  if (pw_bias) TORCH_CHECK(pw_bias->numel() == K && pw_bias->is_contiguous(), "dwpw_conv2d_cuda: pw_bias shape");
+  if (residual)
+    TORCH_CHECK(residual->sizes() == out.sizes(), "dwpw_conv2d_cuda: residual must have the output's shape");
+
+  DwpwParams p{};
+  p.x = x.data_ptr();
+  p.dw_w = dw_weight.data_ptr();
+  p.pw_w = pw_weight.data_ptr();
+  p.dw_b = opt_ptr(dw_bias);
+  p.pw_b = opt_ptr(pw_bias);
+  p.res = opt_ptr(residual);
+  p.out = out.data_ptr();
+  p.N = int(N); p.C = int(C); p.H = int(H); p.W = int(W); p.K = int(K); p.Ho = int(Ho); p.Wo = int(Wo);
+  p.k = int(k); p.stride = int(stride); p.pad = int(padding); p.dil = int(dilation);
+  p.dw_act = int(dw_act); p.pw_act = int(pw_act);
+  p.M = int(N * Ho * Wo);
+  fill_strides(p.xs, x);
+  fill_strides(p.os, out);
+  if (residual) fill_strides(p.rs, *residual);
+  p.nhwc = nhwc;
+  dispatch_dtype(x.scalar_type(), "dwpw_conv2d_cuda", Launch{p});
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastconv, CUDA, m) { m.impl("dwpw_conv2d_cuda", &dwpw_conv2d_cuda); }
+
+}  // namespace fastconv

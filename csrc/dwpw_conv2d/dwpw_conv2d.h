@@ -1,0 +1,28 @@
+// Host-visible parameters of the fused depthwise -> pointwise kernel (see dwpw_conv2d.cuh).
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+namespace fastconv {
+
+struct DwpwParams {
+  const void* x;       // (N, C, H, W), strides xs (NCHW or NHWC)
+  const void* dw_w;    // (C, 1, k, k) contiguous
+  const void* pw_w;    // (K, C, 1, 1) contiguous
+  const void* dw_b;    // (C,) or nullptr
+  const void* pw_b;    // (K,) or nullptr
+  const void* res;     // (N, K, Ho, Wo) strides rs, or nullptr
+  void* out;           // (N, K, Ho, Wo) strides os
+  int N, C, H, W, K, Ho, Wo;
+  int k, stride, pad, dil, dw_act, pw_act;
+  int M;               // N * Ho * Wo output pixels (checked < 2^31 by the launcher)
+  int64_t xs[4], rs[4], os[4];  // element strides in (n, c, h, w) order
+  bool nhwc;           // x is channels_last: pick the channel-fastest thread mapping
+};
+
+// Launches the kernel for element type T (float, __half, __nv_bfloat16) on `stream`.
+template <typename T> void launch_dwpw_conv2d(const DwpwParams& p, cudaStream_t stream);
+
+}  // namespace fastconv

@@ -1,0 +1,51 @@
+// Host emulation of the CUDA features the fastconv kernels use: one std::thread per CUDA thread,
+// std::barrier for __syncthreads, per-warp barriers for shuffles.
+#pragma once
+#include <barrier>
+#include <cassert>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <thread>
+#include <vector>
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__
+#define __align__(n) __attribute__((aligned(n)))
+struct Dim3 { unsigned x = 0, y = 0, z = 0; };
+inline thread_local Dim3 threadIdx, blockIdx;
+inline std::barrier<>* g_block_bar = nullptr;
+inline std::barrier<>* g_warp_bar[64];
+inline float g_warp_buf[64][32];
+inline void __syncthreads() { g_block_bar->arrive_and_wait(); }
+inline float __shfl_xor_sync(unsigned, float v, int o) {
+  int w = threadIdx.x / 32, l = threadIdx.x % 32;
+  g_warp_bar[w]->arrive_and_wait();
+  g_warp_buf[w][l] = v;
+  g_warp_bar[w]->arrive_and_wait();
+  float r = g_warp_buf[w][l ^ o];
+  return r;
+}
+inline float __expf(float v) { return expf(v); }
+struct __half { _Float16 h; };
+struct __nv_bfloat16 { uint16_t b; };
+inline float bf2f(__nv_bfloat16 v) { uint32_t u = uint32_t(v.b) << 16; float f; memcpy(&f, &u, 4); return f; }
+inline __nv_bfloat16 f2bf(float f) { uint32_t u; memcpy(&u, &f, 4); u += 0x7fff + ((u >> 16) & 1); return {uint16_t(u >> 16)}; }
+// run `kernel()` for every block of a 1-D grid with nthreads threads
+inline void emu_launch(int blocks, int nthreads, const std::function<void()>& kernel) {
+  std::barrier<> bar(nthreads);
+  std::vector<std::unique_ptr<std::barrier<>>> wb;
+  for (int w = 0; w < nthreads / 32; ++w) { wb.emplace_back(new std::barrier<>(32)); g_warp_bar[w] = wb.back().get(); }
+  g_block_bar = &bar;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < nthreads; ++t)
+    ts.emplace_back([&, t] {
+      threadIdx.x = t;
+      for (int b = 0; b < blocks; ++b) { blockIdx.x = b; kernel(); bar.arrive_and_wait(); }
+    });
+  for (auto& t : ts) t.join();
+}

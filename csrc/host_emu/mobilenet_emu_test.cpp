@@ -1,0 +1,232 @@
+// Host emulation test of the dwpw_conv2d / inverted_residual CUDA kernels against double-precision
+// references, for machines without a GPU. Each CUDA thread is a std::thread, __syncthreads a
+// std::barrier, wmma an exact per-warp 16x16 emulation (the headers in this folder stand in for
+// common.h, mma.h and cuda_runtime.h). ASan catches out-of-bounds global accesses, a canary after
+// the dynamic shared-memory layout catches shared overflows, TSan catches missing barriers.
+// Not part of the extension build (setup.py compiles csrc/*.cpp and csrc/**/*.cu only). Run from
+// the repository root:
+//   g++ -std=c++20 -O1 -g -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
+//       csrc/host_emu/mobilenet_emu_test.cpp -o /tmp/emu_test -pthread && /tmp/emu_test [di] [fhb]
+//   (-fsanitize=thread instead for the race check; args: d=dwpw, i=inverted residual; f/h/b dtypes)
+// The launch-side logic (tile/BN choice, smem checks) lives in the .cu/.cuh launchers and is not
+// covered here; this harness mirrors it by hand.
+#include "common.h"
+#include "dwpw_conv2d/dwpw_conv2d_kernel.cuh"
+#include "inverted_residual/inverted_residual_kernel.cuh"
+#include <cstdio>
+#include <random>
+#include <string>
+
+namespace fastconv { namespace dwpw { alignas(128) unsigned char smem[1 << 20]; }
+namespace ir { alignas(128) unsigned char smem[1 << 20]; alignas(16) float sm[1 << 16]; } }
+using namespace fastconv;
+
+static std::mt19937 rng(123);
+static double act_d(double v, int a) { return apply_act(float(v), a); }  // fine for test purposes
+
+struct Tns {  // logical (n, c, h, w) with strides
+  int d[4]; int64_t s[4]; std::vector<double> v;  // v: values already rounded to T
+  double& at(int n, int c, int h, int w) { return v[n * s[0] + c * s[1] + h * s[2] + w * s[3]]; }
+};
+static Tns make(int n, int c, int h, int w, bool nhwc, double scale) {
+  Tns t{{n, c, h, w}, {}, {}};
+  if (nhwc) { t.s[1] = 1; t.s[3] = c; t.s[2] = int64_t(w) * c; t.s[0] = int64_t(h) * w * c; }
+  else { t.s[3] = 1; t.s[2] = w; t.s[1] = int64_t(h) * w; t.s[0] = int64_t(c) * h * w; }
+  t.v.resize(size_t(n) * c * h * w);
+  std::normal_distribution<double> nd(0, scale);
+  for (auto& e : t.v) e = nd(rng);
+  return t;
+}
+template <typename T> static std::vector<T> dev(std::vector<double>& v) {  // round values to T in place
+  std::vector<T> o(v.size());
+  for (size_t i = 0; i < v.size(); ++i) { o[i] = from_float<T>(float(v[i])); v[i] = to_float(o[i]); }
+  return o;
+}
+static std::vector<double> rvec(size_t n, double scale) {
+  std::normal_distribution<double> nd(0, scale); std::vector<double> v(n); for (auto& e : v) e = nd(rng); return v;
+}
+template <typename T> static double tol() { return std::is_same<T, float>::value ? 2e-4 : std::is_same<T, __half>::value ? 1.5e-2 : 6e-2; }
+static int fails = 0;
+static void smem_fill(unsigned char* s, size_t bytes) { memset(s + bytes, 0xAB, 65536); }
+static bool smem_ok(unsigned char* s, size_t bytes) { for (int i = 0; i < 65536; ++i) if (s[bytes + i] != 0xAB) return false; return true; }
+template <typename T> static void report(const char* what, const std::string& cfg, Tns& ref, const std::vector<T>& out, bool smok) {
+  double mx = 1, err = 0;
+  for (double e : ref.v) mx = std::max(mx, std::fabs(e));
+  for (size_t i = 0; i < ref.v.size(); ++i) { double d = std::fabs(to_float(out[i]) - ref.v[i]); if (!(d <= err)) err = std::isnan(d) ? 1e30 : std::max(err, d); }
+  bool ok = err <= tol<T>() * mx && smok;
+  if (!ok) ++fails;
+  printf("%s %-5s %s %s err=%.3g (max|ref| %.3g)%s\n", ok ? "PASS" : "FAIL", what, cfg.c_str(),
+         std::is_same<T, float>::value ? "f32" : std::is_same<T, __half>::value ? "f16" : "bf16", err, mx, smok ? "" : " SMEM OVERFLOW");
+}
+
+template <typename T>
+static void test_dwpw(int N, int C, int H, int W, int K, int k, int stride, int dil, int pad, int a1, int a2, bool bias, bool res, bool nhwc) {
+  Tns x = make(N, C, H, W, nhwc, 1.0);
+  auto xd = dev<T>(x.v);
+  auto dw = rvec(size_t(C) * k * k, 1.0 / k); auto dwd = dev<T>(dw);
+  auto pw = rvec(size_t(K) * C, 1.0 / std::sqrt(C)); auto pwd = dev<T>(pw);
+  auto b1 = rvec(C, 0.1); auto b1d = dev<T>(b1);
+  auto b2 = rvec(K, 0.1); auto b2d = dev<T>(b2);
+  int Ho = (H + 2 * pad - dil * (k - 1) - 1) / stride + 1, Wo = (W + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+  Tns r = make(N, K, Ho, Wo, nhwc, 1.0); auto rd = dev<T>(r.v);
+  Tns ref = make(N, K, Ho, Wo, nhwc, 0);
+  std::vector<double> y(C);
+  for (int n = 0; n < N; ++n) for (int ho = 0; ho < Ho; ++ho) for (int wo = 0; wo < Wo; ++wo) {
+    for (int c = 0; c < C; ++c) {
+      double s = bias ? b1[c] : 0;
+      for (int ky = 0; ky < k; ++ky) for (int kx = 0; kx < k; ++kx) {
+        int hi = ho * stride - pad + ky * dil, wi = wo * stride - pad + kx * dil;
+        if (hi >= 0 && hi < H && wi >= 0 && wi < W) s += x.at(n, c, hi, wi) * dw[c * k * k + ky * k + kx];
+      }
+      y[c] = act_d(s, a1);
+    }
+    for (int ko = 0; ko < K; ++ko) {
+      double s = bias ? b2[ko] : 0;
+      for (int c = 0; c < C; ++c) s += y[c] * pw[size_t(ko) * C + c];
+      s = act_d(s, a2);
+      if (res) s += r.at(n, ko, ho, wo);
+      ref.at(n, ko, ho, wo) = s;
+    }
+  }
+  std::vector<T> out(ref.v.size(), from_float<T>(NAN));
+  DwpwParams p{};
+  p.x = xd.data(); p.dw_w = dwd.data(); p.pw_w = pwd.data(); p.dw_b = bias ? b1d.data() : nullptr;
+  p.pw_b = bias ? b2d.data() : nullptr; p.res = res ? rd.data() : nullptr; p.out = out.data();
+  p.N = N; p.C = C; p.H = H; p.W = W; p.K = K; p.Ho = Ho; p.Wo = Wo; p.k = k; p.stride = stride; p.pad = pad; p.dil = dil;
+  p.dw_act = a1; p.pw_act = a2; p.M = N * Ho * Wo;
+  for (int i = 0; i < 4; ++i) { p.xs[i] = x.s[i]; p.os[i] = ref.s[i]; p.rs[i] = r.s[i]; }
+  p.nhwc = nhwc;
+  size_t bytes;
+  auto run = [&](auto kern, int BN, size_t by) {
+    bytes = by; smem_fill(dwpw::smem, bytes);
+    int blocks = (p.M + 63) / 64 * ((K + BN - 1) / BN);
+    emu_launch(blocks, 256, [&] { kern(p); });
+  };
+#define DW(KS, BN) run(dwpw::dwpw_conv2d_kernel<T, KS, BN>, BN, dwpw::make_layout<T, BN>(k).bytes)
+  if (K <= 64) { if (k == 3) DW(3, 64); else if (k == 5) DW(5, 64); else if (k == 7) DW(7, 64); else DW(0, 64); }
+  else { if (k == 3) DW(3, 128); else if (k == 5) DW(5, 128); else if (k == 7) DW(7, 128); else DW(0, 128); }
+  char cfg[256];
+  snprintf(cfg, sizeof cfg, "N%d C%d %dx%d K%d k%d s%d d%d p%d act%d/%d b%d r%d %s", N, C, H, W, K, k, stride, dil, pad, a1, a2, bias, res, nhwc ? "nhwc" : "nchw");
+  report<T>("dwpw", cfg, ref, out, smem_ok(dwpw::smem, bytes));
+}
+
+static int pick_tile(int d) { if (d <= 8) return d; if (d % 8 == 0) return 8; if (d % 7 == 0) return 7; return 8; }
+
+template <typename T>
+static void test_ir(int N, int C, int H, int W, int E, int K, int k, int stride, int act, bool expand, bool bias, int S, bool residual, bool nhwc, int force_th = 0) {
+  if (!expand) E = C;
+  int pad = k / 2;
+  Tns x = make(N, C, H, W, nhwc, 1.0); auto xd = dev<T>(x.v);
+  auto we = rvec(size_t(E) * C, 1.0 / std::sqrt(C)); auto wed = dev<T>(we);
+  auto wd = rvec(size_t(E) * k * k, 1.0 / k); auto wdd = dev<T>(wd);
+  auto wp = rvec(size_t(K) * E, 1.0 / std::sqrt(E)); auto wpd = dev<T>(wp);
+  auto be = rvec(E, 0.1), bd = rvec(E, 0.1), bp = rvec(K, 0.1);
+  auto bed = dev<T>(be), bdd = dev<T>(bd), bpd = dev<T>(bp);
+  auto w1 = rvec(size_t(S) * E, 1.0 / std::sqrt(E)), b1 = rvec(S, 0.1), w2 = rvec(size_t(E) * S, 1.0 / std::sqrt(S + 1)), b2 = rvec(E, 0.1);
+  auto w1d = dev<T>(w1), b1d = dev<T>(b1), w2d = dev<T>(w2), b2d = dev<T>(b2);
+  int Ho = (H + 2 * pad - (k - 1) - 1) / stride + 1, Wo = (W + 2 * pad - (k - 1) - 1) / stride + 1;
+  // reference
+  std::vector<double> h(size_t(N) * E * H * W), g(size_t(N) * E * Ho * Wo);
+  for (int n = 0; n < N; ++n) for (int e = 0; e < E; ++e) for (int i = 0; i < H; ++i) for (int j = 0; j < W; ++j) {
+    double s;
+    if (expand) { s = bias ? be[e] : 0; for (int c = 0; c < C; ++c) s += x.at(n, c, i, j) * we[size_t(e) * C + c]; s = act_d(s, act); }
+    else s = x.at(n, e, i, j);
+    h[((size_t(n) * E + e) * H + i) * W + j] = s;
+  }
+  for (int n = 0; n < N; ++n) for (int e = 0; e < E; ++e) for (int ho = 0; ho < Ho; ++ho) for (int wo = 0; wo < Wo; ++wo) {
+    double s = bias ? bd[e] : 0;
+    for (int ky = 0; ky < k; ++ky) for (int kx = 0; kx < k; ++kx) {
+      int hi = ho * stride - pad + ky, wi = wo * stride - pad + kx;
+      if (hi >= 0 && hi < H && wi >= 0 && wi < W) s += h[((size_t(n) * E + e) * H + hi) * W + wi] * wd[e * k * k + ky * k + kx];
+    }
+    g[((size_t(n) * E + e) * Ho + ho) * Wo + wo] = act_d(s, act);
+  }
+  if (S) for (int n = 0; n < N; ++n) {
+    std::vector<double> m(E), z(S);
+    for (int e = 0; e < E; ++e) { double s = 0; for (int i = 0; i < Ho * Wo; ++i) s += g[(size_t(n) * E + e) * Ho * Wo + i]; m[e] = s / (Ho * Wo); }
+    for (int j = 0; j < S; ++j) { double s = bias ? b1[j] : 0; for (int e = 0; e < E; ++e) s += w1[size_t(j) * E + e] * m[e]; z[j] = act_d(s, kRelu); }
+    for (int e = 0; e < E; ++e) { double s = bias ? b2[e] : 0; for (int j = 0; j < S; ++j) s += w2[size_t(e) * S + j] * z[j]; s = act_d(s, kHardsigmoid);
+      for (int i = 0; i < Ho * Wo; ++i) g[(size_t(n) * E + e) * Ho * Wo + i] *= s; }
+  }
+  Tns ref = make(N, K, Ho, Wo, nhwc, 0);
+  for (int n = 0; n < N; ++n) for (int ko = 0; ko < K; ++ko) for (int ho = 0; ho < Ho; ++ho) for (int wo = 0; wo < Wo; ++wo) {
+    double s = bias ? bp[ko] : 0;
+    for (int e = 0; e < E; ++e) s += g[((size_t(n) * E + e) * Ho + ho) * Wo + wo] * wp[size_t(ko) * E + e];
+    if (residual) s += x.at(n, ko, ho, wo);
+    ref.at(n, ko, ho, wo) = s;
+  }
+  std::vector<T> out(ref.v.size(), from_float<T>(NAN));
+  IrParams p{};
+  p.x = xd.data(); p.we = expand ? wed.data() : nullptr; p.wd = wdd.data(); p.wp = wpd.data();
+  p.be = bias && expand ? bed.data() : nullptr; p.bd = bias ? bdd.data() : nullptr; p.bp = bias ? bpd.data() : nullptr;
+  p.out = out.data();
+  p.N = N; p.C = C; p.H = H; p.W = W; p.E = E; p.K = K; p.Ho = Ho; p.Wo = Wo; p.k = k; p.stride = stride; p.pad = pad; p.act = act;
+  p.TH = force_th ? force_th : pick_tile(Ho); p.TW = force_th ? force_th : pick_tile(Wo);
+  p.tiles_h = (Ho + p.TH - 1) / p.TH; p.tiles_w = (Wo + p.TW - 1) / p.TW; p.M = N * Ho * Wo;
+  for (int i = 0; i < 4; ++i) { p.xs[i] = x.s[i]; p.os[i] = ref.s[i]; }
+  p.nhwc = nhwc; p.residual = residual;
+  bool smok = true;
+  int tiles = N * p.tiles_h * p.tiles_w;
+  auto runf = [&](auto kern, int nkb, size_t by) {
+    smem_fill(ir::smem, by);
+    emu_launch(tiles * nkb, 256, [&] { kern(p); });
+    smok = smok && smem_ok(ir::smem, by);
+  };
+#define IRK(KS, KB, SE) runf(ir::ir_fused_kernel<T, KS, KB, SE>, SE ? 1 : (K + KB - 1) / KB, ir::make_layout<T, KB, SE>(k, stride, p.TH, p.TW).bytes)
+#define IRSEL(KB, SE) do { if (k == 3) IRK(3, KB, SE); else if (k == 5) IRK(5, KB, SE); else if (k == 7) IRK(7, KB, SE); else IRK(0, KB, SE); } while (0)
+  std::vector<T> hbuf(size_t(p.M) * E); std::vector<float> partial(size_t(tiles) * E, NAN), gate(size_t(N) * E, NAN);
+  if (!S) { if (K <= 64) IRSEL(64, false); else IRSEL(128, false); }
+  else {
+    p.hbuf = hbuf.data(); p.partial = partial.data(); p.gate = gate.data();
+    IRSEL(32, true);
+    SeParams s{}; s.partial = partial.data(); s.w1 = w1d.data(); s.b1 = bias ? b1d.data() : nullptr; s.w2 = w2d.data();
+    s.b2 = bias ? b2d.data() : nullptr; s.gate = gate.data(); s.N = N; s.E = E; s.S = S; s.tiles = p.tiles_h * p.tiles_w;
+    s.inv_hw = 1.f / (Ho * Wo); s.se_act = kRelu; s.se_gate = kHardsigmoid;
+    emu_launch(N, 256, [&] { ir::se_mlp_kernel<T>(s); });
+    auto runp = [&](auto kern, int KB, size_t by) { smem_fill(ir::smem, by); emu_launch((p.M + 63) / 64 * ((K + KB - 1) / KB), 256, [&] { kern(p); }); smok = smok && smem_ok(ir::smem, by); };
+    if (K <= 64) runp(ir::se_project_kernel<T, 64>, 64, ir::make_proj_layout<T, 64>().bytes);
+    else runp(ir::se_project_kernel<T, 128>, 128, ir::make_proj_layout<T, 128>().bytes);
+  }
+  char cfg[256];
+  snprintf(cfg, sizeof cfg, "N%d C%d %dx%d E%d K%d k%d s%d act%d exp%d b%d S%d res%d tile%dx%d %s", N, C, H, W, E, K, k, stride, act, expand, bias, S, residual, p.TH, p.TW, nhwc ? "nhwc" : "nchw");
+  report<T>("ir", cfg, ref, out, smok);
+}
+
+template <typename T> static void all(bool nhwc, const std::string& which) {
+  if (which.find('d') != std::string::npos) {
+    test_dwpw<T>(2, 8, 9, 9, 16, 3, 1, 1, 1, kRelu, kRelu, true, false, nhwc);
+    test_dwpw<T>(1, 5, 7, 11, 7, 3, 2, 1, 1, kRelu6, kNone, false, false, nhwc);
+    test_dwpw<T>(2, 40, 8, 8, 12, 5, 1, 1, 2, kHardswish, kNone, true, true, nhwc);
+    test_dwpw<T>(1, 6, 9, 7, 130, 7, 2, 1, 3, kSilu, kRelu6, true, false, nhwc);
+    test_dwpw<T>(1, 4, 10, 10, 6, 3, 1, 2, 2, kNone, kHardswish, false, false, nhwc);
+    test_dwpw<T>(3, 3, 1, 1, 4, 3, 1, 1, 1, kRelu, kRelu, true, true, nhwc);
+    test_dwpw<T>(2, 33, 12, 13, 70, 9, 2, 1, 4, kRelu, kNone, true, true, nhwc);  // generic k
+    test_dwpw<T>(1, 4, 8, 8, 4, 5, 1, 1, 0, kNone, kNone, false, false, nhwc);   // padding 0
+    test_dwpw<T>(2, 64, 6, 6, 128, 3, 1, 1, 1, kRelu, kRelu, true, false, nhwc);  // exact chunk/block multiples
+  }
+  if (which.find('i') != std::string::npos) {
+    test_ir<T>(2, 8, 9, 9, 24, 8, 3, 1, kRelu6, true, true, 0, true, nhwc);
+    test_ir<T>(1, 5, 7, 11, 12, 7, 3, 2, kHardswish, true, false, 0, false, nhwc);
+    test_ir<T>(1, 40, 14, 14, 70, 130, 5, 1, kSilu, true, true, 0, false, nhwc);   // C>32, E>64, K>128, 7x7 tiles
+    test_ir<T>(2, 16, 10, 10, 16, 16, 3, 1, kRelu, false, true, 0, true, nhwc);   // no expansion + residual
+    test_ir<T>(1, 6, 11, 9, 20, 10, 7, 2, kRelu6, true, true, 0, false, nhwc);
+    test_ir<T>(2, 8, 9, 10, 72, 8, 3, 1, kHardswish, true, true, 6, true, nhwc);  // SE + residual
+    test_ir<T>(1, 12, 13, 7, 24, 70, 5, 2, kSilu, true, true, 5, false, nhwc);    // SE, K>64
+    test_ir<T>(1, 4, 9, 9, 8, 6, 9, 1, kRelu, true, true, 0, false, nhwc);        // generic k
+    test_ir<T>(1, 4, 9, 9, 8, 6, 3, 1, kRelu, true, true, 0, false, nhwc, 4);     // shrunken tile 4x4
+    test_ir<T>(1, 16, 7, 7, 16, 8, 3, 1, kSilu, false, true, 4, false, nhwc);     // SE without expansion
+    test_ir<T>(2, 24, 14, 14, 144, 24, 3, 1, kRelu6, true, true, 0, true, nhwc);  // MobileNetV2-like, 2 bands
+  }
+}
+
+int main(int argc, char** argv) {
+  std::string which = argc > 1 ? argv[1] : "di";
+  std::string dt = argc > 2 ? argv[2] : "fhb";
+  for (bool nhwc : {true, false}) {
+    if (dt.find('f') != std::string::npos) all<float>(nhwc, which);
+    if (dt.find('h') != std::string::npos) all<__half>(nhwc, which);
+    if (dt.find('b') != std::string::npos) all<__nv_bfloat16>(nhwc, which);
+  }
+  printf("%d failures\n", fails);
+  return fails != 0;
+}

@@ -1,0 +1,9 @@
+// Explicit instantiation of the inverted residual kernels for __nv_bfloat16 (one file per dtype so nvcc
+// compiles the dtypes in parallel).
+#include "inverted_residual/inverted_residual.cuh"
+
+namespace fastconv {
+template size_t ir_smem_bytes<__nv_bfloat16>(const IrParams&, bool);
+template void launch_ir_fused<__nv_bfloat16>(const IrParams&, cudaStream_t);
+template void launch_ir_se<__nv_bfloat16>(const IrParams&, const SeParams&, cudaStream_t);
+}  // namespace fastconv
