@@ -18,6 +18,12 @@
 #define __align__(n) __attribute__((aligned(n)))
 struct Dim3 { unsigned x = 0, y = 0, z = 0; };
 inline thread_local Dim3 threadIdx, blockIdx;
+inline Dim3 blockDim, gridDim;  // set by emu_launch / emu_launch2d
+struct __align__(16) float4 { float x, y, z, w; };
+struct __align__(16) uint4 { unsigned x, y, z, w; };
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
 inline std::barrier<>* g_block_bar = nullptr;
 inline std::barrier<>* g_warp_bar[64];
 inline float g_warp_buf[64][32];
@@ -41,11 +47,28 @@ inline void emu_launch(int blocks, int nthreads, const std::function<void()>& ke
   std::vector<std::unique_ptr<std::barrier<>>> wb;
   for (int w = 0; w < nthreads / 32; ++w) { wb.emplace_back(new std::barrier<>(32)); g_warp_bar[w] = wb.back().get(); }
   g_block_bar = &bar;
+  blockDim = {unsigned(nthreads), 1, 1}; gridDim = {unsigned(blocks), 1, 1};
   std::vector<std::thread> ts;
   for (int t = 0; t < nthreads; ++t)
     ts.emplace_back([&, t] {
       threadIdx.x = t;
       for (int b = 0; b < blocks; ++b) { blockIdx.x = b; kernel(); bar.arrive_and_wait(); }
+    });
+  for (auto& t : ts) t.join();
+}
+// 2-D grid (gx, gy) of 1-D blocks, blocks run one after another in x-fastest order
+inline void emu_launch2d(int gx, int gy, int nthreads, const std::function<void()>& kernel) {
+  std::barrier<> bar(nthreads);
+  std::vector<std::unique_ptr<std::barrier<>>> wb;
+  for (int w = 0; w < nthreads / 32; ++w) { wb.emplace_back(new std::barrier<>(32)); g_warp_bar[w] = wb.back().get(); }
+  g_block_bar = &bar;
+  blockDim = {unsigned(nthreads), 1, 1}; gridDim = {unsigned(gx), unsigned(gy), 1};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < nthreads; ++t)
+    ts.emplace_back([&, t] {
+      threadIdx.x = t;
+      for (int by = 0; by < gy; ++by)
+        for (int bx = 0; bx < gx; ++bx) { blockIdx.x = bx; blockIdx.y = by; kernel(); bar.arrive_and_wait(); }
     });
   for (auto& t : ts) t.join();
 }

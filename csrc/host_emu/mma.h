@@ -18,9 +18,13 @@ template <typename T> inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16
   chk(p, ldm, 8);
   for (int k = 0; k < 16; ++k) for (int n = 0; n < 16; ++n) f.v[k * 16 + n] = fastconv::to_float(p[n * ldm + k]);
 }
-template <typename T>
+template <typename T> inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, row_major>& f, const T* p, unsigned ldm) {
+  chk(p, ldm, 8);
+  for (int k = 0; k < 16; ++k) for (int n = 0; n < 16; ++n) f.v[k * 16 + n] = fastconv::to_float(p[k * ldm + n]);
+}
+template <typename T, typename LB>
 inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, T, row_major>& a,
-                     const fragment<matrix_b, 16, 16, 16, T, col_major>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
+                     const fragment<matrix_b, 16, 16, 16, T, LB>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
   float o[256];
   for (int r = 0; r < 16; ++r) for (int n = 0; n < 16; ++n) {
     float s = c.v[r * 16 + n];

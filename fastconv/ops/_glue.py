@@ -87,3 +87,25 @@ def reference_vjp(fn: Callable, grad: Tensor, tensors: Sequence[Optional[Tensor]
 def grads_or_none(grads: Sequence[Tensor], tensors: Sequence[Optional[Tensor]]) -> list[Optional[Tensor]]:
     """Autograd wants None for inputs that were None."""
     return [None if t is None else g for g, t in zip(grads, tensors)]
+
+
+def register_vjp(op, backward_op, n_tensors: int, residual_index: Optional[int] = None) -> None:
+    """Autograd for ``op`` whose first ``n_tensors`` inputs are differentiable tensors (saved), followed
+    optionally by a residual input at ``residual_index`` (its gradient is the incoming gradient, so it
+    is not saved), then non-tensor config. ``backward_op(grad, *tensors, *config)`` returns one gradient
+    per saved tensor (empty for a None input)."""
+    n_skip = n_tensors + (residual_index is not None)
+
+    def setup(ctx, inputs, output):
+        ctx.save_for_backward(*inputs[:n_tensors])
+        ctx.cfg = inputs[n_skip:]
+        ctx.has_residual = residual_index is not None and inputs[residual_index] is not None
+
+    def backward(ctx, grad):
+        tensors = ctx.saved_tensors
+        grads = grads_or_none(backward_op(grad.contiguous(), *tensors, *ctx.cfg), tensors)
+        if residual_index is not None:
+            grads.append(grad if ctx.has_residual else None)
+        return (*grads,) + (None,) * len(ctx.cfg)
+
+    op.register_autograd(backward, setup_context=setup)

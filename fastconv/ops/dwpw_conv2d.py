@@ -9,8 +9,7 @@ from torch import Tensor
 from fastconv import reference
 from fastconv._common import (ACTS, check_act, check_dw_weight, check_input, check_int, check_param,
                               check_pw_weight, check_spatial, empty_like_format, resolve_backend)
-from fastconv.ops._glue import (fake_grads, finish, grads_or_none, kernel_inputs, like, reference_vjp,
-                                triton_module)
+from fastconv.ops._glue import fake_grads, finish, kernel_inputs, like, reference_vjp, register_vjp, triton_module
 
 OP = "dwpw_conv2d"
 
@@ -70,20 +69,7 @@ def _(grad, x, dw_weight, pw_weight, dw_bias, pw_bias, stride, padding, dilation
     return fake_grads(x, (x, dw_weight, pw_weight, dw_bias, pw_bias))
 
 
-def _setup(ctx, inputs, output):
-    x, dw_weight, pw_weight, dw_bias, pw_bias, residual, *cfg = inputs
-    ctx.save_for_backward(x, dw_weight, pw_weight, dw_bias, pw_bias)
-    ctx.cfg = cfg
-    ctx.has_residual = residual is not None
-
-
-def _backward(ctx, grad):
-    tensors = ctx.saved_tensors
-    grads = torch.ops.fastconv.dwpw_conv2d_backward(grad.contiguous(), *tensors, *ctx.cfg)
-    return (*grads_or_none(grads, tensors), grad if ctx.has_residual else None) + (None,) * len(ctx.cfg)
-
-
-_dwpw_conv2d.register_autograd(_backward, setup_context=_setup)
+register_vjp(_dwpw_conv2d, torch.ops.fastconv.dwpw_conv2d_backward, 5, residual_index=5)
 
 
 def dwpw_conv2d(x: Tensor, dw_weight: Tensor, pw_weight: Tensor, dw_bias: Optional[Tensor] = None,

@@ -9,7 +9,7 @@ from torch import Tensor
 from fastconv import reference
 from fastconv._common import (ACTS, check_act, check_input, check_int, check_param, check_pw_weight,
                               empty_like_format, resolve_backend)
-from fastconv.ops._glue import fake_grads, finish, grads_or_none, kernel_inputs, reference_vjp, triton_module
+from fastconv.ops._glue import fake_grads, finish, kernel_inputs, reference_vjp, register_vjp, triton_module
 
 OP = "group_conv1x1"
 
@@ -56,18 +56,7 @@ def _(grad, x, weight, bias, groups, shuffle_in, shuffle_out, act, backend):
     return fake_grads(x, (x, weight, bias))
 
 
-def _setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs[:3])
-    ctx.cfg = inputs[3:]
-
-
-def _backward(ctx, grad):
-    tensors = ctx.saved_tensors
-    grads = torch.ops.fastconv.group_conv1x1_backward(grad.contiguous(), *tensors, *ctx.cfg)
-    return (*grads_or_none(grads, tensors),) + (None,) * len(ctx.cfg)
-
-
-_group_conv1x1.register_autograd(_backward, setup_context=_setup)
+register_vjp(_group_conv1x1, torch.ops.fastconv.group_conv1x1_backward, 3)
 
 
 def group_conv1x1(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, *, groups: int,

@@ -10,7 +10,7 @@ from fastconv import reference
 from fastconv._common import (ACTS, SE_GATES, check_act, check_dw_weight, check_input, check_int,
                               check_param, check_pw_weight, check_spatial, conv_out_size,
                               empty_like_format, resolve_backend)
-from fastconv.ops._glue import fake_grads, finish, grads_or_none, kernel_inputs, reference_vjp, triton_module
+from fastconv.ops._glue import fake_grads, finish, kernel_inputs, reference_vjp, register_vjp, triton_module
 
 OP = "inverted_residual"
 
@@ -81,18 +81,7 @@ def _(grad, x, *rest):
     return fake_grads(x, (x,) + tuple(rest[:10]))
 
 
-def _setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs[:11])
-    ctx.cfg = inputs[11:]
-
-
-def _backward(ctx, grad):
-    tensors = ctx.saved_tensors
-    grads = torch.ops.fastconv.inverted_residual_backward(grad.contiguous(), *tensors, *ctx.cfg)
-    return (*grads_or_none(grads, tensors),) + (None,) * len(ctx.cfg)
-
-
-_inverted_residual.register_autograd(_backward, setup_context=_setup)
+register_vjp(_inverted_residual, torch.ops.fastconv.inverted_residual_backward, 11)
 
 
 def inverted_residual(x: Tensor, expand_weight: Optional[Tensor], dw_weight: Tensor, project_weight: Tensor,

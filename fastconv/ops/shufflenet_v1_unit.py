@@ -9,7 +9,7 @@ from torch import Tensor
 from fastconv import reference
 from fastconv._common import (check_dw_weight, check_input, check_int, check_param, check_pw_weight,
                               check_spatial, conv_out_size, empty_like_format, resolve_backend)
-from fastconv.ops._glue import fake_grads, finish, grads_or_none, kernel_inputs, reference_vjp, triton_module
+from fastconv.ops._glue import fake_grads, finish, kernel_inputs, reference_vjp, register_vjp, triton_module
 
 OP = "shufflenet_v1_unit"
 
@@ -66,18 +66,7 @@ def _(grad, x, w1, b1, dw_weight, dw_bias, w2, b2, groups, first_groups, stride,
     return fake_grads(x, (x, w1, b1, dw_weight, dw_bias, w2, b2))
 
 
-def _setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs[:7])
-    ctx.cfg = inputs[7:]
-
-
-def _backward(ctx, grad):
-    tensors = ctx.saved_tensors
-    grads = torch.ops.fastconv.shufflenet_v1_unit_backward(grad.contiguous(), *tensors, *ctx.cfg)
-    return (*grads_or_none(grads, tensors),) + (None,) * len(ctx.cfg)
-
-
-_shufflenet_v1_unit.register_autograd(_backward, setup_context=_setup)
+register_vjp(_shufflenet_v1_unit, torch.ops.fastconv.shufflenet_v1_unit_backward, 7)
 
 
 def shufflenet_v1_unit(x: Tensor, w1: Tensor, b1: Optional[Tensor], dw_weight: Tensor, dw_bias: Optional[Tensor],

@@ -9,7 +9,7 @@ from torch import Tensor
 from fastconv import reference
 from fastconv._common import (check_dw_weight, check_input, check_int, check_param, check_pw_weight, check_spatial,
                               conv_out_size, empty_like_format, resolve_backend)
-from fastconv.ops._glue import fake_grads, finish, grads_or_none, kernel_inputs, reference_vjp, triton_module
+from fastconv.ops._glue import fake_grads, finish, kernel_inputs, reference_vjp, register_vjp, triton_module
 
 OP = "shufflenet_v2_unit"
 
@@ -69,18 +69,7 @@ def _(grad, x, *rest):
     return fake_grads(x, (x,) + tuple(rest[:10]))
 
 
-def _setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs[:11])
-    ctx.cfg = inputs[11:]
-
-
-def _backward(ctx, grad):
-    tensors = ctx.saved_tensors
-    grads = torch.ops.fastconv.shufflenet_v2_unit_backward(grad.contiguous(), *tensors, *ctx.cfg)
-    return (*grads_or_none(grads, tensors),) + (None,) * len(ctx.cfg)
-
-
-_shufflenet_v2_unit.register_autograd(_backward, setup_context=_setup)
+register_vjp(_shufflenet_v2_unit, torch.ops.fastconv.shufflenet_v2_unit_backward, 11)
 
 
 def shufflenet_v2_unit(x: Tensor, branch2: Sequence[Optional[Tensor]],
