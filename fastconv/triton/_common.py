@@ -25,6 +25,15 @@ def apply_act(v, ACT: tl.constexpr):
     return v
 
 
+@triton.jit
+def mma(a, b, acc, DOT_FP32: tl.constexpr, PREC: tl.constexpr):
+    """acc + a @ b on tensor cores; DOT_FP32 upcasts the operands (the interpreter's bf16 dot is wrong)."""
+    if DOT_FP32:
+        a = a.to(tl.float32)
+        b = b.to(tl.float32)
+    return tl.dot(a, b, acc, input_precision=PREC)
+
+
 def act_code(act: str) -> int:
     return ACTS[act]
 

@@ -24,7 +24,7 @@ import triton.language as tl
 from torch import Tensor
 
 from fastconv._common import empty_like_format, triton_interpreting
-from fastconv.triton._common import act_code, apply_act, dot_fp32, dot_precision
+from fastconv.triton._common import act_code, apply_act, dot_fp32, dot_precision, mma
 
 
 def _configs():
@@ -93,10 +93,7 @@ def _dwpw_kernel(x_ptr, dww_ptr, pww_ptr, dwb_ptr, pwb_ptr, res_ptr, out_ptr,
         # pw_weight (K, C): B[c, k] = w[k, c]
         b = tl.load(pww_ptr + offs_k[None, :] * C + offs_c[:, None],
                     mask=mask_c[:, None] & mask_k[None, :], other=0.0)
-        if DOT_FP32:
-            a = a.to(tl.float32)
-            b = b.to(tl.float32)
-        acc = tl.dot(a, b, acc, input_precision=PREC)
+        acc = mma(a, b, acc, DOT_FP32, PREC)
 
     if HAS_PWB:
         acc += tl.load(pwb_ptr + offs_k, mask=mask_k, other=0.0).to(tl.float32)[None, :]

@@ -18,7 +18,7 @@ import triton.language as tl
 from torch import Tensor
 
 from fastconv._common import empty_like_format, triton_interpreting
-from fastconv.triton._common import act_code, apply_act, dot_fp32, dot_precision
+from fastconv.triton._common import act_code, apply_act, dot_fp32, dot_precision, mma
 
 
 def pix_stride(t: Tensor) -> int:
@@ -81,10 +81,7 @@ def _gconv1x1_kernel(x_ptr, w_ptr, b_ptr, out_ptr,
         a = tl.load(x_pix[:, None] + c[None, :] * sxc, mask=mask_p[:, None] & mask_j[None, :], other=0.0)
         # weight (K, CG): B[j, n] = w[g*KG + n, j]
         b = tl.load(w_ptr + k[None, :] * CG + j[:, None], mask=mask_j[:, None] & mask_n[None, :], other=0.0)
-        if DOT_FP32:
-            a = a.to(tl.float32)
-            b = b.to(tl.float32)
-        acc = tl.dot(a, b, acc, input_precision=PREC)
+        acc = mma(a, b, acc, DOT_FP32, PREC)
 
     if HAS_BIAS:
         acc += tl.load(b_ptr + k, mask=mask_n, other=0.0).to(tl.float32)[None, :]

@@ -56,7 +56,7 @@ import triton.language as tl
 from torch import Tensor
 
 from fastconv._common import empty_like_format, triton_interpreting
-from fastconv.triton._common import act_code, apply_act, dot_fp32, dot_precision
+from fastconv.triton._common import act_code, apply_act, dot_fp32, dot_precision, mma
 
 _MAX_BLOCK_E = 64  # largest BLOCK_E in any config: the scratch is sized for it
 
@@ -158,10 +158,7 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
                     # expand weight (E, C): B[c, e] = w[e, c]
                     b = tl.load(ew_ptr + offs_e[None, :] * C + offs_c[:, None],
                                 mask=mask_c[:, None] & mask_e[None, :], other=0.0)
-                    if DOT_FP32:
-                        a = a.to(tl.float32)
-                        b = b.to(tl.float32)
-                    hacc = tl.dot(a, b, hacc, input_precision=PREC)
+                    hacc = mma(a, b, hacc, DOT_FP32, PREC)
                 if HAS_EB:
                     hacc += tl.load(eb_ptr + offs_e, mask=mask_e, other=0.0).to(tl.float32)[None, :]
                 hval = apply_act(hacc, ACT)
@@ -204,10 +201,7 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
                 b = tl.load(pw_ptr + offs_k[None, :] * E + offs_e[:, None],
                             mask=mask_e[:, None] & mask_k[None, :], other=0.0)
                 a = hd
-                if DOT_FP32:
-                    a = a.to(tl.float32)
-                    b = b.to(tl.float32)
-                acc = tl.dot(a, b, acc, input_precision=PREC)
+                acc = mma(a, b, acc, DOT_FP32, PREC)
 
         if not SE_PASS1:
             if HAS_PB:
@@ -292,10 +286,7 @@ def _ir_project_kernel(h_ptr, gate_ptr, pw_ptr, pb_ptr, x_ptr, out_ptr, NPIX, E,
         a = (hv * gv).to(dt)
         b = tl.load(pw_ptr + offs_k[None, :] * E + offs_e[:, None],
                     mask=mask_e[:, None] & mask_k[None, :], other=0.0)
-        if DOT_FP32:
-            a = a.to(tl.float32)
-            b = b.to(tl.float32)
-        acc = tl.dot(a, b, acc, input_precision=PREC)
+        acc = mma(a, b, acc, DOT_FP32, PREC)
 
     if HAS_PB:
         acc += tl.load(pb_ptr + offs_k, mask=mask_k, other=0.0).to(tl.float32)[None, :]

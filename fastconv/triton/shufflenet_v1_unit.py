@@ -31,7 +31,7 @@ from torch import Tensor
 
 from fastconv._common import conv_out_size, empty_like_format, triton_interpreting
 from fastconv.triton import group_conv1x1
-from fastconv.triton._common import apply_act, dot_fp32, dot_precision
+from fastconv.triton._common import apply_act, dot_fp32, dot_precision, mma
 
 EXTRA_NONE, EXTRA_AVGPOOL, EXTRA_PASSTHROUGH = 0, 1, 2
 
@@ -136,10 +136,7 @@ def _dw_gpw_kernel(h_ptr, dww_ptr, dwb_ptr, w_ptr, b_ptr, x_ptr, out_ptr,
             # weight (K, CG): B[j, n] = w[g*KG + n, j]
             b = tl.load(w_ptr + k[None, :] * CG + j[:, None], mask=mask_j[:, None] & mask_n[None, :],
                         other=0.0)
-            if DOT_FP32:
-                a = a.to(tl.float32)
-                b = b.to(tl.float32)
-            acc = tl.dot(a, b, acc, input_precision=PREC)
+            acc = mma(a, b, acc, DOT_FP32, PREC)
 
         if HAS_B:
             acc += tl.load(b_ptr + k, mask=mask_n, other=0.0).to(tl.float32)[None, :]

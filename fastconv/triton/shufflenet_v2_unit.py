@@ -34,7 +34,7 @@ from torch import Tensor
 
 from fastconv._common import conv_out_size, empty_like_format, triton_interpreting
 from fastconv.triton import group_conv1x1
-from fastconv.triton._common import apply_act, dot_fp32, dot_precision
+from fastconv.triton._common import apply_act, dot_fp32, dot_precision, mma
 from fastconv.triton.shufflenet_v1_unit import EXTRA_NONE, EXTRA_PASSTHROUGH, _extra_tile, launch_dw_gpw
 
 # Fused (recompute) vs two-kernel branch2. Estimated from an H100 roofline (~3 TB/s, fp16 tensor
@@ -112,10 +112,7 @@ def _pw_dw_pw_kernel(z_ptr, w1_ptr, b1_ptr, dww_ptr, dwb_ptr, w2_ptr, b2_ptr, x_
                         # pw1 (B, CIN): B-operand[ci, h] = w1[h, ci]
                         b = tl.load(w1_ptr + hc[None, :] * CIN + ci[:, None],
                                     mask=mask_ci[:, None] & mask_h[None, :], other=0.0)
-                        if DOT_FP32:
-                            a = a.to(tl.float32)
-                            b = b.to(tl.float32)
-                        pre = tl.dot(a, b, pre, input_precision=PREC)
+                        pre = mma(a, b, pre, DOT_FP32, PREC)
                     if HAS_B1:
                         pre += tl.load(b1_ptr + hc, mask=mask_h, other=0.0).to(tl.float32)[None, :]
                     # the dw conv zero-pads the *hidden* tensor: relu(b1) must not leak in; padded
@@ -130,10 +127,7 @@ def _pw_dw_pw_kernel(z_ptr, w1_ptr, b1_ptr, dww_ptr, dwb_ptr, w2_ptr, b2_ptr, x_
             # pw2 (B, B): B-operand[h, k] = w2[k, h]
             b2 = tl.load(w2_ptr + offs_n[None, :] * B + hc[:, None],
                          mask=mask_h[:, None] & mask_n[None, :], other=0.0)
-            if DOT_FP32:
-                a2 = a2.to(tl.float32)
-                b2 = b2.to(tl.float32)
-            acc = tl.dot(a2, b2, acc, input_precision=PREC)
+            acc = mma(a2, b2, acc, DOT_FP32, PREC)
 
         if HAS_B2:
             acc += tl.load(b2_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
