@@ -118,3 +118,17 @@ def gradcheck64(fn: Callable, tensors: Sequence) -> None:
 
 
 OPCHECK_UTILS = ("test_schema", "test_autograd_registration", "test_faketensor", "test_aot_dispatch_dynamic")
+
+
+def op_matrix(small, real):
+    """Parametrize a test over (case, dtype, fmt, backend): small cases everywhere, real ones on GPU."""
+    marks = [pytest.mark.parametrize("case", small_or_real(small, real), ids=str),
+             pytest.mark.parametrize("dtype", DTYPES, ids=str),
+             pytest.mark.parametrize("fmt", FORMATS),
+             pytest.mark.parametrize("backend", backend_params())]
+
+    def deco(fn):
+        for m in marks:
+            fn = m(fn)
+        return fn
+    return deco

@@ -6,17 +6,13 @@ from torch.library import opcheck
 
 import fastconv
 from fastconv import reference
-from helpers import (DEVICE, DTYPES, FORMATS, OPCHECK_UTILS, assert_same_format, backend_params, rand,
-                     small_or_real, to_format)
+from helpers import (DEVICE, OPCHECK_UTILS, assert_same_format, backend_params, rand, to_format, op_matrix)
 
 SMALL = [(2, 6, 5, 7, 2), (1, 12, 3, 3, 3), (2, 24, 9, 9, 4), (1, 16, 1, 1, 8), (3, 9, 4, 5, 3), (1, 8, 7, 7, 1)]
 REAL = [(32, 116, 28, 28, 2), (32, 232, 14, 14, 2), (32, 240, 28, 28, 3), (32, 1088, 7, 7, 8)]
 
 
-@pytest.mark.parametrize("backend", backend_params())
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("case", small_or_real(SMALL, REAL), ids=str)
+@op_matrix(SMALL, REAL)
 def test_matches_torch(case, dtype, fmt, backend):
     n, c, h, w, g = case
     x = to_format(rand(n, c, h, w, dtype=dtype), fmt)

@@ -5,8 +5,8 @@ from torch.library import opcheck
 
 import fastconv
 from fastconv import reference
-from helpers import (DTYPES, FORMATS, OPCHECK_UTILS, assert_grads_match, assert_matches_reference,
-                     assert_same_format, backend_params, conv_weight, gradcheck64, rand, small_or_real, to_format)
+from helpers import (OPCHECK_UTILS, assert_grads_match, assert_matches_reference, assert_same_format,
+                     backend_params, conv_weight, gradcheck64, rand, to_format, op_matrix)
 
 # (N, C, H, W, B (branch channels), stride, bias)
 SMALL = [
@@ -44,10 +44,7 @@ def _call(fn, stride, **extra):
     return f
 
 
-@pytest.mark.parametrize("backend", backend_params())
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("case", small_or_real(SMALL, REAL), ids=str)
+@op_matrix(SMALL, REAL)
 def test_matches_reference(case, dtype, fmt, backend):
     torch.manual_seed(0)
     tensors, stride = make(case, dtype, fmt)
