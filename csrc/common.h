@@ -1,5 +1,5 @@
-// fastconv shared CUDA helpers: activation codes (keep in sync with fastconv/_common.py ACTS),
-// dtype conversion, input checks and the current-stream accessor every launcher uses.
+// fastconv shared CUDA helpers: activations (act.h), dtype conversion, input checks and the
+// current-stream accessor every launcher uses.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -10,21 +10,9 @@
 #include <cuda_runtime.h>
 #include <torch/library.h>
 
+#include "act.h"
+
 namespace fastconv {
-
-enum Act : int { kNone = 0, kRelu = 1, kRelu6 = 2, kHardswish = 3, kSilu = 4, kHardsigmoid = 5, kSigmoid = 6 };
-
-__device__ __forceinline__ float apply_act(float v, int act) {
-  switch (act) {
-    case kRelu: return fmaxf(v, 0.f);
-    case kRelu6: return fminf(fmaxf(v, 0.f), 6.f);
-    case kHardswish: return v * fminf(fmaxf(v + 3.f, 0.f), 6.f) * (1.f / 6.f);
-    case kSilu: return v / (1.f + __expf(-v));
-    case kHardsigmoid: return fminf(fmaxf(v + 3.f, 0.f), 6.f) * (1.f / 6.f);
-    case kSigmoid: return 1.f / (1.f + __expf(-v));
-    default: return v;
-  }
-}
 
 template <typename T> __device__ __forceinline__ float to_float(T v);
 template <> __device__ __forceinline__ float to_float<float>(float v) { return v; }
