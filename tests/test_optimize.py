@@ -17,24 +17,10 @@ from torch import nn
 from fastconv import models
 from fastconv import nn as fnn
 from fastconv.optimize import OptimizeReport, optimize, set_backend
+from helpers import randomize_bn
 
 HAS_CUDA = torch.cuda.is_available()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial BN statistics so that folding is tested, not just the identity."""
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            with torch.no_grad():
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                if m.weight is not None:
-                    m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                    m.bias.copy_(torch.randn(n, generator=g) * 0.2)
-    return module.eval()
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
