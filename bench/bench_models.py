@@ -145,7 +145,7 @@ def main(argv=None) -> int:
                 chk = compare(ours, theirs, truth, dt, "logits")
                 st = "ok" if chk.ok else "FAIL"
                 why = "" if chk.ok else f"logits: max error {chk.err:.3g} > bound {chk.bound:.3g}"
-                sides.append((f"fastconv", be, opt, (st, why, chk.err, chk.bound, rep.num_replaced)))
+                sides.append(("fastconv", be, opt, (st, why, chk.err, chk.bound, rep.num_replaced)))
             except Exception as e:
                 row(model=name, side="fastconv", backend=be, status="error",
                     reason=f"optimize/check: {type(e).__name__}: {e}"[:300])

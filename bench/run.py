@@ -155,14 +155,6 @@ def availability(op: str, provider: str, on_gpu: bool) -> tuple[bool, bool, str]
     return True, on_gpu, "" if on_gpu else "CPU: auto resolves to the reference; not timed"
 
 
-def resolved_backend(op: str, x) -> str:
-    from fastconv._common import resolve_backend
-    try:
-        return resolve_backend(op, "auto", x, f"{op}_cuda")
-    except Exception as e:  # pragma: no cover - resolve raises only for misconfiguration
-        return f"error: {e}"
-
-
 # ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
@@ -235,10 +227,10 @@ def run_group(entry, dtype, layout, mode, suite, a, info, roofs, device) -> list
                 rows.append(r)
             continue
         from fastconv import tuning
-        shape_key = tuning.shape_key(case.x)
+        tuning.LAST.pop(entry.op, None)
+        first_row = len(rows)
         for prov in suite["providers"]:
             r = _base_row(info, roofs, entry, batch, dtype, layout, mode, prov)
-            r["shape_key"] = shape_key
             rows.append(r)
             ok, timed, why = availability(entry.op, prov, on_gpu)
             if not ok:
@@ -249,8 +241,6 @@ def run_group(entry, dtype, layout, mode, suite, a, info, roofs, device) -> list
                 continue
             cmode = compile_mode_for(a, dtype, layout, batch) if prov == "compile" else ""
             r["compile_mode"] = cmode
-            if prov == "fastconv_auto":
-                r["backend_resolved"] = resolved_backend(entry.op, case.x)
             # correctness: once per (block, dtype, layout, mode, provider), at the first batch
             if prov not in verdict:
                 if a.no_check:
@@ -302,6 +292,12 @@ def run_group(entry, dtype, layout, mode, suite, a, info, roofs, device) -> list
             r["time_over_floor"] = t.median / r["floor_ms"]
             r["achieved_tflops"] = r["gflop"] / t.median  # GFLOP / ms == TFLOP/s
             r["achieved_gbps"] = r["mbytes"] / t.median   # MB / ms == GB/s
+        # the key and choice of the op's own backend="auto" lookup (set when fastconv_auto ran on a GPU)
+        key, chosen = tuning.LAST.get(entry.op, ("", ""))
+        for r in rows[first_row:]:
+            r["shape_key"] = key
+            if r["provider"] == "fastconv_auto":
+                r["backend_resolved"] = chosen or ("" if on_gpu else "reference")  # auto on CPU tensors
         del case
     _speedups(rows)
     return rows

@@ -221,13 +221,15 @@ def backends() -> dict:
 _warned_auto: set = set()
 
 
-def resolve_backend(op: str, backend, x: Tensor, cuda_kernel: Optional[str] = None) -> str:
+def resolve_backend(op: str, backend, x: Tensor, cuda_kernel: Optional[str] = None,
+                    tune_key: tuple = ()) -> str:
     """Turn ``backend`` (maybe "auto") into one concrete backend for this call, or raise.
 
     auto: CPU tensors -> reference; CUDA tensors -> $FASTCONV_BACKEND if set, else the tuned
     table's choice for this shape (eager only; under torch.compile the static order applies),
     else cuda, then triton. A backend asked for by name that cannot run raises; auto with no
-    fused backend warns once and runs the reference.
+    fused backend warns once and runs the reference. ``tune_key``: the op's block configuration
+    (weights' channels, kernel, stride, ...) that, with x's shape, names a row of the tuned table.
     """
     if not isinstance(backend, str) or backend not in BACKENDS + ("auto",):
         raise ValueError(f"backend must be one of {['auto', *BACKENDS]}, got {backend!r}")
@@ -240,20 +242,7 @@ def resolve_backend(op: str, backend, x: Tensor, cuda_kernel: Optional[str] = No
         elif x.device.type != "cuda":
             return "reference"
         else:
-            choice = None
-            if not torch.compiler.is_compiling():
-                from fastconv import tuning
-                choice = tuning.lookup(op, x)
-            if choice is not None and _available(choice, cuda_kernel):
-                return choice
-            for cand in ("cuda", "triton"):
-                if _available(cand, cuda_kernel):
-                    return cand
-            if op not in _warned_auto and not torch.compiler.is_compiling():
-                _warned_auto.add(op)
-                warnings.warn(f"fastconv.{op}: no fused backend is available ({backends()}); "
-                              "running the PyTorch reference (not fused, not fast)", stacklevel=3)
-            return "reference"
+            return _auto_cuda(op, x, cuda_kernel, tune_key)
     if backend == "reference":
         return backend
     if backend == "triton":
@@ -274,6 +263,24 @@ def resolve_backend(op: str, backend, x: Tensor, cuda_kernel: Optional[str] = No
         raise RuntimeError(f"fastconv.{op}: fastconv._C has no CUDA kernel {cuda_kernel!r}; "
                            "rebuild the extension")
     return backend
+
+
+def _auto_cuda(op: str, x: Tensor, cuda_kernel: Optional[str], tune_key: tuple) -> str:
+    """backend="auto" on a CUDA tensor: the tuned table's choice (eager only), else cuda, then triton."""
+    key = choice = None
+    if not torch.compiler.is_compiling():
+        from fastconv import tuning
+        key = tuning.shape_key(x, tune_key)
+        choice = tuning.lookup(op, x.device, key)
+    if choice is None or not _available(choice, cuda_kernel):
+        choice = next((c for c in ("cuda", "triton") if _available(c, cuda_kernel)), "reference")
+    if choice == "reference" and op not in _warned_auto and not torch.compiler.is_compiling():
+        _warned_auto.add(op)
+        warnings.warn(f"fastconv.{op}: no fused backend is available ({backends()}); "
+                      "running the PyTorch reference (not fused, not fast)", stacklevel=4)
+    if key is not None:
+        tuning.LAST[op] = (key, choice)
+    return choice
 
 
 def _cuda_has(kernel_op: str) -> bool:

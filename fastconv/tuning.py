@@ -23,9 +23,17 @@ def device_key(device: torch.device) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
 
 
-def shape_key(x: torch.Tensor) -> str:
+def shape_key(x: torch.Tensor, extra: tuple = ()) -> str:
+    """x's shape, dtype and layout plus the op's block configuration ``extra`` (two blocks with the
+    same input but different weights must not share a table entry)."""
     fmt = "nhwc" if (not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)) else "nchw"
-    return f"{tuple(x.shape)}|{str(x.dtype).replace('torch.', '')}|{fmt}"
+    key = f"{tuple(x.shape)}|{str(x.dtype).replace('torch.', '')}|{fmt}"
+    return key + "".join(f"|{e}" for e in extra)
+
+
+# op -> (key, backend) of the last eager backend="auto" call on a CUDA tensor; the benchmark reads it
+# so that its tables use exactly the keys the ops look up, and reports what auto chose.
+LAST: dict = {}
 
 
 @functools.lru_cache(maxsize=None)
@@ -36,8 +44,8 @@ def _table(dev: str) -> dict:
     return json.loads(path.read_text())
 
 
-def lookup(op: str, x: torch.Tensor) -> Optional[str]:
-    """The measured-faster backend for ``op`` on x's shape/dtype/layout, or None if not tuned."""
-    if x.device.type != "cuda":
+def lookup(op: str, device: torch.device, key: str) -> Optional[str]:
+    """The measured-faster backend for ``op`` under ``key`` (see shape_key) on ``device``, or None."""
+    if device.type != "cuda":
         return None
-    return _table(device_key(x.device)).get(op, {}).get(shape_key(x))
+    return _table(device_key(device)).get(op, {}).get(key)

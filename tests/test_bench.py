@@ -183,7 +183,7 @@ def test_run_writes_csv_md(tmp_path, pinned_interpret):
         assert r["device"] and r["torch"] and r["git_sha"] and r["timestamp"]
     folded = [r for r in rows if r["provider"] == "eager_folded" and r["op"] == "shufflenet_v2_unit"][0]
     assert folded["status"] == "ok" and float(folded["ms_median"]) > 0 and float(folded["speedup_vs_eager"]) > 0
-    assert float(folded["floor_ms"]) > 0 and folded["shape_key"].startswith("(1, ")
+    assert float(folded["floor_ms"]) > 0 and folded["shape_key"] == ""  # set by the op's own auto lookup, on GPU only
     shuffle_folded = [r for r in rows if r["provider"] == "eager_folded" and r["op"] == "channel_shuffle"][0]
     assert shuffle_folded["status"] == "skipped"
     assert (tmp_path / "summary.md").read_text().startswith("# fastconv block benchmark")

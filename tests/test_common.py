@@ -101,3 +101,21 @@ def test_compile_training_step():
     dw2 = dw.detach().clone().requires_grad_()
     step(x, dw2, pw).backward()
     torch.testing.assert_close(dw.grad, dw2.grad)
+
+
+def test_tuned_table_key_names_the_block(monkeypatch):
+    """Two blocks with the same input but different weights get different tuned-table rows, and
+    auto's choice and key are recorded for the benchmark."""
+    from fastconv import tuning
+    x = torch.randn(2, 8, 7, 7).to(memory_format=torch.channels_last)
+    k64, k128 = tuning.shape_key(x, (64, 3, 1)), tuning.shape_key(x, (128, 3, 1))
+    assert k64 != k128 and k64.startswith("(2, 8, 7, 7)|float32|nhwc")
+    seen = {}
+
+    def fake_lookup(op, device, key):
+        seen["key"] = key
+        return "triton"
+    monkeypatch.setattr(tuning, "lookup", fake_lookup)
+    monkeypatch.setattr(_common, "_available", lambda backend, kernel: True)
+    assert _common._auto_cuda("dwpw_conv2d", x, "dwpw_conv2d_cuda", (64, 3, 1)) == "triton"
+    assert seen["key"] == k64 and tuning.LAST["dwpw_conv2d"] == (k64, "triton")

@@ -51,5 +51,5 @@ def channel_shuffle(x: Tensor, groups: int, backend: str = "auto") -> Tensor:
     check_int("groups", groups)
     if x.shape[1] % groups:
         raise ValueError(f"groups={groups} does not divide the {x.shape[1]} channels of x")
-    be = resolve_backend(OP, backend, x, "channel_shuffle_cuda")
+    be = resolve_backend(OP, backend, x, "channel_shuffle_cuda", (groups,))
     return torch.ops.fastconv.channel_shuffle(x, groups, be)

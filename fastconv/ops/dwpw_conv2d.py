@@ -103,6 +103,6 @@ def dwpw_conv2d(x: Tensor, dw_weight: Tensor, pw_weight: Tensor, dw_bias: Option
     shape = _out_shape(x, dw_weight, pw_weight, stride, padding, dilation)
     check_spatial("dwpw_conv2d", x.shape[2], x.shape[3], k, stride, padding, dilation)
     check_param("residual", residual, x, shape, optional=True)
-    be = resolve_backend(OP, backend, x, "dwpw_conv2d_cuda")
+    be = resolve_backend(OP, backend, x, "dwpw_conv2d_cuda", (kout, k, stride, padding, dilation))
     return torch.ops.fastconv.dwpw_conv2d(x, dw_weight, pw_weight, dw_bias, pw_bias, residual, stride,
                                           padding, dilation, dw_act, pw_act, be)

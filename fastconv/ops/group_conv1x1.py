@@ -83,5 +83,5 @@ def group_conv1x1(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, *, g
             check_int(name, s)
             if ch % s:
                 raise ValueError(f"{name}={s} does not divide the {ch} channels it shuffles")
-    be = resolve_backend(OP, backend, x, "group_conv1x1_cuda")
+    be = resolve_backend(OP, backend, x, "group_conv1x1_cuda", (kout, groups, shuffle_in, shuffle_out))
     return torch.ops.fastconv.group_conv1x1(x, weight, bias, groups, shuffle_in or 0, shuffle_out or 0, act, be)

@@ -144,7 +144,7 @@ def inverted_residual(x: Tensor, expand_weight: Optional[Tensor], dw_weight: Ten
         check_param("se[1] (b1)", se_b1, x, (s,), optional=True)
         check_param("se[2] (w2)", se_w2, x, (e, s, 1, 1))
         check_param("se[3] (b2)", se_b2, x, (e,), optional=True)
-    be = resolve_backend(OP, backend, x, "inverted_residual_cuda")
+    be = resolve_backend(OP, backend, x, "inverted_residual_cuda", (e, kout, k, stride, se is not None))
     return torch.ops.fastconv.inverted_residual(x, expand_weight, dw_weight, project_weight, expand_bias, dw_bias,
                                                 project_bias, se_w1, se_b1, se_w2, se_b2, stride, padding, act,
                                                 se_act, se_gate, residual, be)

@@ -104,5 +104,5 @@ def shufflenet_v1_unit(x: Tensor, w1: Tensor, b1: Optional[Tensor], dw_weight: T
     if stride == 1 and kout != c:
         raise ValueError(f"stride 1 adds x: w2's {kout} output channels must equal x's {c}")
     check_spatial("shufflenet_v1_unit", x.shape[2], x.shape[3], 3, stride, 1)
-    be = resolve_backend(OP, backend, x, "shufflenet_v1_unit_cuda")
+    be = resolve_backend(OP, backend, x, "shufflenet_v1_unit_cuda", (m, kout, groups, g1, stride))
     return torch.ops.fastconv.shufflenet_v1_unit(x, w1, b1, dw_weight, dw_bias, w2, b2, groups, g1, stride, be)

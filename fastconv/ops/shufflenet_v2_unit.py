@@ -125,5 +125,5 @@ def shufflenet_v2_unit(x: Tensor, branch2: Sequence[Optional[Tensor]],
         check_param("branch1[2] (pw_w)", b1[2], x, (b, c, 1, 1))
         check_param("branch1[3] (pw_b)", b1[3], x, (b,), optional=True)
     check_spatial("shufflenet_v2_unit", x.shape[2], x.shape[3], 3, stride, 1)
-    be = resolve_backend(OP, backend, x, "shufflenet_v2_unit_cuda")
+    be = resolve_backend(OP, backend, x, "shufflenet_v2_unit_cuda", (b, stride))
     return torch.ops.fastconv.shufflenet_v2_unit(x, pw1_w, pw1_b, dw_w, dw_b, pw2_w, pw2_b, *b1, stride, be)
