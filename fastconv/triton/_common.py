@@ -34,6 +34,22 @@ def mma(a, b, acc, DOT_FP32: tl.constexpr, PREC: tl.constexpr):
     return tl.dot(a, b, acc, input_precision=PREC)
 
 
+def autotune_configs(names: tuple, interp: tuple, grid: list, num_stages=None) -> list:
+    """Autotune candidates. Each ``grid`` row is (*block sizes in ``names`` order, num_warps[,
+    num_stages]); a row without stages gets ``num_stages`` (None: triton's default). Under the
+    interpreter, which cannot benchmark, exactly one config: ``interp`` = (*block sizes, num_warps),
+    with large blocks so that programs x loop steps (its cost) stays small."""
+    n = len(names)
+    if triton_interpreting():
+        return [triton.Config(dict(zip(names, interp[:n])), num_warps=interp[n])]
+    configs = []
+    for row in grid:
+        stages = row[n + 1] if len(row) > n + 1 else num_stages
+        kw = {} if stages is None else {"num_stages": stages}
+        configs.append(triton.Config(dict(zip(names, row[:n])), num_warps=row[n], **kw))
+    return configs
+
+
 def act_code(act: str) -> int:
     return ACTS[act]
 

@@ -17,23 +17,20 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from fastconv._common import empty_like_format, triton_interpreting
+from fastconv._common import empty_like_format
+from fastconv.triton._common import autotune_configs
 
 
 def _plane_configs():
-    if triton_interpreting():
-        return [triton.Config({"BLOCK_R": 8, "BLOCK_HW": 128}, num_warps=4)]
-    return [triton.Config({"BLOCK_R": r, "BLOCK_HW": s}, num_warps=w)
-            for r, s, w in [(1, 1024, 4), (1, 2048, 8), (2, 512, 4), (4, 256, 4), (4, 1024, 8),
-                            (8, 128, 4), (16, 64, 4), (32, 64, 8), (64, 16, 4)]]
+    return autotune_configs(("BLOCK_R", "BLOCK_HW"), (8, 128, 4), [
+        (1, 1024, 4), (1, 2048, 8), (2, 512, 4), (4, 256, 4), (4, 1024, 8), (8, 128, 4), (16, 64, 4),
+        (32, 64, 8), (64, 16, 4)])
 
 
 def _row_configs():
-    if triton_interpreting():
-        return [triton.Config({"BLOCK_P": 16, "BLOCK_C": 64}, num_warps=4)]
-    return [triton.Config({"BLOCK_P": p, "BLOCK_C": c}, num_warps=w)
-            for p, c, w in [(64, 32, 4), (32, 64, 4), (16, 128, 4), (8, 256, 4), (4, 512, 4),
-                            (32, 128, 8), (16, 256, 8), (64, 64, 8)]]
+    return autotune_configs(("BLOCK_P", "BLOCK_C"), (16, 64, 4), [
+        (64, 32, 4), (32, 64, 4), (16, 128, 4), (8, 256, 4), (4, 512, 4), (32, 128, 8), (16, 256, 8),
+        (64, 64, 8)])
 
 
 # NCHW kernel: grid (cdiv(N*C, BLOCK_R), cdiv(H*W, BLOCK_HW)); one row of the tile = one output

@@ -23,22 +23,15 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from fastconv._common import empty_like_format, triton_interpreting
-from fastconv.triton._common import act_code, apply_act, dot_fp32, dot_precision, mma
+from fastconv._common import empty_like_format
+from fastconv.triton._common import act_code, apply_act, autotune_configs, dot_fp32, dot_precision, mma
 
 
 def _configs():
-    if triton_interpreting():
-        # The interpreter cannot benchmark (no driver): exactly one config, large blocks so that
-        # the number of programs x loop steps (its cost) stays small.
-        return [triton.Config({"BLOCK_P": 128, "BLOCK_C": 32, "BLOCK_K": 32}, num_warps=4)]
-    return [
-        # num_stages=1: the only loads worth pipelining are the k*k tap tiles, and staging them
-        # in shared memory costs k*k x stages tiles (over 200 KB for fp32); occupancy hides latency.
-        triton.Config({"BLOCK_P": bp, "BLOCK_C": bc, "BLOCK_K": bk}, num_warps=w, num_stages=1)
-        for bp, bc, bk, w in [(32, 32, 64, 4), (64, 32, 64, 4), (128, 32, 64, 4), (64, 64, 128, 4),
-                              (128, 32, 128, 8)]
-    ]
+    # num_stages=1: the only loads worth pipelining are the k*k tap tiles, and staging them in shared
+    # memory costs k*k x stages tiles (over 200 KB for fp32); occupancy hides latency.
+    return autotune_configs(("BLOCK_P", "BLOCK_C", "BLOCK_K"), (128, 32, 32, 4), [
+        (32, 32, 64, 4), (64, 32, 64, 4), (128, 32, 64, 4), (64, 64, 128, 4), (128, 32, 128, 8)], num_stages=1)
 
 
 # Kernel: grid (cdiv(N*H'*W', BLOCK_P), cdiv(K, BLOCK_K)). Tile = BLOCK_P output pixels x BLOCK_K

@@ -17,8 +17,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from fastconv._common import empty_like_format, triton_interpreting
-from fastconv.triton._common import act_code, apply_act, dot_fp32, dot_precision, mma
+from fastconv._common import empty_like_format
+from fastconv.triton._common import act_code, apply_act, autotune_configs, dot_fp32, dot_precision, mma
 
 
 def pix_stride(t: Tensor) -> int:
@@ -28,17 +28,9 @@ def pix_stride(t: Tensor) -> int:
 
 
 def _configs():
-    if triton_interpreting():
-        # one config (the interpreter cannot benchmark); big blocks keep programs x steps small
-        return [triton.Config({"BLOCK_P": 64, "BLOCK_N": 32, "BLOCK_K": 32}, num_warps=4)]
-    return [
-        triton.Config({"BLOCK_P": bp, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
-        for bp, bn, bk, w, s in [
-            (64, 16, 32, 4, 3), (128, 16, 32, 4, 3), (128, 32, 32, 4, 3), (64, 32, 64, 4, 3),
-            (128, 64, 32, 4, 3), (128, 64, 64, 8, 3), (128, 128, 32, 8, 3), (256, 64, 32, 8, 3),
-            (64, 128, 64, 4, 3), (256, 128, 32, 8, 3),
-        ]
-    ]
+    return autotune_configs(("BLOCK_P", "BLOCK_N", "BLOCK_K"), (64, 32, 32, 4), [
+        (64, 16, 32, 4), (128, 16, 32, 4), (128, 32, 32, 4), (64, 32, 64, 4), (128, 64, 32, 4),
+        (128, 64, 64, 8), (128, 128, 32, 8), (256, 64, 32, 8), (64, 128, 64, 4), (256, 128, 32, 8)], num_stages=3)
 
 
 # Kernel: grid (cdiv(N*H*W, BLOCK_P), G * cdiv(K/G, BLOCK_N)). Tile = BLOCK_P pixels x BLOCK_N

@@ -56,30 +56,21 @@ import triton.language as tl
 from torch import Tensor
 
 from fastconv._common import empty_like_format, triton_interpreting
-from fastconv.triton._common import act_code, apply_act, dot_fp32, dot_precision, mma
+from fastconv.triton._common import act_code, apply_act, autotune_configs, dot_fp32, dot_precision, mma
 
 _MAX_BLOCK_E = 64  # largest BLOCK_E in any config: the scratch is sized for it
 
 
 def _fused_configs():
-    if triton_interpreting():
-        return [triton.Config({"BLOCK_E": 32}, num_warps=4)]
     # num_stages=1: the pipeliner would stage the tap tiles of the innermost (kh) loop in shared
     # memory (hundreds of KB for fp32); the input-channel loop is short (C / BLOCK_CIN steps), so
     # there is little latency to hide that occupancy does not already hide.
-    return [triton.Config({"BLOCK_E": be}, num_warps=w, num_stages=1)
-            for be, w in [(16, 4), (32, 4), (32, 8), (64, 8)]]
+    return autotune_configs(("BLOCK_E",), (32, 4), [(16, 4), (32, 4), (32, 8), (64, 8)], num_stages=1)
 
 
 def _project_configs():
-    if triton_interpreting():
-        return [triton.Config({"BLOCK_P": 128, "BLOCK_E": 32, "BLOCK_K": 32}, num_warps=4)]
-    return [
-        triton.Config({"BLOCK_P": bp, "BLOCK_E": be, "BLOCK_K": bk}, num_warps=w, num_stages=s)
-        for bp, be, bk, w, s in [
-            (64, 32, 64, 4, 3), (128, 32, 64, 4, 3), (128, 64, 128, 8, 3), (64, 64, 128, 4, 3),
-        ]
-    ]
+    return autotune_configs(("BLOCK_P", "BLOCK_E", "BLOCK_K"), (128, 32, 32, 4), [
+        (64, 32, 64, 4), (128, 32, 64, 4), (128, 64, 128, 8), (64, 64, 128, 4)], num_stages=3)
 
 
 # Kernel: persistent grid (programs, G1). Program (p, g) loops over TH x TW output tiles

@@ -29,24 +29,17 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from fastconv._common import conv_out_size, empty_like_format, triton_interpreting
+from fastconv._common import conv_out_size, empty_like_format
 from fastconv.triton import group_conv1x1
-from fastconv.triton._common import apply_act, dot_fp32, dot_precision, mma
+from fastconv.triton._common import apply_act, autotune_configs, dot_fp32, dot_precision, mma
 
 EXTRA_NONE, EXTRA_AVGPOOL, EXTRA_PASSTHROUGH = 0, 1, 2
 
 
 def _configs():
-    if triton_interpreting():
-        return [triton.Config({"BLOCK_P": 64, "BLOCK_N": 32, "BLOCK_K": 32}, num_warps=4)]
-    return [
-        triton.Config({"BLOCK_P": bp, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
-        for bp, bn, bk, w, s in [
-            (64, 16, 32, 4, 2), (128, 16, 32, 4, 2), (64, 32, 32, 4, 2), (128, 32, 32, 4, 2),
-            (64, 64, 32, 4, 2), (128, 64, 32, 8, 2), (64, 128, 32, 4, 2), (128, 128, 32, 8, 2),
-            (64, 64, 64, 4, 2), (32, 64, 64, 4, 2),
-        ]
-    ]
+    return autotune_configs(("BLOCK_P", "BLOCK_N", "BLOCK_K"), (64, 32, 32, 4), [
+        (64, 16, 32, 4), (128, 16, 32, 4), (64, 32, 32, 4), (128, 32, 32, 4), (64, 64, 32, 4),
+        (128, 64, 32, 8), (64, 128, 32, 4), (128, 128, 32, 8), (64, 64, 64, 4), (32, 64, 64, 4)], num_stages=2)
 
 
 @triton.jit

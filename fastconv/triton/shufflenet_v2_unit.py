@@ -32,9 +32,9 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from fastconv._common import conv_out_size, empty_like_format, triton_interpreting
+from fastconv._common import conv_out_size, empty_like_format
 from fastconv.triton import group_conv1x1
-from fastconv.triton._common import apply_act, dot_fp32, dot_precision, mma
+from fastconv.triton._common import apply_act, autotune_configs, dot_fp32, dot_precision, mma
 from fastconv.triton.shufflenet_v1_unit import EXTRA_NONE, EXTRA_PASSTHROUGH, _extra_tile, launch_dw_gpw
 
 # Fused (recompute) vs two-kernel branch2. Estimated from an H100 roofline (~3 TB/s, fp16 tensor
@@ -47,16 +47,10 @@ def _fuse_hidden(b: int, stride: int) -> bool:
 
 
 def _configs():
-    if triton_interpreting():
-        return [triton.Config({"BLOCK_P": 64, "BLOCK_N": 32, "BLOCK_H": 32, "BLOCK_CI": 32}, num_warps=4)]
-    return [
-        triton.Config({"BLOCK_P": bp, "BLOCK_N": bn, "BLOCK_H": bh, "BLOCK_CI": bc}, num_warps=w, num_stages=s)
-        for bp, bn, bh, bc, w, s in [
-            (64, 64, 32, 32, 4, 2), (64, 128, 32, 32, 4, 2), (64, 128, 32, 64, 8, 2),
-            (128, 64, 32, 32, 8, 2), (128, 128, 32, 32, 8, 2), (64, 256, 32, 32, 8, 2),
-            (32, 256, 32, 64, 8, 2), (32, 128, 64, 32, 4, 2), (128, 256, 32, 32, 8, 1),
-        ]
-    ]
+    return autotune_configs(("BLOCK_P", "BLOCK_N", "BLOCK_H", "BLOCK_CI"), (64, 32, 32, 32, 4), [
+        (64, 64, 32, 32, 4, 2), (64, 128, 32, 32, 4, 2), (64, 128, 32, 64, 8, 2), (128, 64, 32, 32, 8, 2),
+        (128, 128, 32, 32, 8, 2), (64, 256, 32, 32, 8, 2), (32, 256, 32, 64, 8, 2), (32, 128, 64, 32, 4, 2),
+        (128, 256, 32, 32, 8, 1)])
 
 
 # Kernel: grid (cdiv(N*H'*W', BLOCK_P), cdiv(B, BLOCK_N) + cdiv(CX, BLOCK_N)). Tile = BLOCK_P output
