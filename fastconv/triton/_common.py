@@ -26,6 +26,15 @@ def apply_act(v, ACT: tl.constexpr):
 
 
 @triton.jit
+def output_pixels(pid_p, BLOCK_P: tl.constexpr, NPIX, HO, WO):
+    """The BLOCK_P output pixels of program pid_p, flattened over (N, H', W'): their index, mask,
+    image (int64, so image offsets never overflow) and output row/column."""
+    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    rem = offs_p % (HO * WO)
+    return offs_p, offs_p < NPIX, (offs_p // (HO * WO)).to(tl.int64), rem // WO, rem % WO
+
+
+@triton.jit
 def mma(a, b, acc, DOT_FP32: tl.constexpr, PREC: tl.constexpr):
     """acc + a @ b on tensor cores; DOT_FP32 upcasts the operands (the interpreter's bf16 dot is wrong)."""
     if DOT_FP32:

@@ -24,7 +24,7 @@ import triton.language as tl
 from torch import Tensor
 
 from fastconv._common import empty_like_format
-from fastconv.triton._common import act_code, apply_act, autotune_configs, dot_fp32, dot_precision, mma
+from fastconv.triton._common import act_code, apply_act, autotune_configs, dot_fp32, dot_precision, mma, output_pixels
 
 
 def _configs():
@@ -51,15 +51,10 @@ def _dwpw_kernel(x_ptr, dww_ptr, pww_ptr, dwb_ptr, pwb_ptr, res_ptr, out_ptr,
     pid_k = tl.program_id(1)
     dt = out_ptr.dtype.element_ty
 
-    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    mask_p = offs_p < NPIX
-    n = offs_p // (HO * WO)
-    rem = offs_p % (HO * WO)
-    oh = rem // WO
-    ow = rem % WO
+    offs_p, mask_p, n, oh, ow = output_pixels(pid_p, BLOCK_P, NPIX, HO, WO)
     ih0 = oh * stride - padding
     iw0 = ow * stride - padding
-    x_pix = x_ptr + n.to(tl.int64) * sxn  # per-pixel image base, int64 for large batches
+    x_pix = x_ptr + n * sxn  # per-pixel image base (n is int64: large batches)
 
     offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
     mask_k = offs_k < K

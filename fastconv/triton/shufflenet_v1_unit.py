@@ -31,7 +31,7 @@ from torch import Tensor
 
 from fastconv._common import conv_out_size, empty_like_format
 from fastconv.triton import group_conv1x1
-from fastconv.triton._common import apply_act, autotune_configs, dot_fp32, dot_precision, mma
+from fastconv.triton._common import apply_act, autotune_configs, dot_fp32, dot_precision, mma, output_pixels
 
 EXTRA_NONE, EXTRA_AVGPOOL, EXTRA_PASSTHROUGH = 0, 1, 2
 
@@ -90,12 +90,7 @@ def _dw_gpw_kernel(h_ptr, dww_ptr, dwb_ptr, w_ptr, b_ptr, x_ptr, out_ptr,
     pid_q = tl.program_id(1)
     dt = out_ptr.dtype.element_ty
 
-    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    mask_p = offs_p < NPIX
-    n = (offs_p // (HO * WO)).to(tl.int64)
-    rem = offs_p % (HO * WO)
-    oh = rem // WO
-    ow = rem % WO
+    offs_p, mask_p, n, oh, ow = output_pixels(pid_p, BLOCK_P, NPIX, HO, WO)
 
     NB_N = tl.cdiv(KG, BLOCK_N)
     if pid_q < G * NB_N:

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from fastconv._common import conv_out_size, empty_like_format
 from fastconv.triton import group_conv1x1
-from fastconv.triton._common import apply_act, autotune_configs, dot_fp32, dot_precision, mma
+from fastconv.triton._common import apply_act, autotune_configs, dot_fp32, dot_precision, mma, output_pixels
 from fastconv.triton.shufflenet_v1_unit import EXTRA_NONE, EXTRA_PASSTHROUGH, _extra_tile, launch_dw_gpw
 
 # Fused (recompute) vs two-kernel branch2. Estimated from an H100 roofline (~3 TB/s, fp16 tensor
@@ -70,12 +70,7 @@ def _pw_dw_pw_kernel(z_ptr, w1_ptr, b1_ptr, dww_ptr, dwb_ptr, w2_ptr, b2_ptr, x_
     pid_q = tl.program_id(1)
     dt = out_ptr.dtype.element_ty
 
-    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    mask_p = offs_p < NPIX
-    n = (offs_p // (HO * WO)).to(tl.int64)
-    rem = offs_p % (HO * WO)
-    oh = rem // WO
-    ow = rem % WO
+    offs_p, mask_p, n, oh, ow = output_pixels(pid_p, BLOCK_P, NPIX, HO, WO)
 
     NB_N = tl.cdiv(B, BLOCK_N)
     if pid_q < NB_N:
