@@ -78,7 +78,7 @@ class Graphed:
 def _timer(on_gpu, a):
     if on_gpu:
         return lambda fn: time_gpu(fn, a.warmup_ms, a.rep_ms)
-    return lambda fn: time_cpu(fn, 0.3, 10)
+    return lambda fn: time_cpu(fn, 0.3, 40, min_reps=5)
 
 
 def main(argv=None) -> int:

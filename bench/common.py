@@ -257,24 +257,29 @@ def time_gpu(fn: Callable[[], object], warmup_ms: float, rep_ms: float,
     return Timing(float(q[0]), float(q[1]), float(q[2]), "cuda_events")
 
 
-def time_cpu(fn: Callable[[], object], budget_s: float = 0.25, max_reps: int = 25,
-             grad_to_none: Optional[Sequence[Tensor]] = None) -> Timing:
-    """Wall-clock medians for CPU runs (no cache flush: the numbers are for orientation only)."""
+def time_cpu(fn: Callable[[], object], budget_s: float = 0.5, max_reps: int = 200,
+             grad_to_none: Optional[Sequence[Tensor]] = None, min_reps: int = 15) -> Timing:
+    """Wall-clock medians for CPU runs (no cache flush: the numbers are for orientation only).
+
+    At least ``min_reps`` timed calls after two warm-ups, more until ``budget_s`` is spent: with
+    three reps a single scheduler hiccup on a 2-core machine made one block read 100x faster than
+    its baseline. The p20/p80 spread travels with the median so a noisy row can be seen as one."""
     def call():
         if grad_to_none:
             for t in grad_to_none:
                 t.grad = None
         fn()
 
-    call()  # warm-up: first-call allocations and lazy init stay out of the numbers
+    call()  # warm-ups: first-call allocations, lazy init and cold caches stay out of the numbers
+    call()
     times: list[float] = []
     start = time.perf_counter()
-    while len(times) < max_reps and (len(times) < 3 or time.perf_counter() - start < budget_s):
+    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() - start < budget_s):
         t0 = time.perf_counter()
         call()
         times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
-    q = statistics.quantiles(times, n=10, method="inclusive") if len(times) > 1 else times * 9
+    q = statistics.quantiles(times, n=10, method="inclusive")
     return Timing(statistics.median(times), q[1], q[7], "cpu_perf_counter")
 
 

@@ -75,7 +75,7 @@ def write_summary(rows: list, path: Path, info=None, roofs=None, suite=None, ela
     L += [f"- run: {r0.get('timestamp', '?')}, git {r0.get('git_sha', '?')}; torch {r0.get('torch', '?')}, "
           f"CUDA {r0.get('cuda', '?')}, cuDNN {r0.get('cudnn', '?')}, Triton {r0.get('triton', '?')}",
           "- timing: " + ("CUDA events via `triton.testing.do_bench` (L2 flushed before every call), median "
-                          "with p20/p80" if on_gpu else "CPU `time.perf_counter`, median of a few calls")]
+                          "with p20/p80" if on_gpu else "CPU `time.perf_counter`, median of >= 15 calls with p20/p80")]
     if roofs is not None:
         L.append(f"- roofs (measured at the start of the run): {roofs.gbps:.1f} GB/s copy bandwidth; matmul "
                  + ", ".join(f"{k} {v:.2f} TFLOP/s" for k, v in roofs.tflops.items()) + f" ({roofs.how})")

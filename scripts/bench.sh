@@ -10,6 +10,7 @@
 # Results: bench/results/<device>/ (CPU runs: bench/results/cpu/).
 set -euo pipefail
 export FASTCONV_BUILD_OPTIONAL=${FASTCONV_BUILD_OPTIONAL:-1}
+export FASTCONV_BUILD_ONLY_WITH_GPU=${FASTCONV_BUILD_ONLY_WITH_GPU:-1}
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 if ! "$PY" -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1; then

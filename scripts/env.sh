@@ -6,7 +6,9 @@
 #    (the GPU machine, which has no network)
 #  - else create ./.venv and pip install requirements-dev.txt
 # FASTCONV_SKIP_CUDA_BUILD=1 skips the extension build; FASTCONV_BUILD_OPTIONAL=1 (set by bench.sh)
-# turns a failed build into a warning (the cuda backend is then reported unavailable).
+# turns a failed build into a warning (the cuda backend is then reported unavailable);
+# FASTCONV_BUILD_ONLY_WITH_GPU=1 (set by bench.sh) skips the build where no CUDA device is visible
+# (nothing built there could run; the test command keeps compiling every .cu).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REQ="$ROOT/requirements-dev.txt"
@@ -34,6 +36,11 @@ export PY
 echo "fastconv: using $PY ($("$PY" -c 'import torch; print("torch", torch.__version__)'))" >&2
 
 # Build fastconv._C in place (ninja makes it incremental) when nvcc and a CUDA torch are present.
+if [ "${FASTCONV_BUILD_ONLY_WITH_GPU:-0}" = "1" ] && [ "${FASTCONV_SKIP_CUDA_BUILD:-0}" != "1" ] && \
+   ! "$PY" -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1; then
+  echo "fastconv: no CUDA device: not building fastconv._C (it could not run here)" >&2
+  export FASTCONV_SKIP_CUDA_BUILD=1
+fi
 if [ "${FASTCONV_SKIP_CUDA_BUILD:-0}" != "1" ] && command -v nvcc >/dev/null 2>&1 && \
    "$PY" -c "import torch; assert torch.version.cuda" >/dev/null 2>&1; then
   if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
