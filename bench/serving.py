@@ -353,48 +353,57 @@ def _server_args(a) -> list:
     return args
 
 
-def measure(a, info, model: str, variant: str, workdir: str) -> list:
-    rows = []
-    runner = a.runner or ("cuda-graphs" if a.gpu else "eager")
-    base = {"timestamp": info.timestamp, "git_sha": info.git_sha, "device": info.device,
+def _base_row(a, info, model: str, variant: str) -> dict:
+    return {"timestamp": info.timestamp, "git_sha": info.git_sha, "device": info.device,
             "timing": "gpu_perf_analyzer" if a.gpu else "cpu_perf_analyzer", "model": model, "variant": variant,
             "image_size": a.image_size, "max_batch": a.max_batch, "preferred_batch_sizes": a.preferred_batch_sizes or "",
-            "queue_delay_us": a.queue_delay_us, "runner": runner, "protocol": a.protocol}
+            "queue_delay_us": a.queue_delay_us, "runner": a.runner or ("cuda-graphs" if a.gpu else "eager"),
+            "protocol": a.protocol}
+
+
+def measure_server(srv: ServerProcess, a, base: dict, workdir: str) -> list:
+    """perf_analyzer at each of ``a.concurrency`` against a running server: one result row each."""
+    rows = []
+    for c in a.concurrency:
+        before = srv.model_stats()
+        path = os.path.join(workdir, f"{srv.model_name}_c{c}.csv")
+        try:
+            r = run_perf_analyzer(srv, c, path, protocol=a.protocol, measurement_ms=a.measurement_ms,
+                                  request_count=a.request_count)
+        except RuntimeError as e:
+            rows.append({**base, "concurrency": c, "status": f"error: {str(e).splitlines()[0][:200]}"})
+            print(f"[serving]   c={c}: {e}", file=sys.stderr)
+            continue
+        hist = batch_histogram(before, srv.model_stats())
+        execs = sum(hist.values())
+        infers = sum(b * n for b, n in hist.items())
+        us = 1e-3  # perf_analyzer's latencies are in microseconds
+        row = {**base, "concurrency": c, "status": "ok", "measurement": r["mode"],
+               "throughput_infer_per_s": round(r["Inferences/Second"], 2),
+               **{f"p{q}_ms": round(r[f"p{q} latency"] * us, 3) for q in (50, 90, 95, 99)},
+               "avg_ms": round(r["Avg latency"] * us, 3) if "Avg latency" in r else "",
+               "server_queue_ms": round(r["Server Queue"] * us, 3) if "Server Queue" in r else "",
+               "server_compute_ms": round(r["Server Compute Infer"] * us, 3) if "Server Compute Infer" in r else "",
+               "executions": execs, "inferences": infers,
+               "mean_batch": round(infers / execs, 2) if execs else "",
+               "max_batch_seen": max(hist) if hist else "",
+               "batch_hist": " ".join(f"{b}:{n}" for b, n in hist.items())}
+        rows.append(row)
+        print(f"[serving]   c={c}: {row['throughput_infer_per_s']} infer/s, p50 {row['p50_ms']} ms, "
+              f"p99 {row['p99_ms']} ms, mean batch {row['mean_batch']}", file=sys.stderr, flush=True)
+    return rows
+
+
+def measure(a, info, model: str, variant: str, workdir: str) -> list:
+    base = _base_row(a, info, model, variant)
     log = os.path.join(workdir, f"{model}_{variant}.log")
     print(f"[serving] {model} {variant}: starting the server", file=sys.stderr, flush=True)
     try:
         with ServerProcess(model, baseline=variant == "baseline", args=_server_args(a), log_path=log) as srv:
-            for c in a.concurrency:
-                before = srv.model_stats()
-                path = os.path.join(workdir, f"{model}_{variant}_c{c}.csv")
-                try:
-                    r = run_perf_analyzer(srv, c, path, protocol=a.protocol, measurement_ms=a.measurement_ms,
-                                          request_count=a.request_count)
-                except RuntimeError as e:
-                    rows.append({**base, "concurrency": c, "status": f"error: {str(e).splitlines()[0][:200]}"})
-                    print(f"[serving]   c={c}: {e}", file=sys.stderr)
-                    continue
-                hist = batch_histogram(before, srv.model_stats())
-                execs = sum(hist.values())
-                infers = sum(b * n for b, n in hist.items())
-                us = 1e-3  # perf_analyzer's latencies are in microseconds
-                row = {**base, "concurrency": c, "status": "ok", "measurement": r["mode"],
-                       "throughput_infer_per_s": round(r["Inferences/Second"], 2),
-                       **{f"p{q}_ms": round(r[f"p{q} latency"] * us, 3) for q in (50, 90, 95, 99)},
-                       "avg_ms": round(r.get("Avg latency", float("nan")) * us, 3),
-                       "server_queue_ms": round(r.get("Server Queue", float("nan")) * us, 3),
-                       "server_compute_ms": round(r.get("Server Compute Infer", float("nan")) * us, 3),
-                       "executions": execs, "inferences": infers,
-                       "mean_batch": round(infers / execs, 2) if execs else "",
-                       "max_batch_seen": max(hist) if hist else "",
-                       "batch_hist": " ".join(f"{b}:{n}" for b, n in hist.items())}
-                rows.append(row)
-                print(f"[serving]   c={c}: {row['throughput_infer_per_s']} infer/s, p50 {row['p50_ms']} ms, "
-                      f"p99 {row['p99_ms']} ms, mean batch {row['mean_batch']}", file=sys.stderr, flush=True)
+            return measure_server(srv, a, base, workdir)
     except RuntimeError as e:
-        rows.append({**base, "concurrency": "", "status": f"error: {str(e).splitlines()[0][:200]}"})
         print(f"[serving] {model} {variant}: {e}", file=sys.stderr)
-    return rows
+        return [{**base, "concurrency": "", "status": f"error: {str(e).splitlines()[0][:200]}"}]
 
 
 def _num(v) -> Optional[float]:
@@ -477,6 +486,19 @@ def write_plot(path: Path, rows: list, a) -> bool:
     return True
 
 
+def write_results(out: Path, rows: list, a, info, tag: str = "") -> list:
+    """serving<tag>.csv, .md and (with matplotlib) .png under ``out``; returns the paths written."""
+    paths = [out / f"serving{tag}.csv", out / f"serving{tag}.md"]
+    with open(paths[0], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    write_markdown(paths[1], rows, a, info)
+    if write_plot(out / f"serving{tag}.png", rows, a):
+        paths.append(out / f"serving{tag}.png")
+    return paths
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
     from bench.common import results_dir, run_info
@@ -492,13 +514,8 @@ def main(argv=None) -> int:
         for f in glob.glob(os.path.join(work, "*.log")):  # keep the server logs next to the results
             os.replace(f, out / os.path.basename(f))
     tag = "_quick" if a.quick else ""
-    with open(out / f"serving{tag}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    write_markdown(out / f"serving{tag}.md", rows, a, info)
-    plotted = write_plot(out / f"serving{tag}.png", rows, a)
-    print(f"[serving] wrote {out}/serving{tag}.csv, .md{', .png' if plotted else ''}", file=sys.stderr)
+    written = write_results(out, rows, a, info, tag)
+    print(f"[serving] wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0 if rows and all(r["status"] == "ok" for r in rows) else 1
 
 
