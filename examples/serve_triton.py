@@ -122,7 +122,7 @@ class Predictor:
     """The model plus what a server does around it: host -> device, dtype and layout in, logits out.
 
     ``runner``: "eager"; "cuda-graphs" (one graph per bucket, see _GraphRunner); "reduce-overhead"
-    (torch.compile's CUDA-graph mode, which records one graph per batch size it sees).
+    (torch.compile's CUDA-graph mode on the same buckets).
     """
 
     def __init__(self, model, *, image_size: int, max_batch: int, device: str = "cpu", runner: str = "eager",
@@ -196,10 +196,13 @@ def random_images(gen: np.random.Generator, n: int, size: int, dtype=np.uint8) -
 
 
 def make_infer(predictor: Predictor) -> Callable:
-    """PyTriton's callable: a list of requests (Triton already checked dtype and per-item shape) ->
-    one response each. The requests run as one batch; a request that is still wrong (an empty batch)
-    is answered with a clear error while the batch runs without it. A failure raises, which Triton
-    returns to the requests of that batch only; the server keeps serving."""
+    """PyTriton's callable: the requests Triton's dynamic batcher grouped -> one response each, from
+    one model call on their concatenation.
+
+    Triton checks every request against the model config (dtype, item shape, 1 <= n <= max batch)
+    before it is queued, so a bad request never joins a batch. The checks here are a last line of
+    defence: PyTriton can only fail a whole batch (an exception becomes the error of each of its
+    requests; the server keeps serving)."""
     from pytriton.exceptions import PyTritonBadParameterError
 
     s = predictor.image_size
@@ -209,8 +212,6 @@ def make_infer(predictor: Predictor) -> Callable:
     def infer(requests: Sequence[dict]) -> list:
         arrays = [r[INPUT] for r in requests]
         for a in arrays:
-            # Triton rejects wrong dtypes and item shapes itself; these guard against a request that
-            # slipped through (e.g. a zero-length batch) reaching the model.
             if a.dtype != dtype or tuple(a.shape[1:]) != item:
                 raise PyTritonBadParameterError(f"{INPUT}: expected {dtype} (N, 3, {s}, {s}), "
                                                 f"got {a.dtype} {tuple(a.shape)}")

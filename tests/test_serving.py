@@ -244,6 +244,23 @@ def test_baseline_and_fastconv_models_agree(local):
     _check_logits(local(x), st.Predictor(base, image_size=SIZE, max_batch=MAX_BATCH)(x))
 
 
+def test_infer_callable_splits_a_batch_and_refuses_bad_requests(local):
+    """The PyTriton callable on its own: responses line up with requests of different sizes; a request
+    that reached it wrong (Triton normally rejects these first) raises a clear error."""
+    from pytriton.exceptions import PyTritonBadParameterError
+
+    infer = st.make_infer(local)
+    x = _images(6, seed=6)
+    want = local(x)
+    out = infer([{st.INPUT: x[:1]}, {st.INPUT: x[1:4]}, {st.INPUT: x[4:]}])
+    assert [o[st.OUTPUT].shape[0] for o in out] == [1, 3, 2]
+    _check_logits(np.concatenate([o[st.OUTPUT] for o in out]), want)
+    for bad, match in ((x[:0], "empty batch"), (x[:1, :, :-1], "expected uint8"),
+                       (x[:1].astype(np.float32), "expected uint8")):
+        with pytest.raises(PyTritonBadParameterError, match=match):
+            infer([{st.INPUT: x[:1]}, {st.INPUT: bad}])
+
+
 def test_predictor_and_options_validate():
     model, _ = st.build_model(MODEL, num_classes=CLASSES, optimize=False)
     with pytest.raises(ValueError, match="runner"):
