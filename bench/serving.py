@@ -244,6 +244,8 @@ def perf_analyzer_env() -> dict:
     for pattern, name in (("libb64-*.so.0d", "libb64.so.0d"), ("libcudart-*.so.12*", "libcudart.so.12")):
         found = sorted(libs.glob(pattern))
         link = folder / name
+        if link.is_symlink() and not link.exists():  # dangling: the venv moved or was rebuilt
+            link.unlink()
         if found and not link.exists():
             try:
                 link.symlink_to(found[0])
