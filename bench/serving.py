@@ -42,7 +42,7 @@ HOST = "127.0.0.1"
 TOKEN_ENV = "FASTCONV_TRITON_TOKEN"
 TOKEN_HEADER = "triton-access-token"
 COLUMNS = ["timestamp", "git_sha", "device", "timing", "model", "variant", "image_size", "max_batch",
-           "preferred_batch_sizes", "queue_delay_us", "runner", "protocol", "concurrency", "status", "measurement",
+           "preferred_batch_sizes", "queue_delay_us", "runner", "instances", "protocol", "concurrency", "status", "measurement",
            "throughput_infer_per_s", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "avg_ms", "server_queue_ms",
            "server_compute_ms", "executions", "inferences", "mean_batch", "max_batch_seen", "batch_hist"]
 
@@ -324,6 +324,7 @@ def parse_args(argv=None):
     p.add_argument("--preferred-batch-sizes", default=None, help="e.g. 16,32,64")
     p.add_argument("--queue-delay-us", type=int, default=None, help="GPU default 500, CPU 5000")
     p.add_argument("--runner", default=None, help="server --runner (GPU default cuda-graphs)")
+    p.add_argument("--instances", type=int, default=1, help="server --instances (model instances)")
     p.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
     p.add_argument("--measurement-ms", type=int, default=None, help="perf_analyzer window (GPU 3000, CPU 1500)")
     p.add_argument("--request-count", type=int, default=0,
@@ -352,6 +353,8 @@ def _server_args(a) -> list:
         args += ["--preferred-batch-sizes", a.preferred_batch_sizes]
     if a.runner:
         args += ["--runner", a.runner]
+    if getattr(a, "instances", 1) > 1:
+        args += ["--instances", str(a.instances)]
     return args
 
 
@@ -360,7 +363,7 @@ def _base_row(a, info, model: str, variant: str) -> dict:
             "timing": "gpu_perf_analyzer" if a.gpu else "cpu_perf_analyzer", "model": model, "variant": variant,
             "image_size": a.image_size, "max_batch": a.max_batch, "preferred_batch_sizes": a.preferred_batch_sizes or "",
             "queue_delay_us": a.queue_delay_us, "runner": a.runner or ("cuda-graphs" if a.gpu else "eager"),
-            "protocol": a.protocol}
+            "instances": getattr(a, "instances", 1), "protocol": a.protocol}
 
 
 def measure_server(srv: ServerProcess, a, base: dict, workdir: str) -> list:
@@ -440,7 +443,7 @@ def write_markdown(path: Path, rows: list, a, info) -> None:
              f"{label}. {info.timestamp}, git {info.git_sha}, torch {info.torch_version}.",
              f"Image {a.image_size}x{a.image_size} uint8 over {a.protocol}, max batch {a.max_batch}, preferred "
              f"{a.preferred_batch_sizes or 'none'}, queue delay {a.queue_delay_us} us, runner "
-             f"{a.runner or ('cuda-graphs' if a.gpu else 'eager')}; latencies are perf_analyzer's client-side ones.", ""]
+             f"{a.runner or ('cuda-graphs' if a.gpu else 'eager')}, {getattr(a, 'instances', 1)} instance(s); latencies are perf_analyzer's client-side ones.", ""]
     cols = ["model", "variant", "concurrency", "status", "measurement", "throughput_infer_per_s", "p50_ms", "p90_ms", "p99_ms",
             "server_queue_ms", "server_compute_ms", "mean_batch", "max_batch_seen"]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

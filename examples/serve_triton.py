@@ -32,6 +32,7 @@ SIGINT/SIGTERM shut the server down cleanly (no process, no /dev/shm segment lef
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import signal
@@ -141,7 +142,18 @@ class Predictor:
         self.channels_last = self.device.type == "cuda"
         self._mean = torch.tensor(_MEAN, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
         self._inv_std = (1.0 / torch.tensor(_STD, device=self.device)).to(self.dtype).view(1, 3, 1, 1)
-        self._lock = threading.Lock()  # one batch at a time on the device (PyTriton may call concurrently)
+        self._lock = threading.Lock()  # one batch at a time per predictor
+        # One stream per predictor, so that several (--instances) overlap one's copies with another's
+        # kernels; the warm-up, the capture and every request of a predictor run on it.
+        self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        with self._on_stream():
+            self._build_runner(model, runner)
+
+    def _on_stream(self):
+        return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+
+    def _build_runner(self, model, runner: str) -> None:
+        image_size, max_batch = self.image_size, self.max_batch
         if runner == "cuda-graphs":
             example = torch.zeros(1, 3, image_size, image_size, device=self.device, dtype=self.dtype)
             self._run = _GraphRunner(model, example, max_batch, self.channels_last)
@@ -173,9 +185,9 @@ class Predictor:
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """images: (N, 3, S, S) in the input dtype -> logits (N, num_classes) float32."""
-        with self._lock, torch.no_grad():
+        with self._lock, torch.no_grad(), self._on_stream():
             logits = self._run(self.prepare(images))
-            return logits.float().cpu().numpy()
+            return logits.float().cpu().numpy()  # .cpu() waits for this stream only
 
     def warmup(self) -> None:
         """Run every batch size once (compilation, autotuning and graph capture happen here, not in a
@@ -249,6 +261,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--input-dtype", choices=tuple(INPUT_DTYPES), default="uint8",
                     help="wire format of 'images': uint8 pixels (normalised on the device) or fp32 normalised")
     ap.add_argument("--max-batch", type=int, default=32, help="Triton max_batch_size")
+    ap.add_argument("--instances", type=int, default=1,
+                    help="model instances (each its own CUDA stream and graphs; Triton runs them concurrently)")
     ap.add_argument("--preferred-batch-sizes", type=_parse_sizes, default=None,
                     help="dynamic batcher preferred sizes, e.g. 8,16,32 (default: none)")
     ap.add_argument("--queue-delay-us", type=int, default=2000,
@@ -270,6 +284,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error(f"--preferred-batch-sizes {bad} outside 1..--max-batch ({args.max_batch})")
     if args.queue_delay_us < 0:
         ap.error("--queue-delay-us must be >= 0")
+    if args.instances < 1:
+        ap.error("--instances must be >= 1")
+    if args.instances > 1 and args.runner == "reduce-overhead":
+        ap.error("--runner reduce-overhead keeps its CUDA graphs per thread: use one instance or cuda-graphs")
     return args
 
 
@@ -307,9 +325,11 @@ def main(argv=None) -> None:
                                 seed=args.seed)
     if report is not None:
         print(report, file=sys.stderr)
-    predictor = Predictor(model, image_size=args.image_size, max_batch=args.max_batch, device=args.device,
-                          runner=runner, input_dtype=args.input_dtype)
-    predictor.warmup()
+    # The instances share the weights; each has its own stream, graphs and input/output buffers.
+    predictors = [Predictor(model, image_size=args.image_size, max_batch=args.max_batch, device=args.device,
+                            runner=runner, input_dtype=args.input_dtype) for _ in range(args.instances)]
+    for p in predictors:
+        p.warmup()
 
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
     from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
@@ -336,8 +356,8 @@ def main(argv=None) -> None:
 
     try:
         with Triton(config=config, security_config=security) as triton:
-            triton.bind(model_name=name, infer_func=make_infer(predictor),
-                        inputs=[Tensor(name=INPUT, dtype=predictor.input_dtype, shape=(3, s, s))],
+            triton.bind(model_name=name, infer_func=[make_infer(p) for p in predictors],
+                        inputs=[Tensor(name=INPUT, dtype=predictors[0].input_dtype, shape=(3, s, s))],
                         outputs=[Tensor(name=OUTPUT, dtype=np.float32, shape=(args.num_classes,))],
                         config=ModelConfig(max_batch_size=args.max_batch, batcher=batcher),
                         strict=True)

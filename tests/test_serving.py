@@ -268,7 +268,8 @@ def test_predictor_and_options_validate():
     with pytest.raises(ValueError, match="input_dtype"):
         st.Predictor(model, image_size=SIZE, max_batch=2, input_dtype="int16")
     for bad in (["--preferred-batch-sizes", "4,64", "--max-batch", "8"], ["--max-batch", "0"],
-                ["--queue-delay-us", "-1"], ["--preferred-batch-sizes", "a,b"]):
+                ["--queue-delay-us", "-1"], ["--preferred-batch-sizes", "a,b"], ["--instances", "0"],
+                ["--instances", "2", "--runner", "reduce-overhead"]):
         with pytest.raises(SystemExit):
             st.parse_args(bad)
     a = st.parse_args(["--preferred-batch-sizes", "4,8", "--max-batch", "8"])
