@@ -28,7 +28,6 @@ import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 import urllib.error
@@ -235,9 +234,11 @@ def perf_analyzer_env() -> dict:
     (nvidia_pytriton.libs/libb64-<hash>.so.0d, libcudart-<hash>.so.12.*), which are linked here under
     the names the binary asks for. Nothing is changed when PyTriton is not installed."""
     env = dict(os.environ)
-    purelib = Path(sysconfig.get_paths()["purelib"])
-    libs = purelib / "nvidia_pytriton.libs"
-    if not libs.is_dir():
+    import importlib.util
+    spec = importlib.util.find_spec("pytriton")
+    # next to the pytriton package (a site-packages folder, or a --target folder: bench/serving_bundle.sh)
+    libs = Path(spec.origin).parent.parent / "nvidia_pytriton.libs" if spec and spec.origin else None
+    if libs is None or not libs.is_dir():
         return env
     folder = Path(tempfile.gettempdir()) / f"fastconv-perf-analyzer-libs-{os.getuid()}"
     folder.mkdir(exist_ok=True)
