@@ -315,8 +315,18 @@ def _python_libdir_first() -> None:
         os.environ["LD_LIBRARY_PATH"] = ":".join([libdir] + paths)
 
 
+def _check_numpy() -> None:
+    """PyTriton 0.7 (and tritonclient 2.51) require numpy < 2; under numpy 2.4 the server answers
+    every request with an empty output tensor instead of failing. Refuse to start instead."""
+    if int(np.__version__.split(".")[0]) >= 2 and os.environ.get("FASTCONV_ALLOW_NUMPY2") != "1":
+        raise SystemExit(f"serve_triton: numpy {np.__version__} is installed; PyTriton 0.7 needs numpy < 2 "
+                         "(under numpy 2 its responses come back empty). Install numpy<2 in this environment "
+                         "(see examples/README.md), or set FASTCONV_ALLOW_NUMPY2=1 to try anyway.")
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    _check_numpy()
     if args.threads:
         torch.set_num_threads(args.threads)
     runner = args.runner or ("cuda-graphs" if torch.device(args.device).type == "cuda" else "eager")
