@@ -458,6 +458,7 @@ def write_markdown(path: Path, rows: list, a, info) -> None:
         if c is None:
             lines.append(f"| {m} | missing data | | | | |")
             continue
+        c = {k: "n/a" if v is None else v for k, v in c.items()}
         lines.append(f"| {m} | {c['baseline_max']} ({c['baseline_p99']}) | {c['fastconv_max']} | "
                      f"{c['fastconv_at_equal_p99']} | {c['ratio_at_equal_p99']} | "
                      f"{c['p99_c64_fastconv']} / {c['p99_c64_baseline']} |")
