@@ -331,6 +331,8 @@ def parse_args(argv=None):
     p.add_argument("--request-count", type=int, default=0,
                    help="measure exactly this many requests per concurrency instead of stable time windows")
     p.add_argument("--threads", type=int, default=None, help="server torch threads (CPU default 1)")
+    p.add_argument("--time-budget-min", type=float, default=0,
+                   help="start no new server after this many minutes (0: no limit); the results so far are written")
     p.add_argument("--quick", action="store_true", help="one model, two concurrencies, short windows")
     p.add_argument("--out", help="results folder (default bench/results/<device>/serving/)")
     a = p.parse_args(argv)
@@ -515,8 +517,13 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="fastconv-serving-") as work:
+        t0 = time.monotonic()
         for m in a.model:
             for v in a.variant:
+                if a.time_budget_min and time.monotonic() - t0 > 60 * a.time_budget_min:
+                    print(f"[serving] time budget spent: {m} {v} not measured", file=sys.stderr)
+                    rows.append({**_base_row(a, info, m, v), "concurrency": "", "status": "skipped: time budget"})
+                    continue
                 rows += measure(a, info, m, v, work)
         for f in glob.glob(os.path.join(work, "*.log")):  # keep the server logs next to the results
             os.replace(f, out / os.path.basename(f))
