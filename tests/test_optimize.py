@@ -1,14 +1,10 @@
 """fastconv.optimize on every supported model family (CPU, random weights, small inputs), the report,
-training-mode refusal, idempotence, dtype/format/device, compile/export, CUDA graphs, and the example server.
+training-mode refusal, idempotence, dtype/format/device, compile/export and CUDA graphs
+(the example server is tested in test_serving.py).
 
 Each model is built once per module; inputs are 1x3x64x64 so the whole file stays well under 90 s on one core.
 """
-import importlib.util
 import json
-import os
-import threading
-import urllib.error
-import urllib.request
 
 import pytest
 import torch
@@ -20,7 +16,6 @@ from fastconv.optimize import OptimizeReport, optimize, set_backend
 from helpers import randomize_bn
 
 HAS_CUDA = torch.cuda.is_available()
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -299,61 +294,3 @@ def test_cuda_compile_fullgraph():
     compiled = torch.compile(opt, fullgraph=True, backend="aot_eager")
     with torch.no_grad():
         assert rel_err(compiled(x), opt(x)) < 1e-3
-
-
-# ---------------------------------------------------------------------------------------------
-# the example server
-# ---------------------------------------------------------------------------------------------
-
-def _load_example(name):
-    path = os.path.join(ROOT, "examples", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"fastconv_example_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _serve_and_query(device: str, cuda_graphs: bool, size: int, n: int = 6):
-    serve, loadgen = _load_example("serve"), _load_example("loadgen")
-    model, report = serve.build_model("mobilenet_v3_small", num_classes=10, optimize=True, device=device)
-    assert report.num_replaced == 11
-    server = serve.InferenceServer(model, image_size=size, device=device, max_batch=4, batch_window_ms=20,
-                                   cuda_graphs=cuda_graphs, info={"model": "mobilenet_v3_small"})
-    port = server.start(0)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        with urllib.request.urlopen(base + "/health", timeout=10) as r:
-            assert json.loads(r.read())["status"] == "ok"
-        results = [None] * n
-
-        def post(i):
-            body = os.urandom(3 * size * size)
-            req = urllib.request.Request(base + "/predict", data=body, method="POST",
-                                         headers={"Content-Type": "application/octet-stream"})
-            with urllib.request.urlopen(req, timeout=30) as r:
-                results[i] = json.loads(r.read())
-        threads = [threading.Thread(target=post, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
-        assert all(r is not None and len(r["top5"]) == 5 for r in results), results
-        assert max(r["batch"] for r in results) > 1, "no dynamic batching happened"
-        with pytest.raises(urllib.error.HTTPError) as e:
-            urllib.request.urlopen(urllib.request.Request(base + "/predict", data=b"xyz", method="POST"), timeout=10)
-        assert e.value.code == 400
-        res = loadgen.run(port, requests=8, duration=10, concurrency=2, image_size=size)
-        assert res["requests_ok"] == 8 and res["errors"] == 0 and res["latency_ms"]["p99"] is not None
-        assert res["server_stats"]["requests"] == n + 8
-    finally:
-        server.shutdown()
-
-
-def test_server_smoke_cpu():
-    _serve_and_query("cpu", False, 32)
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
-def test_server_cuda_graphs():
-    _serve_and_query("cuda", True, 64)
