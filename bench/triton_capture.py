@@ -224,19 +224,26 @@ def _fake_props(index=None):
 
 
 @contextlib.contextmanager
-def stand_in_sm90(arch: int = 90):
+def stand_in_sm90(arch: int = 90, max_configs: Optional[int] = None):
     """Inside: Triton launches compile for sm_``arch`` and are recorded (yields the recorder);
-    ``torch.empty(..., device="cuda")`` makes fake tensors; torch.cuda reports one H100."""
+    ``torch.empty(..., device="cuda")`` makes fake tensors; torch.cuda reports one H100.
+    ``max_configs``: autotuners try at most that many of their configs (evenly spread; CI)."""
     import os
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         raise RuntimeError("kernel_report compiles the Triton kernels: run it with TRITON_INTERPRET unset")
     from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
     from triton.runtime import driver
     rec = _Recorder()
-    for tuner in autotuners():  # every entry re-tunes (= compiles every config) for its own shapes
+    tuners = autotuners()
+    all_configs = {id(t): t.configs for t in tuners}
+    for tuner in tuners:  # every entry re-tunes (= compiles every config) for its own shapes
         tuner.cache.clear()
         # do_bench is a cached_property on the autotuner: drop a cached real benchmarker
         tuner.__dict__.pop("do_bench", None)
+        if max_configs and len(tuner.configs) > max_configs:
+            n = len(tuner.configs)
+            pick = sorted({round(i * (n - 1) / max(max_configs - 1, 1)) for i in range(max_configs)})
+            tuner.configs = [tuner.configs[i] for i in pick]
     old_ptr = FakeTensor.__dict__.get("data_ptr")
     patches = {"get_device_properties": _fake_props, "current_device": lambda: 0, "device_count": lambda: 1,
                "get_device_capability": lambda device=None: (arch // 10, arch % 10),
@@ -264,7 +271,8 @@ def stand_in_sm90(arch: int = 90):
         else:  # pragma: no cover - other triton versions keep no private slot
             with contextlib.suppress(Exception):
                 driver.reset_active()
-        for tuner in autotuners():
+        for tuner in tuners:
+            tuner.configs = all_configs[id(tuner)]
             tuner.cache.clear()
             tuner.__dict__.pop("do_bench", None)
 
@@ -322,7 +330,8 @@ def fake_inputs(entry, batch: int, dtype: str, layout: str):
     return x, params
 
 
-def capture(entry, batch: int = 128, dtype: str = "fp16", layout: str = "channels_last") -> list:
+def capture(entry, batch: int = 128, dtype: str = "fp16", layout: str = "channels_last",
+            max_configs: Optional[int] = None) -> list:
     """[Launch] of every kernel and autotune config that fastconv.triton.<op>.forward compiles for
     this catalogue entry. A failing launcher raises."""
     mod = importlib.import_module(f"fastconv.triton.{entry.op}")
@@ -330,7 +339,7 @@ def capture(entry, batch: int = 128, dtype: str = "fp16", layout: str = "channel
     if args_of is None:
         raise KeyError(f"kernel_report: no launcher call for op {entry.op!r}; add one to LAUNCH_ARGS in "
                        "bench/triton_capture.py")
-    with stand_in_sm90() as rec:
+    with stand_in_sm90(max_configs=max_configs) as rec:
         x, params = fake_inputs(entry, batch, dtype, layout)
         mod.forward(*args_of(entry.cfg, x, params))
     # one row per distinct binary: the autotuner's final run repeats the chosen config
