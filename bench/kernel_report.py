@@ -1,6 +1,6 @@
 """Static kernel report: what the sm_90 machine code of every fastconv kernel can do, no GPU needed.
 
-    PYTHONPATH=. python -m bench.kernel_report                 # CUDA (built .so) + Triton (quick) + floor
+    PYTHONPATH=. python -m bench.kernel_report                 # CUDA (built .so) + Triton (3-4 blocks/op) + floor
     PYTHONPATH=. python -m bench.kernel_report --cuda --so /path/to/_C.so
     PYTHONPATH=. python -m bench.kernel_report --cuda --obj build/.../*.o
     PYTHONPATH=. python -m bench.kernel_report --triton --full --dtype fp16 bf16   # every catalogue shape
@@ -106,11 +106,11 @@ def cuda_rows(paths: Iterable[str], arch: str = "sm_90") -> list:
 # CI subset: per op, catalogue labels (prefix match) that cover every kernel and code path.
 CI_BLOCKS = {
     "dwpw_conv2d": ["dwpw 128>128 k3s1"],
-    "inverted_residual": ["ir 24>144>24 k3s1", "ir 72>72>24 k3s2"],
+    "inverted_residual": ["ir 24>144>24 k3s1", "ir 40>120>40 k5s1+se"],
     "channel_shuffle": ["shuffle 232 g2"],
     "group_conv1x1": ["gconv 240>60"],
     "shufflenet_v1_unit": ["snv1 240>240"],
-    "shufflenet_v2_unit": ["snv2 232>232"],
+    "shufflenet_v2_unit": ["snv2 116>116 b58 s1"],   # the one-kernel (pw-dw-pw) branch
 }
 
 
@@ -119,7 +119,7 @@ def select_entries(ops=None, quick=False, ci=False, limit=None, match=None) -> l
     entries = cat.build_catalogue(ops=ops)
     if match:
         entries = [e for e in entries if any(m in e.label for m in match)]
-    if ci:
+    if ci or quick:
         picked = []
         for op, prefixes in CI_BLOCKS.items():
             for p in prefixes:
@@ -128,9 +128,10 @@ def select_entries(ops=None, quick=False, ci=False, limit=None, match=None) -> l
                     hit = next((e for e in entries if e.op == op), None)
                 if hit is not None and hit not in picked:
                     picked.append(hit)
-        entries = picked
-    elif quick:
-        entries = cat.quick_subset(entries, per_op=2)
+        if quick and not ci:  # + the largest and a mid-sized block per op
+            picked += [e for e in cat.quick_subset(entries, per_op=2) if e not in picked]
+        order = {op: i for i, op in enumerate(CI_BLOCKS)}
+        entries = sorted(picked, key=lambda e: order.get(e.op, len(order)))
     if limit:
         by_op = defaultdict(list)
         for e in entries:
@@ -434,7 +435,7 @@ def main(argv=None) -> int:
     if a.triton or every:
         entries = select_entries(a.op, quick=not (a.full or a.ci or a.match), ci=a.ci, limit=a.limit, match=a.match)
         meta["triton_blocks"] = ("CI subset" if a.ci else "every catalogue block" if a.full
-                                 else "matching --match" if a.match else "quick subset (2 per op)") + \
+                                 else "matching --match" if a.match else "quick subset (CI blocks + 2 per op)") + \
             f", {len(entries)} blocks x {', '.join(a.dtype)}"
         triton = triton_rows(entries, a.dtype, a.layout, a.batch, a.jobs, a.max_configs)
         write_csv(out / "triton.csv", triton, TRITON_COLS + ["op", "key"])
