@@ -84,13 +84,14 @@ def cuda_rows(paths: Iterable[str], arch: str = "sm_90") -> list:
             short = sass.short_name(st.demangled)
             if not short.startswith(("dwpw", "ir", "gconv", "shuffle")) and "fastconv" not in st.demangled:
                 continue  # not ours (e.g. torch helpers in an object)
-            warps, lim = sass.occupancy(st.regs, st.threads, st.smem_static)
+            warps, lim = sass.occupancy(st.regs, st.threads, sass.block_smem(st.smem_static))
             vs = st.vector_share
             rows.append({
                 "family": cuda_family(short), "kernel": short, "dtype": cuda_dtype(short), "regs": st.regs,
                 "spill_B": st.spills, "smem_static_B": st.smem_static, "threads": st.threads or "",
                 "warps_per_sm": warps if warps is not None else "",
-                "occ_limiter": lim + ("" if st.smem_static else " (+dyn smem?)"),
+                # shared-memory instructions but nothing beyond the reservation: dynamic shared memory
+                "occ_limiter": lim + (" (+dyn smem?)" if st.lds + st.sts + st.ldsm and st.smem_static <= 1024 else ""),
                 "gld": st.gld_mix(), "gld_wide_share": "" if vs is None else round(vs, 3),
                 "gld_avg_B": "" if st.gld_bytes_avg is None else round(st.gld_bytes_avg, 2),
                 "gst": st.gst_mix(), "mma": st.mma_kind, "ldsm": st.ldsm, "barriers": st.barriers,
@@ -168,9 +169,9 @@ def _triton_rows_one(job) -> list:
         if not ln.error:
             st = _cubin_stats(ln)
             threads = ln.num_warps * 32
-            warps, lim = sass.occupancy(st.regs, threads, ln.shared + st.smem_static)
+            warps, lim = sass.occupancy(st.regs, threads, sass.block_smem(st.smem_static, ln.shared))
             vs = st.vector_share
-            row.update(regs=st.regs, spill_B=st.spills, smem_B=ln.shared + st.smem_static, threads=threads,
+            row.update(regs=st.regs, spill_B=st.spills, smem_B=sass.block_smem(st.smem_static, ln.shared), threads=threads,
                        warps_per_sm=warps, occ_limiter=lim, gld=st.gld_mix(),
                        gld_wide_share="" if vs is None else round(vs, 3), gst=st.gst_mix(), mma=st.mma_kind)
         rows.append(row)
@@ -348,10 +349,12 @@ def render(cuda: Optional[list], triton: Optional[list], floor: Optional[list], 
          f"Generated {meta['when']} by `{meta['cmd']}` (git {meta['git']}). Instruction counts are static "
          "(counted in the machine code, not executed). `gld_wide_share` = share of global load instructions "
          "that move >= 8 bytes per thread or are asynchronous copies (LDGSTS / TMA). Occupancy = theoretical "
-         "warps/SM from registers, threads and shared memory (65536 regs, 228 KB, 2048 threads, 32 blocks).", ""]
+         "warps/SM from registers, threads and shared memory per block including the 1 KB system reservation "
+         "(65536 regs, 228 KB, 2048 threads, 32 blocks).", ""]
     if cuda is not None:
-        L += ["## CUDA kernels", "", f"Source: {meta.get('cuda_src', '')}. Dynamic shared memory is set at launch "
-              "and not in the binary: occupancy uses static shared memory only (limiter marked `+dyn smem?`).", ""]
+        L += ["## CUDA kernels", "", f"Source: {meta.get('cuda_src', '')}. `smem_static_B` is cuobjdump's SHARED "
+              "(static + the 1 KB reservation). Dynamic shared memory is set at launch and not in the binary: "
+              "occupancy uses static shared memory only (limiter marked `+dyn smem?` when the kernel has none).", ""]
         if cuda:
             L += ["### Per family", "", md_table(list(summarise(cuda)[0].keys()), summarise(cuda)), "",
                   "### Per kernel", "", md_table(CUDA_COLS, cuda), ""]

@@ -356,10 +356,18 @@ def analyse_cubin_bytes(data: bytes) -> list:
 # occupancy
 # ---------------------------------------------------------------------------------------------
 
-def occupancy(regs: int, threads: Optional[int], smem: Optional[int], limits: dict = SM90_LIMITS) -> tuple:
+def block_smem(static: int, dynamic: Optional[int] = 0) -> int:
+    """Shared memory one block holds on sm_90: cuobjdump's SHARED already includes the 1 KB per-block
+    system reservation (nvcc 12+/13 report 1024 for a kernel without shared memory) unless it says 0."""
+    reserve = 0 if static >= SM90_LIMITS["smem_per_block_reserved"] else SM90_LIMITS["smem_per_block_reserved"]
+    return static + (dynamic or 0) + reserve
+
+
+def occupancy(regs: int, threads: Optional[int], smem_block: Optional[int], limits: dict = SM90_LIMITS) -> tuple:
     """Theoretical (warps per SM, limiter) of a kernel: registers (allocated per warp in units of
-    256), shared memory (+1 KB reserved per block), threads and blocks per SM. ``smem`` None counts
-    as 0 (limiter then says "smem?"). Returns (None, "threads?") when threads per block is unknown."""
+    256), shared memory per block (``block_smem``: reservation included), threads and blocks per
+    SM. ``smem_block`` None counts as 1 KB (limiter then says "smem?"). Returns (None, "threads?")
+    when threads per block is unknown."""
     if not threads:
         return None, "threads?"
     wpb = -(-threads // 32)
@@ -367,10 +375,10 @@ def occupancy(regs: int, threads: Optional[int], smem: Optional[int], limits: di
     if regs:
         per_warp = -(-regs * 32 // limits["reg_alloc_unit"]) * limits["reg_alloc_unit"]
         lim["regs"] = (limits["regs"] // per_warp) // wpb
-    s = smem or 0
     unit = limits["smem_alloc_unit"]
-    per_block = -(-(s + limits["smem_per_block_reserved"]) // unit) * unit
-    lim["smem" if smem is not None else "smem?"] = limits["smem"] // per_block
+    s = max(smem_block or 0, limits["smem_per_block_reserved"])
+    per_block = -(-s // unit) * unit
+    lim["smem" if smem_block is not None else "smem?"] = limits["smem"] // per_block
     lim["threads"] = limits["threads"] // (wpb * 32)
     lim["blocks"] = limits["blocks"]
     blocks = min(lim.values())

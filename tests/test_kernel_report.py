@@ -113,6 +113,7 @@ def test_occupancy():
     assert sass.occupancy(110, 256, 40 * 1024) == (16, "regs")
     assert sass.occupancy(255, 256, 32 * 1024) == (8, "regs")        # Triton w8 at the register cap
     assert sass.occupancy(64, 256, 115 * 1024) == (8, "smem")        # one 115 KB block per SM
+    assert sass.block_smem(0) == 1024 and sass.block_smem(19200, 4096) == 23296  # SHARED includes the 1 KB
     assert sass.occupancy(16, 128, 0) == (64, "threads")
     assert sass.occupancy(16, 32, 0) == (32, "blocks")
     assert sass.occupancy(80, None, 0) == (None, "threads?")
