@@ -266,6 +266,24 @@ def summarise(rows: list, by=("family", "dtype")) -> list:
     return out
 
 
+def floor_summary(rows: list) -> list:
+    """Per op (MODEL): blocks, which ceiling binds how often, floor / HBM floor (median, worst) and
+    how many blocks are within 1.5x of their HBM floor (issue #10's bar)."""
+    import statistics
+    out = []
+    for op in dict.fromkeys(r["op"] for r in rows):
+        rs = [r for r in rows if r["op"] == op]
+        ratios = [r["floor_over_hbm"] for r in rs if _num(r["floor_over_hbm"]) is not None]
+        binds = defaultdict(int)
+        for r in rs:
+            binds[r["binds"]] += 1
+        out.append({"op": op, "blocks": len(rs), "binds": " ".join(f"{k}:{v}" for k, v in sorted(binds.items())),
+                    "floor_over_hbm_median": round(statistics.median(ratios), 2) if ratios else "",
+                    "floor_over_hbm_max": max(ratios, default=""),
+                    "within_1.5x_of_hbm": sum(1 for x in ratios if x <= 1.5)})
+    return out
+
+
 def load_thresholds(path: Path = THRESHOLDS) -> dict:
     with open(path) as f:
         return json.load(f)
@@ -374,7 +392,8 @@ def render(cuda: Optional[list], triton: Optional[list], floor: Optional[list], 
               f"bench/model_floor.py, today's CUDA kernels' tiling, batch {meta.get('batch')}, fp16, channels_last, "
               f"{meta.get('device_name')}: ceilings in µs; `binds` = the largest; `floor_over_hbm` = modelled floor / "
               "HBM floor. Measured columns come from GPU results CSVs under bench/results/ when they exist.", "",
-              md_table(FLOOR_COLS, floor), ""]
+              "### Per op", "", md_table(list(floor_summary(floor)[0].keys()), floor_summary(floor)) if floor else "",
+              "", "### Per block", "", md_table(FLOOR_COLS, floor), ""]
     return "\n".join(L)
 
 

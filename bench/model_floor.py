@@ -280,7 +280,8 @@ def model_v1(c, n, eb):
     npix_in, npix_out = n * c["H"] * c["W"], n * c["Ho"] * c["Wo"]
     l1, t1, _ = _gconv(npix_in, C, M, g1, eb)
     l2, t2, f2 = _gconv(npix_out, M, K, g, eb, dw=True, residual=c["stride"] == 1)
-    side = _shuffle_wf(npix_out * C, eb) * (9 if c["stride"] == 2 else 0)   # avg-pool side branch
+    # stride 2: the avg-pool side branch (extra blocks): 9 scalar taps and one store per output
+    side = wf(9 * npix_out * C, 2, eb) + wf(npix_out * C, 2, eb) if c["stride"] == 2 else 0.0
     return "gconv (gconv1) + gconv<DW> (gconv2)", 2.0 * npix_in * M * eb, l1 + l2 + side, t1 + t2, f2
 
 
