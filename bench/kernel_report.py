@@ -169,9 +169,10 @@ def _triton_rows_one(job) -> list:
         if not ln.error:
             st = _cubin_stats(ln)
             threads = ln.num_warps * 32
-            warps, lim = sass.occupancy(st.regs, threads, sass.block_smem(st.smem_static, ln.shared))
+            smem = sass.block_smem(st.smem_static, ln.shared)
+            warps, lim = sass.occupancy(st.regs, threads, smem)
             vs = st.vector_share
-            row.update(regs=st.regs, spill_B=st.spills, smem_B=sass.block_smem(st.smem_static, ln.shared), threads=threads,
+            row.update(regs=st.regs, spill_B=st.spills, smem_B=smem, threads=threads,
                        warps_per_sm=warps, occ_limiter=lim, gld=st.gld_mix(),
                        gld_wide_share="" if vs is None else round(vs, 3), gst=st.gst_mix(), mma=st.mma_kind)
         rows.append(row)
@@ -416,7 +417,8 @@ def main(argv=None) -> int:
     ap.add_argument("--obj", nargs="+", help="object files / cubins instead of the .so")
     ap.add_argument("--op", nargs="+", help="ops (default: all)")
     ap.add_argument("--match", nargs="+", help="only catalogue blocks whose label contains one of these")
-    ap.add_argument("--full", action="store_true", help="Triton: every catalogue block (slow: ~1 h on 2 cores)")
+    ap.add_argument("--full", action="store_true",
+                    help="Triton: every catalogue block (hours on 2 cores when the Triton cache is cold)")
     ap.add_argument("--ci", action="store_true", help="Triton: the CI subset (one or two blocks per op)")
     ap.add_argument("--limit", type=int, help="Triton: at most N blocks per op")
     ap.add_argument("--dtype", nargs="+", default=["fp16"], choices=["fp16", "bf16", "fp32"])
