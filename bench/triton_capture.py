@@ -90,10 +90,17 @@ def autotuners() -> list:
     return [t for _, t in discover_kernels().values() if t is not None]
 
 
+# Compiled kernels outlive a capture (Triton's in-memory cache keeps them, with the launcher and
+# function handle the stand-in gave them), so the launcher looks up the *current* recorder and the
+# handle -> cubin map is process-wide.
+_BINARIES: dict = {}      # function handle -> (kernel name, cubin)
+_CURRENT: list = []       # the recorder of the active stand_in_sm90 (a stack)
+
+
 class _Recorder:
     def __init__(self):
         self.launches: list = []
-        self.binaries: dict = {}   # function handle -> (name, cubin)
+        self.binaries = _BINARIES
         self.names = {fn: name for fn, (name, _) in discover_kernels().items()}
 
     def name_of(self, fn) -> str:
@@ -113,28 +120,31 @@ def _constexprs(src) -> dict:
 class _Launcher:
     """Stands in for the CUDA launcher of one compiled kernel: records instead of launching."""
 
-    def __init__(self, rec: _Recorder, src, metadata):
-        self.rec, self.src, self.metadata = rec, src, metadata
+    def __init__(self, src, metadata):
+        self.src, self.metadata = src, metadata
 
     def __call__(self, gx, gy, gz, stream, function, *rest):
-        name, cubin = self.rec.binaries.get(function, ("", b""))
+        if not _CURRENT:
+            raise RuntimeError("kernel_report: a kernel compiled by the stand-in driver was launched outside "
+                               "stand_in_sm90()")
+        rec = _CURRENT[-1]
+        name, cubin = _BINARIES.get(function, ("", b""))
         md = self.metadata
-        self.rec.launches.append(Launch(
-            kernel=self.rec.name_of(self.src.fn), constexprs=_constexprs(self.src), num_warps=md.num_warps,
+        rec.launches.append(Launch(
+            kernel=rec.name_of(self.src.fn), constexprs=_constexprs(self.src), num_warps=md.num_warps,
             num_stages=md.num_stages, shared=md.shared, grid=(gx, gy, gz), cubin=cubin))
 
 
 class _Utils:
-    def __init__(self, rec: _Recorder, five: bool):
-        self.rec, self.five, self.next = rec, five, 1
+    def __init__(self, five: bool):
+        self.five = five
 
     def get_device_properties(self, device):
         return dict(SM90)
 
     def load_binary(self, name, kernel, shared, device):
-        h = self.next
-        self.next += 1
-        self.rec.binaries[h] = (name, bytes(kernel))
+        h = len(_BINARIES) + 1
+        _BINARIES[h] = (name, bytes(kernel))
         # registers/spills are read from the cubin later (cuobjdump); report 0 here
         return (h, h, 0, 0, 1024) if self.five else (h, h, 0, 0)
 
@@ -151,8 +161,8 @@ class StandInDriver:
             five = True
         self.rec = rec
         self.target = GPUTarget("cuda", arch, 32)
-        self.utils = _Utils(rec, five)
-        self.launcher_cls = lambda src, metadata: _Launcher(rec, src, metadata)
+        self.utils = _Utils(five)
+        self.launcher_cls = _Launcher
 
     @staticmethod
     def is_active():
@@ -256,10 +266,12 @@ def stand_in_sm90(arch: int = 90, max_configs: Optional[int] = None):
     FakeTensor.data_ptr = lambda self: FAKE_PTR_BASE + self.storage_offset() * self.element_size()
     for k, v in patches.items():
         setattr(torch.cuda, k, v)
+    _CURRENT.append(rec)
     try:
         with FakeTensorMode(allow_non_fake_inputs=False):
             yield rec
     finally:
+        _CURRENT.pop()
         for k, v in saved.items():
             setattr(torch.cuda, k, v)
         if old_ptr is None:
