@@ -341,6 +341,19 @@ def tightened(rows: list, section: str, old: dict, dtypes=("fp16", "bf16"), loos
 # output
 # ---------------------------------------------------------------------------------------------
 
+def read_csv(path: Path) -> list:
+    """Rows of a CSV this tool wrote, numbers back as numbers."""
+    def conv(v):
+        for t in (int, float):
+            try:
+                return t(v)
+            except ValueError:
+                pass
+        return v
+    with open(path, newline="") as f:
+        return [{k: conv(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
 def md_table(cols: list, rows: list) -> str:
     out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for r in rows:
@@ -433,6 +446,8 @@ def main(argv=None) -> int:
                     help="tighten bench/static_thresholds.json to this run (never loosens without --loosen)")
     ap.add_argument("--loosen", action="store_true")
     ap.add_argument("--quiet", action="store_true", help="no Markdown on stdout")
+    ap.add_argument("--reuse", help="take the CUDA / Triton sections from this earlier --out folder's CSVs "
+                                    "(re-render, e.g. with measured times) instead of recomputing them")
     a = ap.parse_args(argv)
     every = not (a.cuda or a.triton or a.floor)
     out = Path(a.out)
@@ -443,7 +458,13 @@ def main(argv=None) -> int:
     cuda = triton = floor = None
     violations = []
     th = load_thresholds() if THRESHOLDS.exists() else {}
-    if a.cuda or every:
+    reuse = Path(a.reuse) if a.reuse else None
+    if reuse and (a.cuda or every) and (reuse / "cuda.csv").exists():
+        cuda = read_csv(reuse / "cuda.csv")
+        meta["cuda_src"] = f"reused from {reuse / 'cuda.csv'}"
+        write_csv(out / "cuda.csv", cuda, CUDA_COLS + ["mangled"])
+        violations += check(cuda, "cuda", th)
+    elif a.cuda or every:
         paths = a.obj or ([a.so] if a.so else ([default_so()] if default_so() else []))
         if not paths:
             cuda = []
@@ -456,7 +477,14 @@ def main(argv=None) -> int:
             write_csv(out / "cuda.csv", cuda, CUDA_COLS + ["mangled"])
             violations += check(cuda, "cuda", th)
     entries = None
-    if a.triton or every:
+    if reuse and (a.triton or every) and (reuse / "triton.csv").exists():
+        triton = read_csv(reuse / "triton.csv")
+        for r in triton:
+            r["error"] = r.get("error") or ""
+        meta["triton_blocks"] = f"reused from {reuse / 'triton.csv'}, {len({r['block'] for r in triton})} blocks"
+        write_csv(out / "triton.csv", triton, TRITON_COLS + ["op", "key"])
+        violations += check(triton, "triton", th)
+    elif a.triton or every:
         entries = select_entries(a.op, quick=not (a.full or a.ci or a.match), ci=a.ci, limit=a.limit, match=a.match)
         meta["triton_blocks"] = ("CI subset" if a.ci else "every catalogue block" if a.full
                                  else "matching --match" if a.match else "quick subset (CI blocks + 2 per op)") + \
