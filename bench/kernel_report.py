@@ -290,6 +290,24 @@ def load_thresholds(path: Path = THRESHOLDS) -> dict:
         return json.load(f)
 
 
+def dump_thresholds(th: dict) -> str:
+    """JSON with one kernel family per line (diffs stay readable)."""
+    lines = ["{"]
+    items = list(th.items())
+    for i, (k, v) in enumerate(items):
+        end = "," if i < len(items) - 1 else ""
+        if isinstance(v, dict):
+            lines.append(f" {json.dumps(k)}: {{")
+            fams = sorted(v.items(), key=lambda kv: (kv[0] != "*", kv[0]))
+            for j, (fam, t) in enumerate(fams):
+                lines.append(f"  {json.dumps(fam)}: {json.dumps(t, sort_keys=True)}" + ("," if j < len(fams) - 1 else ""))
+            lines.append(" }" + end)
+        else:
+            lines.append(f" {json.dumps(k)}: {json.dumps(v)}{end}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
 def check(rows: list, section: str, thresholds: dict) -> list:
     """Violations of the committed thresholds: [message]. ``section`` is "cuda" or "triton"."""
     table = thresholds.get(section, {})
@@ -511,7 +529,10 @@ def main(argv=None) -> int:
             new["cuda"] = tightened(cuda, "cuda", th, loosen=a.loosen)
         if triton:
             new["triton"] = tightened(triton, "triton", th, loosen=a.loosen)
-        THRESHOLDS.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
+        if triton:
+            import triton as _tr
+            new["_triton_version"] = _tr.__version__
+        THRESHOLDS.write_text(dump_thresholds(new))
         print(f"wrote {THRESHOLDS}", file=sys.stderr)
     print(f"kernel_report: wrote {out}/report.md (+ CSVs)", file=sys.stderr)
     if violations:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench import kernel_report as kr
 from bench import sass
@@ -162,8 +163,13 @@ def test_cuda_kernels_meet_thresholds():
     assert not bad, "\n".join(bad)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU runs the kernels for real; this checks codegen without one")
 def test_triton_kernels_meet_thresholds(tmp_path):
-    pytest.importorskip("triton")
+    triton = pytest.importorskip("triton")
+    calibrated = kr.load_thresholds().get("_triton_version")
+    if calibrated and calibrated != triton.__version__:
+        pytest.skip(f"Triton thresholds were calibrated with triton {calibrated} (spills depend on its compiler); "
+                    f"this is {triton.__version__}: regenerate with --write-thresholds --loosen on purpose")
     if sass.tool("cuobjdump") is None:
         pytest.skip("cuobjdump not found (it ships in the triton wheel)")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
