@@ -95,7 +95,7 @@ def cuda_rows(paths: Iterable[str], arch: str = "sm_90") -> list:
                 "gld": st.gld_mix(), "gld_wide_share": "" if vs is None else round(vs, 3),
                 "gld_avg_B": "" if st.gld_bytes_avg is None else round(st.gld_bytes_avg, 2),
                 "gst": st.gst_mix(), "mma": st.mma_kind, "ldsm": st.ldsm, "barriers": st.barriers,
-                "mangled": st.name,
+                "mangled": st.name, "source": os.path.basename(str(path)),
             })
     return sorted(rows, key=lambda r: (r["family"], r["dtype"], r["kernel"]))
 
@@ -479,8 +479,9 @@ def main(argv=None) -> int:
     reuse = Path(a.reuse) if a.reuse else None
     if reuse and (a.cuda or every) and (reuse / "cuda.csv").exists():
         cuda = read_csv(reuse / "cuda.csv")
-        meta["cuda_src"] = f"reused from {reuse / 'cuda.csv'}"
-        write_csv(out / "cuda.csv", cuda, CUDA_COLS + ["mangled"])
+        srcs = sorted({str(r.get("source", "")) for r in cuda} - {""})
+        meta["cuda_src"] = f"reused from {reuse / 'cuda.csv'}" + (f" (binaries: {', '.join(srcs)})" if srcs else "")
+        write_csv(out / "cuda.csv", cuda, CUDA_COLS + ["mangled", "source"])
         violations += check(cuda, "cuda", th)
     elif a.cuda or every:
         paths = a.obj or ([a.so] if a.so else ([default_so()] if default_so() else []))
@@ -492,7 +493,7 @@ def main(argv=None) -> int:
         else:
             meta["cuda_src"] = ", ".join(str(p) for p in paths)
             cuda = cuda_rows(paths)
-            write_csv(out / "cuda.csv", cuda, CUDA_COLS + ["mangled"])
+            write_csv(out / "cuda.csv", cuda, CUDA_COLS + ["mangled", "source"])
             violations += check(cuda, "cuda", th)
     entries = None
     if reuse and (a.triton or every) and (reuse / "triton.csv").exists():

@@ -246,10 +246,13 @@ def stand_in_sm90(arch: int = 90, max_configs: Optional[int] = None):
     rec = _Recorder()
     tuners = autotuners()
     all_configs = {id(t): t.configs for t in tuners}
+    stand_in = StandInDriver(rec, arch)
+    saved_bench = {}
     for tuner in tuners:  # every entry re-tunes (= compiles every config) for its own shapes
         tuner.cache.clear()
-        # do_bench is a cached_property on the autotuner: drop a cached real benchmarker
-        tuner.__dict__.pop("do_bench", None)
+        # do_bench is a cached_property (triton 3.2+) or a plain attribute: shadow it either way
+        saved_bench[id(tuner)] = tuner.__dict__.get("do_bench")
+        tuner.__dict__["do_bench"] = stand_in.get_benchmarker()
         if max_configs and len(tuner.configs) > max_configs:
             n = len(tuner.configs)
             pick = sorted({round(i * (n - 1) / max(max_configs - 1, 1)) for i in range(max_configs)})
@@ -259,7 +262,6 @@ def stand_in_sm90(arch: int = 90, max_configs: Optional[int] = None):
                "get_device_capability": lambda device=None: (arch // 10, arch % 10),
                "get_device_name": lambda device=None: SM90["name"]}
     saved = {k: getattr(torch.cuda, k) for k in patches}
-    stand_in = StandInDriver(rec, arch)
     # the previous active driver, restored as is (reset_active() would probe for a GPU and fail here)
     prev = driver.__dict__.get("_active", None)
     driver.set_active(stand_in)
@@ -286,7 +288,10 @@ def stand_in_sm90(arch: int = 90, max_configs: Optional[int] = None):
         for tuner in tuners:
             tuner.configs = all_configs[id(tuner)]
             tuner.cache.clear()
-            tuner.__dict__.pop("do_bench", None)
+            if saved_bench.get(id(tuner)) is None:
+                tuner.__dict__.pop("do_bench", None)
+            else:
+                tuner.__dict__["do_bench"] = saved_bench[id(tuner)]
 
 
 # ---------------------------------------------------------------------------------------------
