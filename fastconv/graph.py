@@ -151,40 +151,37 @@ def prepare(model: nn.Module, log: Callable[..., None]) -> nn.Module:
     """Exact rewrites, in place (the root may be replaced: use the return value).
 
     ``log(name=..., source=..., reason=...)`` is called for each rewrite and each refusal."""
-    def visit(parent: nn.Module, prefix: str) -> None:
-        for name, child in list(parent._modules.items()):
-            if child is None or isinstance(child, FUSED_MODULES):
-                continue
-            full = f"{prefix}.{name}" if prefix else name
-            kind = type(child).__name__
-            if _is_mixed(child):
-                try:
-                    parent._modules[name] = _merge_mixed(child)
-                    log(name=full, status="rewritten", source=kind,
-                        reason="mixed kernels merged into one conv (smaller kernels zero-padded, centred)")
-                except Unsupported as e:
-                    log(name=full, status="skipped", source=kind, reason=str(e))
-                continue
-            # the model's own deploy-form switch; timm's ``fuse`` returns the replacement module
-            if callable(getattr(child, "reparameterize", None)):
-                child.reparameterize()
-                log(name=full, status="rewritten", source=kind, reason="reparameterize()")
-            elif callable(getattr(child, "switch_to_deploy", None)):
-                child.switch_to_deploy()
-                log(name=full, status="rewritten", source=kind, reason="switch_to_deploy()")
-            elif callable(getattr(child, "fuse", None)) and type(child).__module__.startswith("timm."):
-                fused = child.fuse()
-                if isinstance(fused, nn.Module):
-                    parent._modules[name] = fused.train(child.training)
-                    log(name=full, status="rewritten", source=kind, reason=f"fuse() -> {type(fused).__name__}")
-                    child = fused
-            visit(parent._modules[name], full)
+    def rewrite(child: nn.Module, full: str) -> nn.Module:
+        """child, or what replaces it; then its own children, recursively."""
+        kind = type(child).__name__
+        if _is_mixed(child):
+            try:
+                merged = _merge_mixed(child)
+                log(name=full, status="rewritten", source=kind,
+                    reason="mixed kernels merged into one conv (smaller kernels zero-padded, centred)")
+                return merged
+            except Unsupported as e:
+                log(name=full, status="skipped", source=kind, reason=str(e))
+                return child
+        # the model's own deploy-form switch; timm's ``fuse`` returns the replacement module
+        if callable(getattr(child, "reparameterize", None)):
+            child.reparameterize()
+            log(name=full, status="rewritten", source=kind, reason="reparameterize()")
+        elif callable(getattr(child, "switch_to_deploy", None)):
+            child.switch_to_deploy()
+            log(name=full, status="rewritten", source=kind, reason="switch_to_deploy()")
+        elif callable(getattr(child, "fuse", None)) and type(child).__module__.startswith("timm."):
+            fused = child.fuse()
+            if isinstance(fused, nn.Module) and fused is not child:
+                log(name=full, status="rewritten", source=kind, reason=f"fuse() -> {type(fused).__name__}")
+                child = fused
+        for name, sub in list(child._modules.items()):
+            if sub is not None and not isinstance(sub, FUSED_MODULES):
+                child._modules[name] = rewrite(sub, f"{full}.{name}" if full else name)
+        return child
 
-    holder = nn.Module()
-    holder.add_module("root", model)
-    visit(holder, "")
     # deploy-form modules are built fresh, in training mode: the model as a whole was in eval
-    return holder.root.eval()
+    return rewrite(model, "").eval()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,6 +236,7 @@ class _Unit:
     act: str
     nodes: list
     tail: Optional[str] = None  # an activation module (BatchNormAct2d's) to call after the fused op
+    act_in_bn: bool = False  # the activation is BatchNormAct2d's own, not a node of its own
 
     @property
     def out(self) -> fx.Node:
@@ -286,6 +284,11 @@ class _Match:
 _ADDS = (operator.add, torch.add, operator.iadd)
 
 
+def _describe_node(n: fx.Node) -> str:
+    t = n.target
+    return t if isinstance(t, str) else getattr(t, "__name__", str(t))
+
+
 def _bn_code(bn: nn.Module) -> Optional[str]:
     """Activation code carried by timm's BatchNormAct2d ("none" for a plain BN), None if not foldable."""
     drop = getattr(bn, "drop", None)
@@ -314,8 +317,12 @@ class GraphPass:
 
     def mod(self, n: Any) -> Optional[nn.Module]:
         if isinstance(n, fx.Node) and n.op == "call_module":
-            return self.root.get_submodule(n.target)
+            return self.replacements.get(n.target) or self.root.get_submodule(n.target)
         return None
+
+    def act(self, n: fx.Node) -> Optional[str]:
+        m = self.mod(n)
+        return module_act(m) if m is not None else _node_act(self.root, n)
 
     def conv(self, n: Any) -> Optional[nn.Conv2d]:
         m = self.mod(n)
@@ -348,14 +355,14 @@ class GraphPass:
                 u.bn = bn
                 u.nodes.append(nxt)
                 if code in _block_acts():
-                    u.act = code
+                    u.act, u.act_in_bn = code, code != "none"
                 else:  # e.g. GELU inside BatchNormAct2d before the ops support it: call it after
                     u.tail = f"{nxt.target}.act"
                     return u
         if u.act == "none":
             nxt = self.sole_user(u.out)
-            if nxt is not None and _node_act(self.root, nxt) in _block_acts() and nxt not in self.consumed:
-                u.act = _node_act(self.root, nxt)
+            if nxt is not None and self.act(nxt) in _block_acts() and nxt not in self.consumed:
+                u.act = self.act(nxt)
                 u.nodes.append(nxt)
         return u
 
@@ -409,7 +416,7 @@ class GraphPass:
         conv1, conv2 = self.conv(c1), self.conv(c2)
         if conv1 is None or conv2 is None or g is None or a is None:
             return None
-        act, gate = _node_act(self.root, a), _node_act(self.root, g)
+        act, gate = self.act(a), self.act(g)
         if act not in _block_acts() or gate not in _common.SE_GATES:
             return None
         try:
@@ -464,12 +471,12 @@ class GraphPass:
             name = self.name(n.target)
             try:
                 m = self.match(n)
+                if m is None:
+                    continue
+                self.commit(n, m)
             except Unsupported as e:
                 self.reasons[name] = str(e)
                 continue
-            if m is None:
-                continue
-            self.commit(n, m)
             self.matches.append((name, m))
             self.reasons.pop(name, None)
 
@@ -504,7 +511,7 @@ class GraphPass:
             if m is not None:
                 return m
         if P is None:
-            after = [u.op + ":" + str(u.target) for u in D.out.users]
+            after = [_describe_node(u) for u in D.out.users]
             why.append(f"no 1x1 conv right after it (its output goes to {', '.join(after) or 'nothing'})"
                        if se is None else "SE not followed by a 1x1 conv")
         if E is None:
@@ -515,10 +522,14 @@ class GraphPass:
     def _finish_pw(self, P: _Unit, act_ok: bool) -> tuple[list, str, Optional[str]]:
         """The project/pointwise unit's nodes the fused op absorbs, the activation it applies, and a
         tail module. An activation the op cannot apply there stays in the graph (a later node)."""
-        nodes, act = list(P.nodes), P.act
+        nodes, act, tail = list(P.nodes), P.act, P.tail
         if act != "none" and not act_ok:
-            nodes, act = nodes[:-1], "none"
-        return nodes, act, P.tail
+            if P.act_in_bn:
+                tail = f"{P.nodes[-1].target}.act"
+            else:
+                nodes = nodes[:-1]
+            act = "none"
+        return nodes, act, tail
 
     def ir(self, E: Optional[_Unit], D: _Unit, se: Optional[_SE], P: _Unit, x: Any) -> _Match:
         nodes_p, _, tail = self._finish_pw(P, act_ok=False)
@@ -530,7 +541,7 @@ class GraphPass:
         if P.conv.in_channels != D.conv.out_channels:
             raise Unsupported("project conv input channels differ from the depthwise conv's")
         residual = False
-        if tail is None and nodes_p[-1] is P.out and s == 1 and c_in == P.conv.out_channels:
+        if tail is None and nodes_p[-1] is P.out and P.act == "none" and s == 1 and c_in == P.conv.out_channels:
             add = self.residual(P.out, x)
             if add is not None:
                 nodes.append(add)
@@ -568,7 +579,7 @@ class GraphPass:
 
     def pwdw(self, E: _Unit, D: _Unit, x: Any) -> Optional[_Match]:
         e_out, users = E.out, set(E.out.users)
-        cat = self.sole_user(D.out) if D.tail is None else None
+        cat = next(iter(D.out.users)) if D.tail is None and len(D.out.users) == 1 else None
         concat = (cat is not None and cat.op == "call_function" and cat.target is torch.cat and len(cat.args) >= 1
                   and list(cat.args[0]) == [e_out, D.out] and users == {D.node, cat}
                   and cat.kwargs.get("dim", cat.args[1] if len(cat.args) > 1 else 0) in (1, -3))
