@@ -627,7 +627,7 @@ class GraphPass:
                     obj = getattr(obj, part)
                 attrs[n.target] = obj
         self.graph.lint()
-        gm = fx.GraphModule(attrs, self.graph, class_name=f"{type(self.root).__name__}Fused")
+        gm = fx.GraphModule(attrs, self.graph)
         for k, v in vars(self.root).items():
             if not k.startswith("_") and k != "training" and not hasattr(gm, k):
                 setattr(gm, k, v)
