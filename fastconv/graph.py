@@ -459,7 +459,7 @@ class GraphPass:
     # -- matching -----------------------------------------------------------------------------
     def run(self) -> None:
         for n in list(self.graph.nodes):
-            if n.op == "call_module" and _passthrough(self.root, n):
+            if _passthrough(self.root, n):
                 n.replace_all_uses_with(n.args[0])
                 self.graph.erase_node(n)
         for n in list(self.graph.nodes):
