@@ -9,7 +9,7 @@ nested mode opened inside it sees the reference backend's own convs) runs fused.
 least 90% of the depthwise convs must run inside fused ops.
 
 Deselect with ``-m "not sweep"``. Regenerate the table in docs/OPTIMIZE.md with
-``PYTHONPATH=. python tests/test_sweep.py`` (``--before`` also runs the class-only rules).
+``PYTHONPATH=. python tests/test_sweep.py [-v] [model ...]``.
 """
 from __future__ import annotations
 
@@ -240,6 +240,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    import os
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     main(sys.argv[1:])
