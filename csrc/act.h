@@ -6,7 +6,8 @@
 
 namespace fastconv {
 
-enum Act : int { kNone = 0, kRelu = 1, kRelu6 = 2, kHardswish = 3, kSilu = 4, kHardsigmoid = 5, kSigmoid = 6 };
+enum Act : int { kNone = 0, kRelu = 1, kRelu6 = 2, kHardswish = 3, kSilu = 4, kHardsigmoid = 5, kSigmoid = 6,
+                 kGelu = 7, kGeluTanh = 8 };
 
 __device__ __forceinline__ float clamp_nan(float v, float lo, float hi) {
   return v < lo ? lo : (v > hi ? hi : v);  // NaN fails both tests and passes through
@@ -20,6 +21,10 @@ __device__ __forceinline__ float apply_act(float v, int act) {
     case kSilu: return v / (1.f + __expf(-v));
     case kHardsigmoid: return clamp_nan(v + 3.f, 0.f, 6.f) * (1.f / 6.f);
     case kSigmoid: return 1.f / (1.f + __expf(-v));
+    // erff, not an approximation: "gelu" is PyTorch's exact (erf) GELU
+    case kGelu: return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
+    // 0.5 * (1 + tanh(u)) == sigmoid(2u): one exp instead of tanhf
+    case kGeluTanh: return v / (1.f + __expf(-1.59576912160573071f * (v + 0.044715f * v * v * v)));
     default: return v;
   }
 }

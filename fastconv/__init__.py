@@ -2,12 +2,12 @@
 
 Public ops (see README.md for the "equivalent to" table):
 ``dwpw_conv2d``, ``inverted_residual``, ``channel_shuffle``, ``group_conv1x1``,
-``shufflenet_v1_unit``, ``shufflenet_v2_unit``; ``backends()`` says what can run here.
+``shufflenet_v1_unit``, ``shufflenet_v2_unit``, ``pwdw_conv2d``; ``backends()`` says what can run here.
 Modules in ``fastconv.nn``, models in ``fastconv.models``, ``optimize(model)`` for whole models.
 """
 from fastconv._common import backends, refresh_backends
 from fastconv.ops import (_load_extension, channel_shuffle, dwpw_conv2d, group_conv1x1, inverted_residual,
-                          shufflenet_v1_unit, shufflenet_v2_unit)
+                          pwdw_conv2d, shufflenet_v1_unit, shufflenet_v2_unit)
 
 _load_extension()
 
@@ -16,5 +16,5 @@ from fastconv.optimize import OptimizeReport, optimize, set_backend  # noqa: E40
 
 __version__ = "0.1.0"
 __all__ = ["OptimizeReport", "backends", "channel_shuffle", "dwpw_conv2d", "group_conv1x1", "inverted_residual",
-           "models", "nn", "optimize", "refresh_backends", "set_backend", "shufflenet_v1_unit",
+           "models", "nn", "optimize", "pwdw_conv2d", "refresh_backends", "set_backend", "shufflenet_v1_unit",
            "shufflenet_v2_unit"]

@@ -15,12 +15,13 @@ import torch
 from torch import Tensor
 
 # Activation codes shared with csrc/common.h and fastconv/triton/_common.py: keep in sync.
-ACTS = {"none": 0, "relu": 1, "relu6": 2, "hardswish": 3, "silu": 4, "hardsigmoid": 5, "sigmoid": 6}
-BLOCK_ACTS = ("none", "relu", "relu6", "hardswish", "silu")
+ACTS = {"none": 0, "relu": 1, "relu6": 2, "hardswish": 3, "silu": 4, "hardsigmoid": 5, "sigmoid": 6,
+        "gelu": 7, "gelu_tanh": 8}
+BLOCK_ACTS = ("none", "relu", "relu6", "hardswish", "silu", "gelu", "gelu_tanh")
 SE_GATES = ("hardsigmoid", "sigmoid")
 BACKENDS = ("reference", "triton", "cuda")
 OPS = ("dwpw_conv2d", "inverted_residual", "channel_shuffle", "group_conv1x1", "shufflenet_v1_unit",
-       "shufflenet_v2_unit")
+       "shufflenet_v2_unit", "pwdw_conv2d")
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
@@ -40,6 +41,10 @@ def apply_act(x: Tensor, act: str) -> Tensor:
         return torch.nn.functional.hardsigmoid(x)
     if act == "sigmoid":
         return torch.sigmoid(x)
+    if act == "gelu":
+        return torch.nn.functional.gelu(x)
+    if act == "gelu_tanh":
+        return torch.nn.functional.gelu(x, approximate="tanh")
     raise ValueError(f"unknown activation {act!r}")
 
 

@@ -15,11 +15,12 @@ import torch
 from torch import Tensor, nn
 
 from fastconv._common import BACKENDS, BLOCK_ACTS, SE_GATES, check_act
-from fastconv.ops import (dwpw_conv2d, group_conv1x1, inverted_residual, shufflenet_v1_unit,
+from fastconv.ops import (dwpw_conv2d, group_conv1x1, inverted_residual, pwdw_conv2d, shufflenet_v1_unit,
                           shufflenet_v2_unit)
 
 __all__ = ["Unsupported", "fold_bn", "act_name", "gate_name", "DepthwiseSeparableConv2d",
-           "InvertedResidual", "GroupConv1x1", "ShuffleV1Unit", "ShuffleV2Unit", "FUSED_MODULES"]
+           "InvertedResidual", "GroupConv1x1", "ShuffleV1Unit", "ShuffleV2Unit", "PointwiseDepthwiseConv2d",
+           "FUSED_MODULES"]
 
 
 class Unsupported(ValueError):
@@ -670,3 +671,72 @@ class ShuffleV2Unit(_Fused):
 
 
 FUSED_MODULES = (DepthwiseSeparableConv2d, InvertedResidual, GroupConv1x1, ShuffleV1Unit, ShuffleV2Unit)
+
+
+# ---------------------------------------------------------------------------------------------
+# PointwiseDepthwiseConv2d (graph-level fusion: GhostNet's Ghost module, 1x1 -> dw chains)
+# ---------------------------------------------------------------------------------------------
+
+class PointwiseDepthwiseConv2d(_Fused):
+    """1x1 conv -> pw_act -> dw kxk -> dw_act [-> cat with the 1x1 output] (+ x), BN folded;
+    ``fastconv.pwdw_conv2d``.
+
+    x: (N, C, H, W) -> (N, M, H', W'), or (N, 2M, H, W) with ``concat=True`` (GhostNet's Ghost module:
+    primary 1x1 conv, cheap depthwise conv, both concatenated). ``residual=True`` adds x at the end.
+    """
+
+    def __init__(self, in_channels: int, mid_channels: int, kernel_size: int = 3, stride: int = 1,
+                 padding: Optional[int] = None, dilation: int = 1, *, pw_act: str = "relu", dw_act: str = "relu",
+                 concat: bool = False, residual: bool = False, bias: bool = True, backend: str = "auto",
+                 device=None, dtype=None):
+        super().__init__(backend)
+        fk = self._fk(device, dtype)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        if concat and stride != 1:
+            raise ValueError("concat=True needs stride 1")
+        out = 2 * mid_channels if concat else mid_channels
+        if residual and (stride != 1 or in_channels != out):
+            raise ValueError("residual=True needs stride 1 and as many output channels as input channels")
+        self.in_channels, self.mid_channels, self.out_channels = in_channels, mid_channels, out
+        self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
+        self.padding = (kernel_size // 2) * dilation if padding is None else padding
+        self.pw_act, self.dw_act = check_act("pw_act", pw_act), check_act("dw_act", dw_act)
+        self.concat, self.residual = concat, residual
+        self.pw_weight = _param((mid_channels, in_channels, 1, 1), in_channels, **fk)
+        self.dw_weight = _param((mid_channels, 1, kernel_size, kernel_size), kernel_size ** 2, **fk)
+        self.pw_bias = _param((mid_channels,), in_channels, **fk) if bias else None
+        self.dw_bias = _param((mid_channels,), kernel_size ** 2, **fk) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return pwdw_conv2d(x, self.pw_weight, self.dw_weight, self.pw_bias, self.dw_bias, stride=self.stride,
+                           padding=self.padding, dilation=self.dilation, pw_act=self.pw_act, dw_act=self.dw_act,
+                           concat=self.concat, residual=x if self.residual else None, backend=self.backend)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.mid_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, pw_act={self.pw_act}, dw_act={self.dw_act}, "
+                f"concat={self.concat}, residual={self.residual}, backend={self.backend}")
+
+    @classmethod
+    def from_modules(cls, pw: nn.Conv2d, pw_bn: Optional[nn.Module], dw: nn.Conv2d, dw_bn: Optional[nn.Module],
+                     pw_act="relu", dw_act="relu", *, concat: bool = False, residual: bool = False,
+                     backend: str = "auto") -> "PointwiseDepthwiseConv2d":
+        """From unfused layers: ``pw`` (1x1 Conv2d), ``dw`` (depthwise Conv2d), optional BNs, activations
+        as strings or modules."""
+        _check_pw(pw)
+        k, s, p, d = _check_dw(dw)
+        if dw.in_channels != pw.out_channels:
+            raise Unsupported(f"depthwise conv takes {dw.in_channels} channels, the 1x1 conv makes {pw.out_channels}")
+        if concat and s != 1:
+            raise Unsupported("concatenation after a strided depthwise conv")
+        pww, pwb = fold_bn(pw, pw_bn)
+        dww, dwb = fold_bn(dw, dw_bn)
+        m = cls(pw.in_channels, pw.out_channels, k, s, p, d, pw_act=_as_act(pw_act), dw_act=_as_act(dw_act),
+                concat=concat, residual=residual, backend=backend, device=pww.device, dtype=pww.dtype)
+        for prm, t in ((m.pw_weight, pww), (m.pw_bias, pwb), (m.dw_weight, dww), (m.dw_bias, dwb)):
+            _copy_(prm, t)
+        return m
+
+
+FUSED_MODULES = FUSED_MODULES + (PointwiseDepthwiseConv2d,)

@@ -1,6 +1,14 @@
 """``fastconv.optimize(model)``: fold BatchNorm and swap recognised blocks for fused fastconv modules.
 
-Recognised (by exact class, so subclasses with a different forward are left alone):
+Three passes, each on what the previous one left:
+
+1. exact rewrites (``fastconv.graph.prepare``): reparameterisable blocks to their deploy form, timm's
+   MixedConv2d as one conv;
+2. block rules by exact class (below), where a block's class pins down what it computes;
+3. chains on the dataflow graph (``fastconv.graph.fuse_graphs``, torch.fx), whatever classes or
+   functional calls produce them: 1x1 -> dw -> [SE] -> 1x1 (+x), dw -> 1x1 (+x), 1x1 -> dw (+cat).
+
+Block rules (exact class, so subclasses with a different forward are left to the graph pass):
 
 * torchvision: MobileNetV2 / MobileNetV3 ``InvertedResidual``, MNASNet ``_InvertedResidual``,
   ShuffleNetV2 ``InvertedResidual``;
@@ -10,7 +18,7 @@ Recognised (by exact class, so subclasses with a different forward are left alon
 * inside any plain ``nn.Sequential``: depthwise conv [BN] [act] followed by 1x1 conv [BN] [act]
   (bare layers or conv-BN-act Sequentials such as torchvision's ``Conv2dNormActivation``).
 
-Everything else is left as it is; the report says which depthwise convs stayed unfused and why.
+Everything else is left as it is; the report says, per depthwise conv, what stayed unfused and why.
 See docs/OPTIMIZE.md.
 """
 from __future__ import annotations
@@ -22,19 +30,22 @@ from typing import Callable, Optional
 from torch import nn
 
 from fastconv._common import BACKENDS
-from fastconv.nn import (FUSED_MODULES, DepthwiseSeparableConv2d, GroupConv1x1, InvertedResidual, ShuffleV1Unit,
-                         ShuffleV2Unit, Unsupported, _bn_act, _cna, act_name)
+from fastconv.graph import fuse_graphs, is_depthwise, prepare
+from fastconv.nn import (FUSED_MODULES, DepthwiseSeparableConv2d, GroupConv1x1, InvertedResidual,
+                         PointwiseDepthwiseConv2d, ShuffleV1Unit, ShuffleV2Unit, Unsupported, _bn_act, _cna,
+                         act_name)
 
 __all__ = ["optimize", "OptimizeReport", "set_backend"]
 
 _OPS = {DepthwiseSeparableConv2d: "dwpw_conv2d", InvertedResidual: "inverted_residual",
-        GroupConv1x1: "group_conv1x1", ShuffleV1Unit: "shufflenet_v1_unit", ShuffleV2Unit: "shufflenet_v2_unit"}
+        GroupConv1x1: "group_conv1x1", ShuffleV1Unit: "shufflenet_v1_unit", ShuffleV2Unit: "shufflenet_v2_unit",
+        PointwiseDepthwiseConv2d: "pwdw_conv2d"}
 
 
 @dataclass
 class _Entry:
     name: str
-    status: str  # "replaced" | "skipped"
+    status: str  # "replaced" | "skipped" | "rewritten" (an exact rewrite before fusion)
     source: str
     fused: Optional[str] = None
     op: Optional[str] = None
@@ -43,8 +54,10 @@ class _Entry:
 
 class OptimizeReport:
     """What ``optimize`` did. ``str(report)`` is a table; ``report.to_list()`` the same as dicts with
-    keys name, status ("replaced" / "skipped"), source (original class or layer sequence), fused
-    (fastconv.nn class), op (fastconv op), reason (why it was skipped)."""
+    keys name, status ("replaced" / "skipped" / "rewritten"), source (original class, layer sequence or
+    graph chain), fused (fastconv.nn class), op (fastconv op), reason (why it was skipped; for
+    "rewritten", the exact rewrite applied). Every depthwise conv still in the model afterwards has
+    its own "skipped" row."""
 
     def __init__(self, backend: str):
         self.backend = backend
@@ -87,6 +100,8 @@ class OptimizeReport:
         for e in self.entries:
             if e.status == "replaced":
                 lines.append(f"  replaced  {e.name:<{width}}  {e.source} -> {e.fused} ({e.op})")
+            elif e.status == "rewritten":
+                lines.append(f"  rewritten {e.name:<{width}}  {e.source}: {e.reason}")
             else:
                 lines.append(f"  skipped   {e.name:<{width}}  {e.source}: {e.reason}")
         return "\n".join(lines)
@@ -134,8 +149,7 @@ def _source(m: nn.Module) -> str:
     return f"{mod}.{name}"
 
 
-def _is_depthwise(m: nn.Module) -> bool:
-    return isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
+_is_depthwise = is_depthwise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,15 +261,31 @@ def _walk(module: nn.Module, prefix: str, report: OptimizeReport, backend: str) 
         _scan_sequential(module, prefix, report, backend)
 
 
-def _report_leftovers(model: nn.Module, report: OptimizeReport) -> None:
-    skipped_blocks = [e.name for e in report.entries if e.status == "skipped"]
+def _report_leftovers(model: nn.Module, report: OptimizeReport, reasons: dict) -> None:
+    """One "skipped" row per depthwise conv still in the model, with the graph pass's reason and the
+    block rule's, when a block around it was refused."""
+    blocks = {e.name: e.reason for e in report.entries if e.status == "skipped"}
     for name, m in model.named_modules():
         if not _is_depthwise(m):
             continue
-        if any(name == s or name.startswith(s + ".") or s == "<root>" for s in skipped_blocks):
-            continue
-        report._add(name=name or "<root>", status="skipped", source=_source(m),
-                    reason="depthwise conv outside any recognised block or dw->1x1 sequence")
+        why = [reasons.get(name, "depthwise conv outside any recognised block or fusable chain")]
+        why += [f"block {s}: {r}" for s, r in blocks.items() if name.startswith(s + ".") or s == "<root>"]
+        report._add(name=name or "<root>", status="skipped", source=_source(m), reason="; ".join(why))
+
+
+def _graph_pass(model: nn.Module, report: OptimizeReport, backend: str) -> tuple[nn.Module, dict]:
+    result = fuse_graphs(model, backend)
+    refused = {e.name: e for e in report.entries if e.status == "skipped"}
+    for name, m in result.matches:
+        source = "graph[" + " -> ".join(m.desc) + "]"
+        # a block its class rule refused but whose chain the graph pass fused: one row, saying both
+        for block, e in list(refused.items()):
+            if name.startswith(block + ".") or block == "<root>":
+                source += f" (block {block} {e.source}: {e.reason})"
+                report.entries.remove(e)
+                del refused[block]
+        report._add(name=name, status="replaced", source=source, fused=type(m.fused).__name__, op=m.op)
+    return result.model, result.reasons
 
 
 def _check_eval(model: nn.Module) -> None:
@@ -270,10 +300,11 @@ def _check_eval(model: nn.Module) -> None:
 
 
 def optimize(model: nn.Module, *, backend: str = "auto", inplace: bool = False) -> tuple[nn.Module, OptimizeReport]:
-    """Fold BatchNorm into conv weights and replace every recognised block with its fused module.
+    """Fold BatchNorm into conv weights and replace every recognised block or graph chain with its fused module.
 
     Returns ``(model, report)``: the optimised model (a deep copy unless ``inplace=True``; the root
-    itself may be replaced when it is a recognised block) and an :class:`OptimizeReport`.
+    itself may be replaced when it is a recognised block, or a ``torch.fx.GraphModule`` when a chain
+    spans its direct children) and an :class:`OptimizeReport`.
 
     The model must be in eval mode (``RuntimeError`` otherwise). Device, dtype, parameter
     ``requires_grad`` and the input's memory format carry through. Running it again on its result
@@ -290,11 +321,13 @@ def optimize(model: nn.Module, *, backend: str = "auto", inplace: bool = False) 
     report = OptimizeReport(backend)
     if isinstance(model, FUSED_MODULES):
         return model, report
+    model = prepare(model, report._add)
     root = _try_block(model, "", report, backend)
     if root is not None:
         return root.eval(), report
     _walk(model, "", report, backend)
-    _report_leftovers(model, report)
+    model, reasons = _graph_pass(model, report, backend)
+    _report_leftovers(model, report, reasons)
     for m in model.modules():
         if isinstance(m, FUSED_MODULES):
             m.eval()

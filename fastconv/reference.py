@@ -35,6 +35,23 @@ def dwpw_conv2d(x: Tensor, dw_weight: Tensor, pw_weight: Tensor, dw_bias: Option
     return out
 
 
+def pwdw_conv2d(x: Tensor, pw_weight: Tensor, dw_weight: Tensor, pw_bias: Optional[Tensor] = None,
+                dw_bias: Optional[Tensor] = None, *, stride: int = 1, padding: Optional[int] = None,
+                dilation: int = 1, pw_act: str = "none", dw_act: str = "none", concat: bool = False,
+                residual: Optional[Tensor] = None) -> Tensor:
+    """x: (N, C, H, W), pw_weight: (M, C, 1, 1), dw_weight: (M*m, 1, k, k)
+    -> (N, M*m, H', W'), or (N, M + M*m, H, W) with concat (h in front of y)."""
+    k = dw_weight.shape[-1]
+    if padding is None:
+        padding = (k // 2) * dilation
+    h = apply_act(F.conv2d(x, pw_weight, pw_bias), pw_act)
+    y = apply_act(F.conv2d(h, dw_weight, dw_bias, stride, padding, dilation, groups=h.shape[1]), dw_act)
+    out = torch.cat([h, y], 1) if concat else y
+    if residual is not None:
+        out = out + residual
+    return out
+
+
 def squeeze_excite(h: Tensor, se: Sequence[Tensor], se_act: str = "relu",
                    se_gate: str = "hardsigmoid") -> Tensor:
     """h: (N, C, H, W), se = (w1: (S, C, 1, 1), b1: (S,), w2: (C, S, 1, 1), b2: (C,)) -> h * gate."""

@@ -109,7 +109,7 @@ ROWS = [
     ("padding-negative", lambda: dwpw(padding=-1), ValueError, r"^padding must be >= 0"),
     ("padding-float", lambda: ir(padding=1.0), TypeError, r"^padding must be an int"),
     # --- activations / backends ---
-    ("act-unknown", lambda: dwpw(dw_act="gelu"), ValueError, r"^dw_act must be one of"),
+    ("act-unknown", lambda: dwpw(dw_act="mish"), ValueError, r"^dw_act must be one of"),
     ("act-not-str", lambda: dwpw(pw_act=None), ValueError, r"^pw_act must be one of"),
     ("act-gate-as-act", lambda: gconv(act="sigmoid"), ValueError, r"^act must be one of"),
     ("se-gate-unknown", lambda: ir(se_gate="relu"), ValueError, r"^se_gate must be one of"),

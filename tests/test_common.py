@@ -4,7 +4,7 @@ import torch
 
 import fastconv
 from fastconv import _common
-from helpers import HAS_CUDA, INTERPRET, conv_weight, rand
+from helpers import HAS_CUDA, INTERPRET, assert_matches_reference, backend_params, conv_weight, rand
 
 
 def _block_inputs():
@@ -119,3 +119,36 @@ def test_tuned_table_key_names_the_block(monkeypatch):
     monkeypatch.setattr(_common, "_available", lambda backend, kernel: True)
     assert _common._auto_cuda("dwpw_conv2d", x, "dwpw_conv2d_cuda", (64, 3, 1)) == "triton"
     assert seen["key"] == k64 and tuning.LAST["dwpw_conv2d"] == (k64, "triton")
+
+
+def _act_case(op, act, dtype):
+    """(fast(backend), ref, tensors) for one op with every activation slot set to ``act``."""
+    x = rand(2, 8, 7, 7, dtype=dtype, scale=2.0)  # wide enough to reach both GELU tails
+    w = lambda *s: conv_weight(*s, dtype=dtype)  # noqa: E731
+    b = lambda n: rand(n, dtype=dtype, scale=0.3)  # noqa: E731
+    if op == "dwpw_conv2d":
+        kw = dict(dw_act=act, pw_act=act)
+        tensors = (x, w(8, 1, 3), w(16, 8, 1), b(8), b(16))
+    elif op == "group_conv1x1":
+        kw = dict(groups=2, shuffle_out=2, act=act)
+        tensors = (x, w(16, 4, 1), b(16))
+    else:  # inverted_residual with SE (two-pass Triton path) or without (one fused kernel)
+        se = (w(4, 16, 1), b(4), w(16, 4, 1), b(16)) if op == "inverted_residual+se" else None
+        kw = dict(act=act, se=se, se_act=act, residual=True)
+        tensors = (x, w(16, 8, 1), w(16, 1, 3), w(8, 16, 1), b(16), b(16), b(8))
+        op = "inverted_residual"
+    fast = lambda backend: lambda *t: getattr(fastconv, op)(*t, **kw, backend=backend)  # noqa: E731
+    ref = lambda *t: getattr(fastconv.reference, op)(*t, **{k: (tuple(s.to(t[0].dtype) for s in v)  # noqa: E731
+                                                               if k == "se" and v else v) for k, v in kw.items()})
+    return fast, ref, tensors
+
+
+@pytest.mark.parametrize("backend", backend_params())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("act", ["gelu", "gelu_tanh"])
+@pytest.mark.parametrize("op", ["dwpw_conv2d", "group_conv1x1", "inverted_residual", "inverted_residual+se"])
+def test_gelu_acts_match_fp64(op, act, dtype, backend):
+    """The GELU codes (7: erf, 8: tanh form) in every backend's activation table, against fp64."""
+    torch.manual_seed(0)
+    fast, ref, tensors = _act_case(op, act, dtype)
+    assert_matches_reference(fast(backend), ref, tensors, dtype, f"{op} {act} {backend}")

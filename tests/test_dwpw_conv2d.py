@@ -90,7 +90,7 @@ def test_padding_default_and_explicit():
 
 
 @pytest.mark.parametrize("bad, err, match", [
-    (dict(dw_act="gelu"), ValueError, "dw_act"),
+    (dict(dw_act="mish"), ValueError, "dw_act"),
     (dict(pw_act=None), ValueError, "pw_act"),
     (dict(stride=0), ValueError, "stride"),
     (dict(backend="cudnn"), ValueError, "backend"),

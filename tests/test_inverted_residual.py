@@ -102,6 +102,6 @@ def test_bad_se_and_acts():
     with pytest.raises(ValueError, match="se_gate"):
         fastconv.inverted_residual(x, ew, dw, pw, se=tuple(tensors[7:]), se_gate="relu")
     with pytest.raises(ValueError, match="act"):
-        fastconv.inverted_residual(x, ew, dw, pw, act="gelu")
+        fastconv.inverted_residual(x, ew, dw, pw, act="mish")
     with pytest.raises(ValueError, match="dw_weight"):
         fastconv.inverted_residual(x, ew, rand(5, 1, 3, 3, device=DEVICE), pw)

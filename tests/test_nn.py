@@ -139,7 +139,7 @@ def test_module_arguments_are_checked():
     with pytest.raises(ValueError, match="backend"):
         fnn.InvertedResidual(4, 4, backend="fast")
     with pytest.raises(ValueError, match="act"):
-        fnn.InvertedResidual(4, 4, act="gelu")
+        fnn.InvertedResidual(4, 4, act="mish")
     with pytest.raises(ValueError, match="residual"):
         fnn.DepthwiseSeparableConv2d(4, 8, residual=True)
     with pytest.raises(ValueError, match="groups"):

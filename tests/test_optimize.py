@@ -8,7 +8,8 @@ import json
 
 import pytest
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import fx, nn
 
 from fastconv import models
 from fastconv import nn as fnn
@@ -294,3 +295,192 @@ def test_cuda_compile_fullgraph():
     compiled = torch.compile(opt, fullgraph=True, backend="aot_eager")
     with torch.no_grad():
         assert rel_err(compiled(x), opt(x)) < 1e-3
+
+
+# ---------------------------------------------------------------------------------------------
+# graph-level recognition (fastconv.graph): classes optimize has no rule for, functional calls
+# ---------------------------------------------------------------------------------------------
+
+
+class _DwPwAdd(nn.Module):
+    """dw -> BN -> F.hardswish -> 1x1 -> F.relu, torch.add(x): no class rule knows this block."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.dw, self.bn, self.pw = nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False), nn.BatchNorm2d(c), nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        return torch.add(F.relu(self.pw(F.hardswish(self.bn(self.dw(x))))), x)
+
+
+class _IRFunctionalSE(nn.Module):
+    """1x1 -> BN -> SiLU -> dw 5x5/s -> BN -> F.silu -> SE (written out) -> 1x1 -> BN, out += x."""
+
+    def __init__(self, c, e, stride=1):
+        super().__init__()
+        self.exp, self.bn1, self.act = nn.Conv2d(c, e, 1, bias=False), nn.BatchNorm2d(e), nn.SiLU()
+        self.dw, self.bn2 = nn.Conv2d(e, e, 5, stride, 2, groups=e, bias=False), nn.BatchNorm2d(e)
+        self.se1, self.se2 = nn.Conv2d(e, 4, 1), nn.Conv2d(4, e, 1)
+        self.proj, self.bn3 = nn.Conv2d(e, c, 1, bias=False), nn.BatchNorm2d(c)
+        self.stride = stride
+
+    def forward(self, x):
+        h = F.silu(self.bn2(self.dw(self.act(self.bn1(self.exp(x))))))
+        h = h * torch.sigmoid(self.se2(F.relu(self.se1(h.mean((2, 3), keepdim=True)))))
+        out = self.bn3(self.proj(h))
+        if self.stride == 1:
+            out += x
+        return out
+
+
+class _Ghost(nn.Module):
+    def __init__(self, c, m):
+        super().__init__()
+        self.primary = nn.Sequential(nn.Conv2d(c, m, 1, bias=False), nn.BatchNorm2d(m), nn.ReLU(inplace=True))
+        self.cheap = nn.Sequential(nn.Conv2d(m, m, 3, 1, 1, groups=m, bias=False), nn.BatchNorm2d(m), nn.ReLU())
+
+    def forward(self, x):
+        a = self.primary(x)
+        return torch.cat([a, self.cheap(a)], dim=1)
+
+
+class _DwSeProjGelu(nn.Module):
+    """RepViT-like: dw -> SE (modules) -> 1x1 -> GELU -> 1x1; the IR op has no project activation."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.dw = nn.Conv2d(c, c, 3, 1, 1, groups=c)
+        self.pool, self.fc1, self.fc2 = nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, 8, 1), nn.Conv2d(8, c, 1)
+        self.relu, self.gate = nn.ReLU(), nn.Hardsigmoid()
+        self.conv1, self.gelu, self.conv2 = nn.Conv2d(c, 2 * c, 1), nn.GELU(), nn.Conv2d(2 * c, c, 1)
+
+    def forward(self, x):
+        h = self.dw(x)
+        h = h * self.gate(self.fc2(self.relu(self.fc1(self.pool(h)))))
+        return self.conv2(self.gelu(self.conv1(h)))
+
+
+class _Untraceable(nn.Module):
+    """Data-dependent control flow: fx cannot trace it, so it is a leaf of its parent's trace."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.inner = _DwPwAdd(c)
+        self.dw = nn.Conv2d(c, c, 3, 1, 1, groups=c)
+
+    def forward(self, x):
+        x = self.inner(x)
+        return self.dw(x) if x.sum() > 0 else -self.dw(x)
+
+
+def _graph_case(model, x, expected_counts):
+    model = randomize_bn(model)
+    with torch.no_grad():
+        want = model(x)
+        opt, rep = optimize(model)
+        got = opt(x)
+    assert rep.counts() == expected_counts, str(rep)
+    assert rel_err(got, want) < 1e-5, str(rep)
+    return opt, rep
+
+
+def test_graph_dwpw_functional_residual():
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), _DwPwAdd(16), _DwPwAdd(16))
+    opt, rep = _graph_case(model, torch.randn(2, 3, 17, 15), {"DepthwiseSeparableConv2d": 2})
+    assert [e["name"] for e in rep.replaced] == ["1.dw", "2.dw"]
+    assert "hardswish" in rep.replaced[0]["source"] and "+x" in rep.replaced[0]["source"]
+    fused = opt.get_submodule("1.dw")
+    assert isinstance(fused, fnn.DepthwiseSeparableConv2d) and fused.residual and fused.pw_act == "relu"
+    assert isinstance(opt[1], fx.GraphModule) and rep.skipped == []
+    assert not any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in opt.modules())
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_graph_inverted_residual_functional_se(stride):
+    model = nn.Sequential(nn.Conv2d(3, 12, 3, 1, 1), _IRFunctionalSE(12, 36, stride))
+    opt, rep = _graph_case(model, torch.randn(2, 3, 13, 13), {"InvertedResidual": 1})
+    ir = opt.get_submodule("1.dw")
+    assert ir.se_channels == 4 and ir.se_gate == "sigmoid" and ir.act == "silu" and ir.residual == (stride == 1)
+
+
+def test_graph_ghost_concat():
+    opt, rep = _graph_case(nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), _Ghost(8, 12)), torch.randn(2, 3, 11, 11),
+                           {"PointwiseDepthwiseConv2d": 1})
+    g = opt.get_submodule("1.cheap.0")
+    assert g.concat and g.out_channels == 24 and rep.replaced[0]["op"] == "pwdw_conv2d"
+
+
+def test_graph_unsupported_last_activation_stays_after_the_op():
+    opt, rep = _graph_case(_DwSeProjGelu(16), torch.randn(2, 16, 9, 9), {"InvertedResidual": 1})
+    assert isinstance(opt, fx.GraphModule)  # the root itself was rewritten
+    calls = [n.target for n in opt.graph.nodes if n.op == "call_module"]
+    assert calls == ["dw", "gelu", "conv2"]  # IR(dw, SE, conv1), then the GELU and the last 1x1
+
+
+def test_graph_fallback_for_untraceable_modules():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), _Untraceable(8))
+    opt, rep = _graph_case(model, torch.randn(1, 3, 8, 8), {"DepthwiseSeparableConv2d": 1})
+    assert isinstance(opt[1], _Untraceable) and isinstance(opt[1].inner, fx.GraphModule)
+    skipped = {e["name"]: e["reason"] for e in rep.skipped}
+    assert list(skipped) == ["1.dw"] and "torch.fx cannot trace" in skipped["1.dw"]
+
+
+def test_graph_reason_when_an_intermediate_is_shared():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dw, self.pw = nn.Conv2d(8, 8, 3, 1, 1, groups=8), nn.Conv2d(8, 8, 1)
+
+        def forward(self, x):
+            h = self.dw(x)
+            return self.pw(h) + h  # h is needed outside any fused op
+
+    opt, rep = _graph_case(Shared(), torch.randn(1, 8, 6, 6), {})
+    (row,) = rep.skipped
+    assert row["name"] == "dw" and "no 1x1 conv right after it" in row["reason"] and "add" in row["reason"]
+
+
+def test_graph_idempotent_dtype_format():
+    model = randomize_bn(nn.Sequential(nn.Conv2d(3, 12, 3, 1, 1), _IRFunctionalSE(12, 24), _DwPwAdd(12), _Ghost(12, 6)))
+    model = model.double().to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 10, 10, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        want = model(x)
+        opt, rep = optimize(model)
+        got = opt(x)
+        again, rep2 = optimize(opt)
+        assert torch.equal(again(x), got)
+    assert rep.num_replaced == 3 and rep2.num_replaced == 0 and rep2.skipped == []
+    # (every GraphModule instance has a class of its own: compare names)
+    assert [type(m).__name__ for m in again.modules()] == [type(m).__name__ for m in opt.modules()]
+    assert all(p.dtype == torch.float64 for p in opt.parameters())
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert rel_err(got, want) < 1e-10
+    assert not opt.training and not any(m.training for m in opt.modules())
+
+
+def test_mixed_conv_becomes_one_conv():
+    timm = pytest.importorskip("timm")
+    from timm.layers import MixedConv2d
+    from fastconv.graph import _merge_mixed
+    x = torch.randn(2, 20, 9, 9)
+    for mixed in (MixedConv2d(20, 20, [3, 5, 7], stride=2, depthwise=True),
+                  MixedConv2d(20, 30, [1, 1], stride=1)):
+        merged = _merge_mixed(mixed.eval())
+        assert type(merged) is nn.Conv2d
+        with torch.no_grad():
+            assert rel_err(merged(x), mixed(x)) < 1e-6
+    assert merged.groups == 1 and merged.kernel_size == (1, 1)
+
+
+def test_reparameterize_first():
+    timm = pytest.importorskip("timm")
+    model = randomize_bn(timm.create_model("mobileone_s0", pretrained=False, num_classes=10))
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        want = model(x)
+        opt, rep = optimize(model)
+        got = opt(x)
+    assert rel_err(got, want) < 1e-4
+    assert any(e.status == "rewritten" and "reparameterize" in e.reason for e in rep.entries)
+    assert not any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in opt.modules()), str(rep)

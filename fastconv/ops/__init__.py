@@ -3,6 +3,7 @@ from fastconv.ops.channel_shuffle import channel_shuffle
 from fastconv.ops.dwpw_conv2d import dwpw_conv2d
 from fastconv.ops.group_conv1x1 import group_conv1x1
 from fastconv.ops.inverted_residual import inverted_residual
+from fastconv.ops.pwdw_conv2d import pwdw_conv2d
 from fastconv.ops.shufflenet_v1_unit import shufflenet_v1_unit
 from fastconv.ops.shufflenet_v2_unit import shufflenet_v2_unit
 
@@ -14,5 +15,5 @@ def _load_extension() -> None:
     refresh_backends()
 
 
-__all__ = ["channel_shuffle", "dwpw_conv2d", "group_conv1x1", "inverted_residual",
+__all__ = ["channel_shuffle", "dwpw_conv2d", "group_conv1x1", "inverted_residual", "pwdw_conv2d",
            "shufflenet_v1_unit", "shufflenet_v2_unit"]

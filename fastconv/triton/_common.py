@@ -22,6 +22,10 @@ def apply_act(v, ACT: tl.constexpr):
         v = tl.minimum(tl.maximum(v + 3.0, 0.0, propagate_nan=tl.PropagateNan.ALL), 6.0, propagate_nan=tl.PropagateNan.ALL) / 6.0
     elif ACT == 6:
         v = 1.0 / (1.0 + tl.exp(-v))
+    elif ACT == 7:  # gelu, erf form
+        v = 0.5 * v * (1.0 + tl.math.erf(v * 0.7071067811865476))
+    elif ACT == 8:  # gelu, tanh form: 0.5 * (1 + tanh(u)) == sigmoid(2u), so no tanh is needed
+        v = v / (1.0 + tl.exp(-1.5957691216057308 * (v + 0.044715 * v * v * v)))
     return v
 
 
