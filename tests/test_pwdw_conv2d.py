@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (N, C, H, W, M, multiplier, k, stride, dilation, pw_act, dw_act, bias, concat, residual)
 SMALL = [
-    (2, 8, 7, 6, 16, 1, 3, 1, 1, "relu", "relu", True, True, False),  # Ghost module: concat
+    (2, 8, 5, 6, 16, 1, 3, 1, 1, "relu", "relu", True, True, False),  # Ghost module: concat
     (1, 5, 7, 9, 6, 2, 3, 2, 1, "relu6", "none", False, False, False),  # multiplier 2, stride 2, odd C/M/H/W
-    (2, 12, 6, 6, 12, 1, 5, 1, 1, "hardswish", "silu", True, False, True),  # k5 + residual
+    (1, 12, 6, 6, 12, 1, 5, 1, 1, "hardswish", "silu", True, False, True),  # k5 + residual
     (1, 6, 9, 7, 10, 1, 3, 1, 2, "gelu", "gelu_tanh", True, True, True),  # dilation 2, concat + residual
     (1, 3, 1, 1, 4, 1, 3, 1, 1, "relu", "none", True, True, False),  # 1x1 spatial: the halo is all padding
 ]
@@ -122,7 +122,7 @@ def test_gradients_match_reference(backend):
 
 def test_gradcheck_float64():
     torch.manual_seed(2)
-    tensors, kw = make((1, 3, 5, 6, 4, 1, 3, 2, 1, "silu", "gelu", True, False, True), torch.float64, "nchw")
+    tensors, kw = make((1, 2, 4, 5, 2, 2, 3, 2, 1, "silu", "gelu", True, False, True), torch.float64, "nchw")
     gradcheck64(lambda *t: fastconv.pwdw_conv2d(*t[:5], residual=t[5], **kw), tensors)
 
 
@@ -143,7 +143,7 @@ def test_compile_fullgraph():
         y = fastconv.pwdw_conv2d(x, pw, dw, pwb, dwb, residual=r, backend="reference", **kw)
         return fastconv.pwdw_conv2d(y[:, :8], pw, dw, pwb, dwb, backend="reference", **kw).relu()
 
-    compiled = torch.compile(ghost, fullgraph=True)
+    compiled = torch.compile(ghost, fullgraph=True, backend="aot_eager")  # inductor: tests/test_common.py
     torch.testing.assert_close(compiled(*tensors), ghost(*tensors))
     assert torch._dynamo.explain(ghost)(*tensors).graph_break_count == 0
 
@@ -207,7 +207,7 @@ CODEGEN = [case[:9] + case[12:] for case in REAL] + [
     (2, 24, 56, 56, 36, 1, 5, 2, 1, False, True)]
 
 
-def compile_launch(case, dtype, fmt, cfg):
+def compile_launch(case, dtype, fmt, cfg, acts=("gelu", "hardswish")):
     """Compile _pwdw_kernel for sm_90 with the arguments forward() would pass for ``case``,
     specialised the way a real launch is (ints equal to 1 become constants, ints divisible by 16 and
     all pointers carry the divisibility-16 hint), since that changes layouts and vectorisation."""
@@ -219,8 +219,7 @@ def compile_launch(case, dtype, fmt, cfg):
     tensors, _ = make((n, c, h, w, m, mult, k, stride, dil, "none", "none", True, concat, res), dtype, fmt,
                       device="cpu")
     x, pw, dw, pwb, dwb, r = (None if t is None else t.contiguous() if t.dim() < 4 else t for t in tensors)
-    _, _, args, consts = tri.launch(x, pw, dw, pwb, dwb, r, stride, (k // 2) * dil, dil, "gelu", "hardswish",
-                                    concat, 4 * 132)
+    _, _, args, consts = tri.launch(x, pw, dw, pwb, dwb, r, stride, (k // 2) * dil, dil, *acts, concat, 4 * 132)
     consts.update(cfg.kwargs, PREC="ieee" if dtype == torch.float32 else "tf32")
     fn = jit_fn(tri._pwdw_kernel)
     names = [a for a in fn.arg_names if a not in consts]
@@ -244,19 +243,22 @@ def compile_launch(case, dtype, fmt, cfg):
     return triton.compile(src, target=TARGET, options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
 
 
-def _resource_usage(cubin: bytes) -> tuple[int, int]:
-    """(registers, stack bytes) of the one kernel in ``cubin``, read by the cuobjdump in triton's wheel."""
+def _resource_usage(ptx: str) -> tuple[int, int, int]:
+    """(registers, stack frame bytes, spill store + load bytes) that ptxas (triton's own) reports for
+    the kernel. A small stack frame without spills is a called slow path (fp32 division), not a spill."""
     import re
     import tempfile
     import triton
-    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(cubin)
-        f.flush()
-        text = subprocess.run([str(tool), "--dump-resource-usage", f.name], capture_output=True, text=True,
-                              check=True).stdout
-    regs, stack = re.search(r"REG:(\d+) STACK:(\d+)", text).groups()
-    return int(regs), int(stack)
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
+    arch = re.search(r"^\.target\s+(\w+)", ptx, re.M).group(1)
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "k.ptx"
+        src.write_text(ptx)
+        text = subprocess.run([str(tool), f"-arch={arch}", "-v", str(src), "-o", str(Path(d) / "k.cubin")],
+                              capture_output=True, text=True, check=True).stderr
+    stack, stores, loads = map(int, re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, "
+                                               r"(\d+) bytes spill loads", text).groups())
+    return int(re.search(r"Used (\d+) registers", text).group(1)), stack, stores + loads
 
 
 def codegen_main(cases=None, dtypes=(torch.float16, torch.bfloat16, torch.float32), fmts=("nhwc", "nchw")) -> int:
@@ -270,9 +272,9 @@ def codegen_main(cases=None, dtypes=(torch.float16, torch.bfloat16, torch.float3
                     what = f"pwdw {case} {str(dtype)[6:]} {fmt} {cfg.kwargs} warps={cfg.num_warps}"
                     try:
                         c = compile_launch(case, dtype, fmt, cfg)
-                        regs, stack = _resource_usage(c.asm["cubin"])
-                        ok = c.metadata.shared <= SMEM_LIMIT and stack == 0
-                        print(f"{'OK  ' if ok else 'FAIL'} {what} regs={regs} stack/spill={stack} "
+                        regs, stack, spills = _resource_usage(c.asm["ptx"])
+                        ok = c.metadata.shared <= SMEM_LIMIT and spills == 0
+                        print(f"{'OK  ' if ok else 'FAIL'} {what} regs={regs} spills={spills} stack={stack} "
                               f"smem={c.metadata.shared}", flush=True)
                         failures += not ok
                     except Exception as e:  # noqa: BLE001 - report every failing variant, then fail
@@ -282,16 +284,23 @@ def codegen_main(cases=None, dtypes=(torch.float16, torch.bfloat16, torch.float3
     return 1 if failures else 0
 
 
+# The CI subset (a few compiles; the full sweep is `python tests/test_pwdw_conv2d.py`)
+CODEGEN_CI = [((8, 40, 28, 28, 120, 1, 3, 1, 1, True, True), torch.float16, "nhwc"),
+              ((8, 64, 28, 28, 192, 1, 5, 2, 1, False, False), torch.float32, "nchw")]
+
+
 @pytest.mark.skipif(HAS_CUDA, reason="a GPU compiles and runs the kernel for real")
 def test_triton_kernel_compiles_for_sm90_without_spills():
-    """Every codegen variant compiles (PTX -> cubin, sm_90), fits shared memory and spills nothing."""
+    """The CI subset of the codegen sweep: compiles (PTX -> cubin, sm_90), fits shared memory, no spills."""
     pytest.importorskip("triton")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
-    run = subprocess.run([sys.executable, __file__], capture_output=True, text=True, env=env, timeout=900)
+    run = subprocess.run([sys.executable, __file__, "--ci"], capture_output=True, text=True, env=env, timeout=900)
     out = run.stdout + run.stderr
     assert run.returncode == 0 and "0 failures" in run.stdout, out[-6000:]
 
 
 if __name__ == "__main__":
+    if "--ci" in sys.argv:
+        sys.exit(max(codegen_main([c], (dt,), (fmt,)) for c, dt, fmt in CODEGEN_CI))
     sys.exit(codegen_main())

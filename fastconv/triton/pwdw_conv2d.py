@@ -61,7 +61,8 @@ _MAX_ROWS = 128  # BLOCK_HP and BLOCK_P cap: 256-row tiles spill (see the codege
 def _configs():
     # num_stages=1: the pipeliner would stage tap tiles of the depthwise loop in shared memory and
     # could hoist scratch loads above the barrier; occupancy hides the load latency instead.
-    return autotune_configs(("BLOCK_M",), (32, 4), [(16, 4), (16, 8), (32, 8)], num_stages=1)
+    # (16, 8) is left out: for fp32 with a small C ptxas caps it at 80 registers and spills.
+    return autotune_configs(("BLOCK_M",), (32, 4), [(16, 4), (32, 8)], num_stages=1)
 
 
 # Kernel: persistent grid (programs, cdiv(M, BLOCK_M)). Program (p, g) loops over TH x TW output
