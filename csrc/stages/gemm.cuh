@@ -12,8 +12,10 @@
 //     phase hit distinct bank groups (conflict-free).
 //   fp32: FMA (keeps fp32 accuracy; TF32 would not meet the fp32 tolerance). Thread (ty, tx) of a
 //     16 x (NT/16) grid owns rows ty + 16 i, columns tx + (NT/16) j.
-//   store(Cs, ldc): accumulators -> fp32 staging tile [BM][ldc] (ldc = BN + 8: the 8-byte stores of
-//     each half warp hit 32 distinct banks). for_each(f): f(row, col, v) in registers instead.
+//   store(Cs, ldc, accumulate): accumulators -> (or +=) fp32 staging tile [BM][ldc] (ldc = BN + 8:
+//     the 8-byte stores of each half warp hit 32 distinct banks). Each thread touches only its own
+//     elements, so accumulate needs no barrier between calls. for_each(f) / for_each1(f): the
+//     accumulators in registers instead.
 //
 // store_tile<T, BM, BN, NT>: the epilogue. out[row r, channel n0 + n] = act(Cs[r][n] + bias) (+ res)
 // for the rows with a valid offset (rows(r) returns {out offset, res offset} or out < 0) and
@@ -58,7 +60,9 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
     // k +8 (j>>1)); B matrices j = (n +8 (j>>1), k +8 (j&1)).
     const T* a_row = A + (wm * WTM + (lane & 15)) * lda + (lane >> 4) * 8;
     const T* b_row = B + (wn * WTN + (lane >> 4) * 8 + (lane & 7)) * ldb + ((lane >> 3) & 1) * 8;
-#pragma unroll
+    // Two k steps per iteration: enough independent ldmatrix/mma for the scheduler without
+    // hoisting every step's fragments into registers (fully unrolled, it spilled under 128 regs).
+#pragma unroll 2
     for (int ks = 0; ks < KSTEPS; ++ks) {
       uint32_t a[MT][4], b[NT8][2];
 #pragma unroll
@@ -89,9 +93,15 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
       }
   }
 
-  __device__ __forceinline__ void store(float* Cs, int ldc) const {
+  // accumulate: Cs += acc (a K-split whose partial sums must not stay in registers), else Cs = acc.
+  __device__ __forceinline__ void store(float* Cs, int ldc, bool accumulate = false) const {
     for_each([&](int r, int c, float v0, float v1) {
       float2* p = reinterpret_cast<float2*>(Cs + r * ldc + c);
+      if (accumulate) {
+        const float2 o = *p;
+        v0 += o.x;
+        v1 += o.y;
+      }
       *p = make_float2(v0, v1);
     });
   }
@@ -135,8 +145,8 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
       for (int j = 0; j < CJ; ++j) f(ty + TY * i, tx + TX * j, acc[i][j]);
   }
 
-  __device__ __forceinline__ void store(float* Cs, int ldc) const {
-    for_each1([&](int r, int c, float v) { Cs[r * ldc + c] = v; });
+  __device__ __forceinline__ void store(float* Cs, int ldc, bool accumulate = false) const {
+    for_each1([&](int r, int c, float v) { Cs[r * ldc + c] = accumulate ? Cs[r * ldc + c] + v : v; });
   }
 };
 

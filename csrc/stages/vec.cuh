@@ -14,18 +14,44 @@ namespace stages {
 template <typename T> constexpr int kVec16 = 16 / int(sizeof(T));  // elements per 16-byte vector
 template <typename T> constexpr int kWords8 = int(sizeof(T)) / 2;   // 16-byte vectors per 8 elements
 
+// Packing goes through explicit 32-bit words: a memcpy between a T[8] and the uint4 would let the
+// compiler forward it into a 2-byte-aligned copy and split every 16-byte access into four.
+template <typename T> __device__ __forceinline__ uint32_t word_bits(float lo, float hi) {
+  const T a = from_float<T>(lo), b = from_float<T>(hi);
+  uint16_t ua, ub;
+  memcpy(&ua, &a, 2);
+  memcpy(&ub, &b, 2);
+  return uint32_t(ua) | (uint32_t(ub) << 16);
+}
+template <typename T> __device__ __forceinline__ float half_bits(uint32_t w, int hi) {
+  const uint16_t u = uint16_t(hi ? w >> 16 : w & 0xffffu);
+  T e;
+  memcpy(&e, &u, 2);
+  return to_float(e);
+}
+__device__ __forceinline__ uint32_t word_at(const uint4& u, int i) { return i == 0 ? u.x : i == 1 ? u.y : i == 2 ? u.z : u.w; }
+
 template <typename T> __device__ __forceinline__ void unpack8(const uint4 (&u)[kWords8<T>], float (&v)[8]) {
-  T e[8];
-  memcpy(e, u, sizeof e);
+  if constexpr (sizeof(T) == 2) {
 #pragma unroll
-  for (int i = 0; i < 8; ++i) v[i] = to_float(e[i]);
+    for (int i = 0; i < 4; ++i) {
+      v[2 * i] = half_bits<T>(word_at(u[0], i), 0);
+      v[2 * i + 1] = half_bits<T>(word_at(u[0], i), 1);
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = __uint_as_float(word_at(u[i / 4], i % 4));
+  }
 }
 
 template <typename T> __device__ __forceinline__ void pack8(const float (&v)[8], uint4 (&u)[kWords8<T>]) {
-  T e[8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i) e[i] = from_float<T>(v[i]);
-  memcpy(u, e, sizeof e);
+  if constexpr (sizeof(T) == 2) {
+    u[0] = make_uint4(word_bits<T>(v[0], v[1]), word_bits<T>(v[2], v[3]), word_bits<T>(v[4], v[5]),
+                      word_bits<T>(v[6], v[7]));
+  } else {
+    u[0] = make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]), __float_as_uint(v[3]));
+    u[1] = make_uint4(__float_as_uint(v[4]), __float_as_uint(v[5]), __float_as_uint(v[6]), __float_as_uint(v[7]));
+  }
 }
 
 template <typename T> __device__ __forceinline__ void lds8(const T* p, float (&v)[8]) {
