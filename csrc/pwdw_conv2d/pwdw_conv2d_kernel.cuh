@@ -18,7 +18,8 @@
 // overlap) + the weight slab (L2-resident across CTAs); h never reaches HBM except as concat output.
 //
 // Shared memory (make_layout, T = fp16, k3 s1): A 64 x 72 T + B 64 x 72 T + staging 64 x 72 fp32
-// + hs 100 x 64 T + k^2 x 64 + 64 fp32: 50 KB (fp32: 74 KB; k5 s2 fp16: 83 KB), opted in above 48 KB.
+// + hs 100 x 64 T + k^2 x 64 + 64 fp32: 51 KB (fp32 80 KB; k5 s2: fp16 88 KB, fp32 149 KB; k7 s2 fp32
+// 175 KB), opted in above 48 KB. Single-buffered (no cp.async pipelining across slabs yet).
 #pragma once
 
 #include <initializer_list>
@@ -82,8 +83,9 @@ template <typename T> inline const char* plan(PwdwParams& p, size_t smem_max) {
   return nullptr;
 }
 
+// 2 CTAs per SM (128 registers) except 7x7 stride 2, which spilled 16 bytes under that cap (fp16).
 template <typename T, int KS, int S>
-__global__ void __launch_bounds__(NT, 2) pwdw_conv2d_kernel(const PwdwParams p) {
+__global__ void __launch_bounds__(NT, KS == 7 && S == 2 ? 1 : 2) pwdw_conv2d_kernel(const PwdwParams p) {
   constexpr bool kFast = KS > 0 && S > 0;
   constexpr int RW = 2;  // outputs per depthwise strip
   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
