@@ -284,7 +284,8 @@ def codegen_main(cases=None, dtypes=(torch.float16, torch.bfloat16, torch.float3
     return 1 if failures else 0
 
 
-# The CI subset (a few compiles; the full sweep is `python tests/test_pwdw_conv2d.py`)
+# The CI subset (a few compiles; the full sweep is `python tests/test_pwdw_conv2d.py`, where fp32
+# still spills 16-80 bytes in a few shape x config pairs: see fastconv/triton/pwdw_conv2d.py)
 CODEGEN_CI = [((8, 40, 28, 28, 120, 1, 3, 1, 1, True, True), torch.float16, "nhwc"),
               ((8, 64, 28, 28, 192, 1, 5, 2, 1, False, False), torch.float32, "nchw")]
 
