@@ -2,7 +2,10 @@
 
 Environment:
   FASTCONV_SKIP_CUDA_BUILD=1   never build the extension
-  TORCH_CUDA_ARCH_LIST         default "8.0;9.0+PTX" (sm_80, sm_90, PTX for newer)
+  TORCH_CUDA_ARCH_LIST         default "8.0;9.0+PTX" (sm_80, sm_90, PTX for newer). The kernels need sm_80+
+                               (cp.async, ldmatrix, mma.sync in csrc/stages); none uses an sm_90a-only
+                               feature (wgmma/TMA), so plain 9.0 is the Hopper target. On a GPU machine,
+                               build only its arch ("9.0") to halve the compile time.
   CUDA_HOME                    the toolkit root; found from nvcc on PATH when unset
   MAX_JOBS                     parallel nvcc jobs (ninja)
 """
@@ -36,6 +39,19 @@ def _find_cuda_home():
     return str(real.parent.parent)
 
 
+def _check_arch_list(archs):
+    """csrc/stages uses sm_80 instructions: fail the build with a clear message, not a ptxas error."""
+    for a in archs.replace(",", ";").replace(" ", ";").split(";"):
+        a = a.strip().split("+")[0].rstrip("af")
+        try:
+            too_old = float(a) < 8.0
+        except ValueError:  # empty or a named arch ("Hopper"): let torch interpret it
+            continue
+        if too_old:
+            raise SystemExit(f"fastconv: TORCH_CUDA_ARCH_LIST={archs!r} contains {a}; the CUDA kernels need "
+                             "compute capability 8.0 or newer (cp.async, ldmatrix, mma.sync)")
+
+
 def _extensions():
     if os.environ.get("FASTCONV_SKIP_CUDA_BUILD") == "1":
         print("fastconv: FASTCONV_SKIP_CUDA_BUILD=1, installing without the CUDA extension", file=sys.stderr)
@@ -54,6 +70,7 @@ def _extensions():
     os.environ["CUDA_HOME"] = cuda_home
     cpp_extension.CUDA_HOME = cuda_home
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
+    _check_arch_list(os.environ["TORCH_CUDA_ARCH_LIST"])
     sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/**/*.cu", recursive=True))
     include_dirs = [str(ROOT / "csrc")]
     # torch's CUDA wheels ship headers (cuBLAS etc.) a minimal toolkit may lack.

@@ -10,6 +10,8 @@ groups, SE, activations). Blocks map to fastconv ops:
   ShuffleNetV1 units                                    -> shufflenet_v1_unit, and inside them
         gconv1 (+BN+ReLU+shuffle), gconv2 (+BN)         -> group_conv1x1; the shuffle -> channel_shuffle
   ShuffleNetV2 units                                    -> shufflenet_v2_unit, their output shuffle -> channel_shuffle
+  GhostNet ghost modules (timm; primary 1x1 + cheap dw + concat), MobileNetV4 universal inverted
+        residuals' pw_exp -> dw_mid (timm)             -> pwdw_conv2d (concat <=> K == 2 * hidden)
 
 Identical configs are merged into one Entry that lists every (model, block index, part) it stands for.
 ``python -m bench.catalogue`` prints the table.
@@ -62,6 +64,13 @@ def _tv(name: str) -> Callable[[], nn.Module]:
     return build
 
 
+def _timm(name: str) -> Callable[[], nn.Module]:
+    def build():
+        import timm
+        return timm.create_model(name, pretrained=False)
+    return build
+
+
 def _fc(name: str, **kw) -> Callable[[], nn.Module]:
     def build():
         models, why = _fastconv_models()
@@ -87,6 +96,8 @@ MODELS: dict[str, tuple[str, Callable[[], nn.Module]]] = {
     "shufflenet_v2_x1_0": ("shufflenet_v2", _tv("shufflenet_v2_x1_0")),
     "shufflenet_v2_x1_5": ("shufflenet_v2", _tv("shufflenet_v2_x1_5")),
     "shufflenet_v2_x2_0": ("shufflenet_v2", _tv("shufflenet_v2_x2_0")),
+    "ghostnet_100": ("ghostnet", _timm("ghostnet_100")),
+    "mobilenetv4_conv_small": ("mobilenet_v4", _timm("mobilenetv4_conv_small")),
 }
 FAMILIES = tuple(dict.fromkeys(f for f, _ in MODELS.values()))
 FASTCONV_FAMILIES = ("mobilenet_v1", "shufflenet_v1")  # defined in fastconv.models, not torchvision
@@ -141,6 +152,9 @@ class Entry:
             return f"gconv {c['C']}>{c['K']} g{c['groups']}{sh} {at}"
         if self.op == "shufflenet_v1_unit":
             return f"snv1 {c['C']}>{c['K']} g{c['groups']}/{c['first_groups']} s{c['stride']} {at}"
+        if self.op == "pwdw_conv2d":
+            cat = "+cat" if c["K"] == 2 * c["hidden"] else ""
+            return f"pwdw {c['C']}>{c['hidden']} k{c['kernel']}s{c['stride']}{cat} {at}"
         return f"snv2 {c['C']}>{c['K']} b{c['hidden']} s{c['stride']} {at}"
 
     def provenance(self) -> str:
@@ -173,12 +187,35 @@ def _classify(block: nn.Module) -> Optional[str]:
         return "shufflenet_v1"
     if name == "DepthwiseSeparable":
         return "dwsep"
+    if name == "GhostModule" and type(block).__module__.startswith("timm."):
+        return "ghost"
+    if name == "UniversalInvertedResidual" and not isinstance(getattr(block, "dw_mid", None), nn.Identity):
+        return "uir"
     return None
+
+
+def pwdw_stages(kind: str, block: nn.Module) -> tuple[Stage, Stage]:
+    """The (1x1, depthwise) convs of a ghost module / UIR pw_exp -> dw_mid, each with BN and act.
+    timm's BatchNormAct2d carries the activation inside the BN."""
+    from bench.common import act_name
+    if kind == "ghost":
+        pw, dw = (Stage(s[0], s[1], act_name(s[2]) or "none") for s in (block.primary_conv, block.cheap_operation))
+    else:
+        pw, dw = (Stage(m.conv, m.bn, act_name(m.bn.act) or "none") for m in (block.pw_exp, block.dw_mid))
+    return pw, dw
 
 
 def _block_entries(kind: str, block: nn.Module, shapes: dict) -> list[tuple[str, str, dict]]:
     """[(op, part, cfg)] for one block; ``shapes`` maps part -> (input shape, output shape)."""
     (_, c, h, w), (_, k, ho, wo) = shapes[""]
+    if kind in ("ghost", "uir"):
+        pw, dw = pwdw_stages(kind, block)
+        (_, c, h, w), _ = shapes["pw"]
+        _, (_, md, ho, wo) = shapes["dw"]
+        m = pw.conv.out_channels
+        return [("pwdw_conv2d", "pw_dw", _cfg(C=c, H=h, W=w, K=md + m if kind == "ghost" else md, Ho=ho, Wo=wo,
+                                               kernel=dw.conv.kernel_size[0], stride=dw.conv.stride[0], hidden=m,
+                                               act=pw.act, out_act=dw.act))]
     if kind in ("mbconv", "dwsep"):
         stages = parse_stages(block)
         convs = [s for s in stages if isinstance(s, Stage)]
@@ -238,6 +275,10 @@ def walk_model(name: str) -> list[tuple[str, Source, dict]]:
         handles.append(m.register_forward_hook(record(shapes, "")))
         if kind == "shufflenet_v1":
             handles.append(m.gconv2.register_forward_hook(record(shapes, "gconv2")))
+        if kind in ("ghost", "uir"):
+            pw, dw = pwdw_stages(kind, m)
+            handles.append(pw.conv.register_forward_hook(record(shapes, "pw")))
+            handles.append(dw.conv.register_forward_hook(record(shapes, "dw")))
         # Execution order: the block-level hook fires after its children, so order by a pre-hook.
         handles.append(m.register_forward_pre_hook(lambda mod, inp, _e=(path, m, kind, shapes): seen.append(_e)))
     try:
@@ -371,6 +412,11 @@ def scaled_cfg(entry: Entry, s: int) -> dict:
         else:
             c["C"] = _up(c["C"], s, g1)
             c["K"] = _up(c["K"], s, g)
+    elif op == "pwdw_conv2d":
+        concat = c["K"] == 2 * c["hidden"]
+        c["C"] = _up(c["C"], s)
+        c["hidden"] = _up(c["hidden"], s)
+        c["K"] = 2 * c["hidden"] if concat else c["hidden"]
     elif op == "shufflenet_v2_unit":
         c["hidden"] = _up(c["hidden"], s)
         if c["stride"] == 1:

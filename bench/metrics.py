@@ -62,6 +62,10 @@ def _params_and_macs(op: str, c: dict) -> tuple[int, int]:
         else:
             params = (B * C + B + B * 9 + B + B * B + B) + (C * 9 + C + B * C + B)
             macs = C * B * H * W + 9 * B * Ho * Wo + B * B * Ho * Wo + 9 * C * Ho * Wo + C * B * Ho * Wo
+    elif op == "pwdw_conv2d":
+        M = c["hidden"]
+        params = M * C + M + M * k * k + M
+        macs = C * M * H * W + k * k * M * Ho * Wo
     else:
         raise ValueError(op)
     return params, macs

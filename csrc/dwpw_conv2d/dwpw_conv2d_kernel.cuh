@@ -1,165 +1,222 @@
-// Fused depthwise k x k -> act -> pointwise 1x1 -> act (+ residual): one kernel, the depthwise
-// output never leaves shared memory.
+// Fused depthwise k x k -> act -> pointwise 1x1 -> act (+ residual), built on csrc/stages.
 //
-// Tiling: a 256-thread block owns 64 consecutive output pixels (flattened over N*Ho*Wo, so small
-// feature maps waste no lanes) x BN output channels (BN = 64 when K <= 64, else 128). It walks the
-// input channels in chunks of 32: (1) stage the chunk's dw weights and the pw weight chunk
-// (BN x 32) in shared memory; (2) each thread computes depthwise outputs (+dw bias, dw act) for
-// (pixel, channel) pairs straight from global x (taps hit L1: neighbouring pixels of the tile share
-// them), rounds them to T and stores the 64 x 32 A tile in shared memory; (3) the tile GEMM
-// accumulates A * W^T (fp16/bf16: wmma 16x16x16, fp32 accumulate; fp32: FMA). The epilogue stages
-// the 64 x BN fp32 accumulators in shared memory (aliasing A/B) and adds pw bias, pw act and the
-// residual. The depthwise result is recomputed once per output-channel block (ceil(K / BN) times);
-// that is cheap next to the HBM traffic it saves.
+// Tiling: one 256-thread CTA owns an 8 x 8 output tile of one image (64 GEMM rows) and ALL output
+// channels. It computes the tile's depthwise result ONCE into a shared-memory A tile holding `ca`
+// channels (all of C, rounded up to 64, whenever that fits in shared memory: the "resident" case,
+// every catalogue layer), then loops over the ceil(K / 64) output-channel tiles of the pointwise GEMM
+// reusing it. Only when C is too wide for shared memory is the depthwise recomputed, once per
+// (output tile, ca-channel slab).
+//   1. depthwise phase, per chunk of cc channels (cc = 64 when the halo allows, smaller for big
+//      k / stride / fp32): the input halo ((8-1)s + (k-1)d + 1)^2 x cc is staged with cp.async
+//      (16-byte when NHWC and C*sizeof(T) % 16 == 0; 8/4-byte otherwise; scalar loads for NCHW)
+//      into one of two buffers, the next chunk's halo in flight while this one is computed;
+//      dw weights/bias go to smem (fp32, tap-major); stages::Depthwise computes register-blocked
+//      strips (8 channels x 4 outputs at stride 1, x 2 otherwise) and stores them, activated and
+//      rounded to T, into A with 16-byte stores.
+//   2. pointwise phase, per output tile of 64 channels: 64 x 64 weight slabs (rows = output
+//      channels, as stored) stream through two cp.async buffers (aliasing the halo buffers) while
+//      stages::Gemm multiplies (fp16/bf16: ldmatrix + mma.sync.m16n8k16, 2 x 4 warps of 32 x 16;
+//      fp32: FMA). The first slab of the next output tile is prefetched before the epilogue.
+//   3. epilogue: accumulators -> fp32 staging tile (summed over slabs when C is split) -> stages::store_tile (pw bias, pw act,
+//      residual; 16-byte loads/stores for NHWC with K % 8 == 0, scalar otherwise).
+// Work per CTA (resident): HBM reads = halo (1.27x the tile's input at k3 s1) + K x C weights
+// (L2-resident across CTAs); smem traffic per output tile = 64 x ca A (ldmatrix) + 64 x ca B.
 //
-// Layouts: x, residual and out are addressed through their (n, c, h, w) strides, so NCHW and NHWC
-// run natively with no conversion copy. Only the thread mapping changes: channel-fastest for NHWC,
-// pixel-fastest for NCHW, so global accesses are coalesced either way (NCHW dw taps coalesce along
-// w; with stride 2 half of each fetched sector is wasted).
+// Layouts: x, residual and out are addressed through their (n, c, h, w) strides, NCHW and NHWC
+// natively (NCHW takes the scalar staging/epilogue paths: correct, not the fast path).
+// Template KS (3, 5, 7) with S (1, 2) unrolls taps and the sliding window (dilation 1);
+// KS = S = 0 is the generic path (any odd k, stride, dilation).
 //
-// Template KS: 3, 5, 7 unroll the taps; 0 is the generic odd-k path (k from the params).
-// Shared memory: max(64 x 40 + BN x 40 halves, 64 x (BN + 4) floats) + 32 k^2 floats + 2.5 KB;
-// about 38 KB for BN = 128 (fp32: 45 KB), more for large generic k (opted in above 48 KB).
-//
-// ptxas, sm_90: 80-110 registers/thread, no spills (per-variant numbers in dwpw_conv2d.cu).
+// Shared memory (make_layout; T = fp16, cc = 64, k3 s1): A 64 x (ca + 8) T + max(2 halos
+// 10 x 10 x cc T, 2 x 64 x 72 T) + staging 64 x 72 fp32 + k^2 cc + cc fp32: 61 KB at C = 128,
+// 95 KB at C = 384, 178 KB at C = 1024 (opted in above 48 KB; ca shrinks when the device's opt-in
+// limit is reached). Registers/occupancy: see dwpw_conv2d.cu.
 #pragma once
 
+#include <initializer_list>
+
 #include "dwpw_conv2d/dwpw_conv2d.h"
-#include "dwpw_conv2d/tile_gemm.cuh"
+#include "stages/depthwise.cuh"
+#include "stages/gemm.cuh"
 
 namespace fastconv {
 namespace dwpw {
 
-constexpr int TP = tile::kRows;  // output pixels per block
-constexpr int CC = 32;           // input channels per chunk
-constexpr int NT = tile::kThreads;
+constexpr int TH = 8, TW = 8;    // output tile (pixels)
+constexpr int BM = TH * TW;      // GEMM rows
+constexpr int BN = 64;           // output channels per pointwise tile
+constexpr int BK = 64;           // reduction channels per streamed weight slab
+constexpr int NT = 256;
+constexpr int WM = 2, WN = 4;    // warp grid of the GEMM
+constexpr size_t kHaloBudget = 48 * 1024;  // both halo buffers together
+
+template <typename T> __host__ __device__ constexpr int pad_elems() { return 16 / int(sizeof(T)); }
 
 struct Layout {
-  size_t a, b, cf, wd, in_base, pout, pres, hi0, wi0, bytes;
+  size_t a, region, halo1, b1, cs, wt, bias, bytes;
+  int lda, ldb, ldc;
 };
 
+__host__ __device__ inline size_t align128(size_t v) { return (v + 127) & ~size_t(127); }
+
 // The one place the shared-memory layout is defined (host sizes the launch, device finds buffers).
-template <typename T, int BN>
-__host__ __device__ inline Layout make_layout(int k) {
-  constexpr int LDA = tile::pad_ld<T>(CC);
-  tile::SmemCarver s;
+template <typename T> __host__ __device__ inline Layout make_layout(int k, int s, int d, int cc, int ca) {
   Layout L;
-  L.a = s.take<T>(TP * LDA);
-  L.b = s.take<T>(BN * LDA);
-  const size_t ab_end = s.off;
-  s.off = 0;
-  L.cf = s.take<float>(TP * tile::acc_ld(BN));  // epilogue staging aliases A and B
-  s.at_least(ab_end);
-  L.wd = s.take<float>(CC * k * k);
-  L.in_base = s.take<int64_t>(TP);
-  L.pout = s.take<int64_t>(TP);
-  L.pres = s.take<int64_t>(TP);
-  L.hi0 = s.take<int>(TP);
-  L.wi0 = s.take<int>(TP);
-  L.bytes = s.off;
+  L.lda = ca + pad_elems<T>();   // 8 halves: ldmatrix rows in distinct bank groups
+  L.ldb = BK + pad_elems<T>();
+  L.ldc = BN + 8;
+  const size_t halo = align128(size_t(stages::halo_extent(TH, k, s, d)) * stages::halo_extent(TW, k, s, d) * cc * sizeof(T));
+  const size_t bslab = align128(size_t(BN) * L.ldb * sizeof(T));
+  L.a = 0;
+  L.region = align128(size_t(BM) * L.lda * sizeof(T));
+  L.halo1 = L.region + halo;
+  L.b1 = L.region + bslab;
+  L.cs = L.region + (2 * halo > 2 * bslab ? 2 * halo : 2 * bslab);
+  L.wt = L.cs + align128(size_t(BM) * L.ldc * sizeof(float));
+  L.bias = L.wt + align128(size_t(k) * k * cc * sizeof(float));
+  L.bytes = L.bias + align128(size_t(cc) * sizeof(float));
   return L;
 }
 
-template <typename T, int KS, int BN>
+inline bool fast_path(const DwpwParams& p) {
+  return p.dil == 1 && (p.stride == 1 || p.stride == 2) && (p.k == 3 || p.k == 5 || p.k == 7);
+}
+
+// Fills the derived fields of p (tiles, chunking, copy widths, smem size) for a device allowing
+// smem_max bytes of dynamic shared memory per CTA. Returns nullptr, or why the shape cannot run.
+template <typename T> inline const char* plan(DwpwParams& p, size_t smem_max) {
+  p.tiles_h = (p.Ho + TH - 1) / TH;
+  p.tiles_w = (p.Wo + TW - 1) / TW;
+  const int d = fast_path(p) ? 1 : p.dil;
+  const size_t ih = stages::halo_extent(TH, p.k, p.stride, d), iw = stages::halo_extent(TW, p.k, p.stride, d);
+  p.cc = 8;
+  for (int cc = 64; cc > 8; cc /= 2)
+    if (2 * ih * iw * cc * sizeof(T) <= kHaloBudget) { p.cc = cc; break; }
+  const int cpad = (p.C + BK - 1) / BK * BK;
+  const size_t fixed = make_layout<T>(p.k, p.stride, d, p.cc, 0).bytes;
+  if (make_layout<T>(p.k, p.stride, d, p.cc, BK).bytes > smem_max) return "the depthwise halo does not fit in shared memory";
+  const size_t per_ch = size_t(BM) * sizeof(T);
+  long ca = smem_max > fixed ? long((smem_max - fixed) / per_ch) / BK * BK : 0;
+  ca = ca < cpad ? ca : cpad;
+  while (ca > BK && make_layout<T>(p.k, p.stride, d, p.cc, int(ca)).bytes > smem_max) ca -= BK;
+  p.ca = int(ca < BK ? BK : ca);
+  p.smem = make_layout<T>(p.k, p.stride, d, p.cc, p.ca).bytes;
+  const int e = int(sizeof(T));
+  auto vb = [&](const void* ptr, std::initializer_list<int64_t> pitches) {
+    int b = 16;
+    for (int64_t q : pitches) { const int v = stages::vec_bytes(ptr, q, e); b = v < b ? v : b; }
+    return b;
+  };
+  p.xbytes = p.xs[1] == 1 ? vb(p.x, {p.xs[0], p.xs[2], p.xs[3], p.C}) : 0;
+  p.wbytes = vb(p.pw_w, {p.C});
+  p.vec_out = p.os[1] == 1 && p.K % 8 == 0 && vb(p.out, {p.os[0], p.os[2], p.os[3], 8}) == 16 &&
+              (!p.res || (p.rs[1] == 1 && vb(p.res, {p.rs[0], p.rs[2], p.rs[3], 8}) == 16)) &&
+              (!p.pw_b || vb(p.pw_b, {8}) == 16);
+  return nullptr;
+}
+
+template <typename T, int KS, int S>
 __global__ void __launch_bounds__(NT, 2) dwpw_conv2d_kernel(const DwpwParams p) {
-  constexpr int LDA = tile::pad_ld<T>(CC);
-  constexpr int LDC = tile::acc_ld(BN);
-  const int ksz = KS > 0 ? KS : p.k;
-  const int kk = ksz * ksz;
+  constexpr bool kFast = KS > 0 && S > 0;
+  constexpr int RW = 2;  // outputs per depthwise strip: 4 at stride 1 spilled under the 128-register cap
+  using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
+  using Gemm = stages::Gemm<T, BM, BN, WM, WN>;
+  const int k = kFast ? KS : p.k, s = kFast ? S : p.stride, d = kFast ? 1 : p.dil;
+  const int cc = p.cc;
   extern __shared__ __align__(128) unsigned char smem[];
-  const Layout L = make_layout<T, BN>(ksz);
-  T* As = reinterpret_cast<T*>(smem + L.a);
-  T* Bs = reinterpret_cast<T*>(smem + L.b);
-  float* Cf = reinterpret_cast<float*>(smem + L.cf);
-  float* Wd = reinterpret_cast<float*>(smem + L.wd);
-  int64_t* in_base = reinterpret_cast<int64_t*>(smem + L.in_base);
-  int64_t* pout = reinterpret_cast<int64_t*>(smem + L.pout);
-  int64_t* pres = reinterpret_cast<int64_t*>(smem + L.pres);
-  int* hi0 = reinterpret_cast<int*>(smem + L.hi0);
-  int* wi0 = reinterpret_cast<int*>(smem + L.wi0);
+  const Layout L = make_layout<T>(k, s, d, cc, p.ca);
+  T* A = reinterpret_cast<T*>(smem + L.a);
+  // Double buffers as base + parity * step (a 2-element pointer array indexed at run time would
+  // live in local memory).
+  T* const halo0 = reinterpret_cast<T*>(smem + L.region);
+  T* const bbuf0 = halo0;
+  const size_t halo_step = (L.halo1 - L.region) / sizeof(T), b_step = (L.b1 - L.region) / sizeof(T);
+  auto halo = [&](int j) { return halo0 + (j & 1) * halo_step; };
+  auto bbuf = [&](int j) { return bbuf0 + (j & 1) * b_step; };
+  float* Cs = reinterpret_cast<float*>(smem + L.cs);
+  float* wt = reinterpret_cast<float*>(smem + L.wt);
+  float* bias = reinterpret_cast<float*>(smem + L.bias);
 
   const T* __restrict__ x = static_cast<const T*>(p.x);
-  const T* __restrict__ dw_w = static_cast<const T*>(p.dw_w);
   const T* __restrict__ pw_w = static_cast<const T*>(p.pw_w);
-  const T* __restrict__ dw_b = static_cast<const T*>(p.dw_b);
-  const int tid = threadIdx.x;
-  // Output-channel blocks of one pixel tile are adjacent in launch order, so they find that
-  // tile's x in L2.
-  const int nkb = (p.K + BN - 1) / BN;
-  const int kb = blockIdx.x % nkb;
-  const int m0 = (blockIdx.x / nkb) * TP;
-  const int k0 = kb * BN;
+  int t = blockIdx.x;
+  const int tw = t % p.tiles_w;
+  t /= p.tiles_w;
+  const int th = t % p.tiles_h, n = t / p.tiles_h;
+  const int oy0 = th * TH, ox0 = tw * TW;
+  const int h0 = oy0 * s - p.pad, w0 = ox0 * s - p.pad;
+  const int ih = stages::halo_extent(TH, k, s, d), iw = stages::halo_extent(TW, k, s, d);
+  const int cpad = (p.C + BK - 1) / BK * BK;
+  const bool resident = p.ca >= cpad;
+  const int nkt = (p.K + BN - 1) / BN;
 
-  if (tid < TP) {
-    const int m = m0 + tid;
-    if (m < p.M) {
-      const int hw = p.Ho * p.Wo;
-      const int n = m / hw, r = m - n * hw;
-      const int ho = r / p.Wo, wo = r - ho * p.Wo;
-      in_base[tid] = n * p.xs[0];
-      hi0[tid] = ho * p.stride - p.pad;
-      wi0[tid] = wo * p.stride - p.pad;
-      pout[tid] = n * p.os[0] + ho * p.os[2] + wo * p.os[3];
-      pres[tid] = n * p.rs[0] + ho * p.rs[2] + wo * p.rs[3];
-    } else {
-      in_base[tid] = 0;
-      hi0[tid] = 0;
-      wi0[tid] = 0;
-      pout[tid] = -1;
-      pres[tid] = -1;
-    }
-  }
+  auto rows = [&](int r) {
+    const int oy = oy0 + r / TW, ox = ox0 + r % TW;
+    if (oy >= p.Ho || ox >= p.Wo) return stages::RowOffsets{-1, 0};
+    return stages::RowOffsets{n * p.os[0] + oy * p.os[2] + ox * p.os[3], n * p.rs[0] + oy * p.rs[2] + ox * p.rs[3]};
+  };
+  // Weight slab [BN][BK] of output tile nt, reduction channels c0.. (zero past K and C).
+  auto load_b = [&](T* dst, int nt, int c0) {
+    stages::copy_rows<T, NT>(p.wbytes, dst, L.ldb, BN, BK, p.C - c0, pw_w, 1, false, [&](int r) -> const T* {
+      const int ko = nt * BN + r;
+      return ko < p.K ? pw_w + int64_t(ko) * p.C + c0 : nullptr;
+    });
+  };
 
-  tile::TileAcc<T, BN> acc;
-  acc.zero();
-  const int64_t cstride = p.xs[1], hstride = p.xs[2], wstride = p.xs[3];
-
-  for (int c0 = 0; c0 < p.C; c0 += CC) {
-    // dw weights are (C, k*k) contiguous, so the chunk is one contiguous run.
-    const int64_t wd_base = int64_t(c0) * kk, wd_end = int64_t(p.C) * kk;
-    for (int i = tid; i < CC * kk; i += NT)
-      Wd[i] = wd_base + i < wd_end ? to_float(dw_w[wd_base + i]) : 0.f;
-    for (int i = tid; i < BN * CC; i += NT) {
-      const int n = i / CC, cl = i - n * CC;
-      const int ko = k0 + n, c = c0 + cl;
-      Bs[n * LDA + cl] = (ko < p.K && c < p.C) ? pw_w[int64_t(ko) * p.C + c] : from_float<T>(0.f);
-    }
-    __syncthreads();  // Wd, Bs ready; also pixel tables on the first pass
-
-    for (int i = tid; i < TP * CC; i += NT) {
-      const int cl = p.nhwc ? i % CC : i / TP;
-      const int px = p.nhwc ? i / CC : i % TP;
-      const int c = c0 + cl;
-      float v = 0.f;
-      if (pout[px] >= 0 && c < p.C) {
-        const T* __restrict__ xp = x + in_base[px] + c * cstride;
-        const float* wk = Wd + cl * kk;
-        const int h0 = hi0[px], w0 = wi0[px];
-        float s = dw_b ? to_float(dw_b[c]) : 0.f;
-        // ksz is a compile-time constant when KS > 0, so these loops unroll fully.
-#pragma unroll
-        for (int ky = 0; ky < ksz; ++ky) {
-          const int hi = h0 + ky * p.dil;
-          if (unsigned(hi) >= unsigned(p.H)) continue;
-#pragma unroll
-          for (int kx = 0; kx < ksz; ++kx) {
-            const int wi = w0 + kx * p.dil;
-            if (unsigned(wi) < unsigned(p.W)) s = fmaf(to_float(xp[hi * hstride + wi * wstride]), wk[ky * ksz + kx], s);
-          }
+  Gemm g;
+  bool prefetched = false;
+  for (int nt = 0; nt < nkt; ++nt) {
+    for (int sc0 = 0; sc0 < cpad; sc0 += p.ca) {
+      const int scw = min(p.ca, cpad - sc0);
+      if (!resident || nt == 0) {
+        const int nch = scw / cc;
+        DW::load_input(p.xbytes, halo(0), x, p.xs, n, h0, w0, p.H, p.W, ih, iw, sc0, p.C, cc);
+        stages::cp_async_commit();
+        for (int j = 0; j < nch; ++j) {
+          if (j + 1 < nch)
+            DW::load_input(p.xbytes, halo(j + 1), x, p.xs, n, h0, w0, p.H, p.W, ih, iw, sc0 + (j + 1) * cc, p.C, cc);
+          stages::cp_async_commit();
+          DW::load_weights(wt, bias, static_cast<const T*>(p.dw_w), static_cast<const T*>(p.dw_b), sc0 + j * cc, p.C,
+                           k * k, cc);
+          stages::cp_async_wait<1>();
+          __syncthreads();  // halo j, weights j visible
+          T* acol = A + j * cc;
+          DW::compute(halo(j), wt, bias, p.dw_act, k, s, d, iw, cc,
+                      [&](int row, int g8, float (&v)[8]) { stages::sts8<T>(acol + row * L.lda + g8 * 8, v); });
+          __syncthreads();  // halo j & 1, wt, bias free; (last chunk) A complete, region free
         }
-        v = apply_act(s, p.dw_act);
       }
-      As[px * LDA + cl] = from_float<T>(v);
+      g.zero();
+      const int nk = scw / BK;
+      if (!prefetched) {
+        load_b(bbuf(0), nt, sc0);
+        stages::cp_async_commit();
+      }
+      prefetched = false;
+      for (int kc = 0; kc < nk; ++kc) {
+        if (kc + 1 < nk) load_b(bbuf(kc + 1), nt, sc0 + (kc + 1) * BK);
+        stages::cp_async_commit();
+        stages::cp_async_wait<1>();
+        __syncthreads();  // slab kc visible
+        g.template mma<BK / 16>(A + kc * BK, L.lda, bbuf(kc), L.ldb);
+        __syncthreads();  // slab kc & 1 free
+      }
+      // Partial sums of a C split go to the staging tile, so no accumulator is live across the
+      // next slab's depthwise phase (that kept the resident path under 128 registers).
+      g.store(Cs, L.ldc, sc0 > 0);
+    }
+    if (resident && nt + 1 < nkt) {  // overlap the next tile's first slab with this epilogue
+      load_b(bbuf(0), nt + 1, 0);
+      stages::cp_async_commit();
+      prefetched = true;
     }
     __syncthreads();
-    acc.template mma<CC / 16>(As, LDA, Bs, LDA);
-    __syncthreads();  // next chunk overwrites As, Bs, Wd
+    stages::store_tile<T, BM, BN, NT>(Cs, L.ldc, rows, nt * BN, p.K, static_cast<const T*>(p.pw_b), p.pw_act,
+                                      static_cast<const T*>(p.res), p.rs[1], static_cast<T*>(p.out), p.os[1],
+                                      p.vec_out);
+    __syncthreads();  // Cs free for the next tile
   }
-
-  acc.store(Cf, LDC);
-  __syncthreads();
-  tile::write_tile<T, BN>(Cf, LDC, pout, pres, k0, p.K, static_cast<const T*>(p.pw_b), p.pw_act,
-                          static_cast<const T*>(p.res), p.rs[1], static_cast<T*>(p.out), p.os[1], p.nhwc);
+  stages::cp_async_wait<0>();
 }
 
 }  // namespace dwpw

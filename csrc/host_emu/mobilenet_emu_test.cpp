@@ -1,7 +1,7 @@
 // Host emulation test of the dwpw_conv2d / inverted_residual CUDA kernels against double-precision
 // references, for machines without a GPU. Each CUDA thread is a std::thread, __syncthreads a
-// std::barrier, wmma an exact per-warp 16x16 emulation (the headers in this folder stand in for
-// common.h, mma.h and cuda_runtime.h). ASan catches out-of-bounds global accesses, a canary after
+// std::barrier, wmma an exact per-warp 16x16 emulation, the csrc/stages primitives per lane (the headers
+// in this folder stand in for common.h, mma.h, cuda_runtime.h and stages/{copy,mma}.cuh). ASan catches out-of-bounds global accesses, a canary after
 // the dynamic shared-memory layout catches shared overflows, TSan catches missing barriers.
 // Not part of the extension build (setup.py compiles csrc/*.cpp and csrc/**/*.cu only). Run from
 // the repository root:
@@ -60,7 +60,8 @@ template <typename T> static void report(const char* what, const std::string& cf
 }
 
 template <typename T>
-static void test_dwpw(int N, int C, int H, int W, int K, int k, int stride, int dil, int pad, int a1, int a2, bool bias, bool res, bool nhwc) {
+static void test_dwpw(int N, int C, int H, int W, int K, int k, int stride, int dil, int pad, int a1, int a2, bool bias, bool res, bool nhwc,
+                      size_t smem_max = 227 * 1024) {
   Tns x = make(N, C, H, W, nhwc, 1.0);
   auto xd = dev<T>(x.v);
   auto dw = rvec(size_t(C) * k * k, 1.0 / k); auto dwd = dev<T>(dw);
@@ -96,18 +97,22 @@ static void test_dwpw(int N, int C, int H, int W, int K, int k, int stride, int 
   p.dw_act = a1; p.pw_act = a2; p.M = N * Ho * Wo;
   for (int i = 0; i < 4; ++i) { p.xs[i] = x.s[i]; p.os[i] = ref.s[i]; p.rs[i] = r.s[i]; }
   p.nhwc = nhwc;
-  size_t bytes;
-  auto run = [&](auto kern, int BN, size_t by) {
-    bytes = by; smem_fill(dwpw::smem, bytes);
-    int blocks = (p.M + 63) / 64 * ((K + BN - 1) / BN);
-    emu_launch(blocks, 256, [&] { kern(p); });
-  };
-#define DW(KS, BN) run(dwpw::dwpw_conv2d_kernel<T, KS, BN>, BN, dwpw::make_layout<T, BN>(k).bytes)
-  if (K <= 64) { if (k == 3) DW(3, 64); else if (k == 5) DW(5, 64); else if (k == 7) DW(7, 64); else DW(0, 64); }
-  else { if (k == 3) DW(3, 128); else if (k == 5) DW(5, 128); else if (k == 7) DW(7, 128); else DW(0, 128); }
+  // smem_max: an H100/H200's opt-in limit, or small to force the non-resident (recompute) path.
+  const char* why = dwpw::plan<T>(p, smem_max);
+  if (why) { printf("FAIL dwpw plan: %s\n", why); ++fails; return; }
+  smem_fill(dwpw::smem, p.smem);
+  const int blocks = N * p.tiles_h * p.tiles_w;
+  auto run = [&](auto kern) { emu_launch(blocks, dwpw::NT, [&] { kern(p); }); };
+  if (!dwpw::fast_path(p)) run(dwpw::dwpw_conv2d_kernel<T, 0, 0>);
+#define DW(KS) do { if (stride == 1) run(dwpw::dwpw_conv2d_kernel<T, KS, 1>); else run(dwpw::dwpw_conv2d_kernel<T, KS, 2>); } while (0)
+  else if (k == 3) DW(3);
+  else if (k == 5) DW(5);
+  else DW(7);
+#undef DW
   char cfg[256];
-  snprintf(cfg, sizeof cfg, "N%d C%d %dx%d K%d k%d s%d d%d p%d act%d/%d b%d r%d %s", N, C, H, W, K, k, stride, dil, pad, a1, a2, bias, res, nhwc ? "nhwc" : "nchw");
-  report<T>("dwpw", cfg, ref, out, smem_ok(dwpw::smem, bytes));
+  snprintf(cfg, sizeof cfg, "N%d C%d %dx%d K%d k%d s%d d%d p%d act%d/%d b%d r%d %s cc%d ca%d x%dB w%dB vec%d", N, C, H, W, K, k,
+           stride, dil, pad, a1, a2, bias, res, nhwc ? "nhwc" : "nchw", p.cc, p.ca, p.xbytes, p.wbytes, int(p.vec_out));
+  report<T>("dwpw", cfg, ref, out, smem_ok(dwpw::smem, p.smem));
 }
 
 static int pick_tile(int d) { if (d <= 8) return d; if (d % 8 == 0) return 8; if (d % 7 == 0) return 7; return 8; }
@@ -203,6 +208,11 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_dwpw<T>(2, 33, 12, 13, 70, 9, 2, 1, 4, kRelu, kNone, true, true, nhwc);  // generic k
     test_dwpw<T>(1, 4, 8, 8, 4, 5, 1, 1, 0, kNone, kNone, false, false, nhwc);   // padding 0
     test_dwpw<T>(2, 64, 6, 6, 128, 3, 1, 1, 1, kRelu, kRelu, true, false, nhwc);  // exact chunk/block multiples
+    test_dwpw<T>(1, 24, 11, 9, 40, 3, 2, 1, 1, kRelu6, kNone, true, true, nhwc);  // C % 8 == 0: 16-byte paths, s2
+    test_dwpw<T>(1, 16, 13, 10, 24, 5, 2, 1, 2, kHardswish, kNone, true, true, nhwc);
+    test_dwpw<T>(2, 12, 9, 17, 8, 7, 1, 1, 3, kRelu, kRelu, true, false, nhwc);   // 8-byte copies (fp16)
+    test_dwpw<T>(1, 200, 9, 9, 136, 3, 1, 1, 1, kRelu6, kNone, true, true, nhwc, (sizeof(T) == 4 ? 100 : 64) * 1024);  // C too wide: recompute
+    test_dwpw<T>(1, 72, 17, 15, 96, 5, 1, 1, 2, kSilu, kNone, true, true, nhwc);  // 3 x 2 tiles, cc < 64 with 5x5 fp32
   }
   if (which.find('i') != std::string::npos) {
     test_ir<T>(2, 8, 9, 9, 24, 8, 3, 1, kRelu6, true, true, 0, true, nhwc);

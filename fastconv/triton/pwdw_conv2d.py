@@ -8,10 +8,10 @@ Per tile it
    with ``tl.dot`` over the input channels (BLOCK_C at a time), adds pw_bias, applies pw_act,
    zeroes halo pixels outside the image (the depthwise conv pads h, not x: act(bias) must not leak
    into the border) and rounds to the storage dtype, as the unfused composition stores h;
-2. with concat, stores the tile's own pixels of h straight from registers into out[:, :M] (plus
-   the residual), so there is no torch.cat;
-3. writes h to a private scratch slot of BLOCK_HP x BLOCK_M elements and, after a barrier, reads
-   the k*k shifted windows back, runs the depthwise conv + dw_bias + dw_act in fp32 registers, adds
+2. writes h to a private scratch slot of BLOCK_HP x BLOCK_M elements and, after a barrier, with
+   concat reads the tile's own pixels of h back (the centre tap) and stores them (plus the
+   residual) into out[:, :M], so there is no torch.cat;
+3. reads the k*k shifted windows back, runs the depthwise conv + dw_bias + dw_act in fp32 registers, adds
    the residual and stores y (into out[:, M:] with concat). A channel multiplier m > 1 repeats
    this read for each of the m output channels of every h channel (output channel j reads h
    channel j // m, as F.conv2d with groups=M does).
@@ -21,17 +21,23 @@ once. The grid is persistent (a few programs per SM), so the scratch is programs
 BLOCK_M elements (a few MB) rewritten over and over: it stays in L2. h never reaches HBM
 (except its concat copy, which is part of the output).
 
-Per-tile budget (per BLOCK_M channels; dt = element bytes; e.g. 3x3 stride 1, 14x14 tile, 16x16
-halo, BLOCK_HP = 256, BLOCK_P = 256):
+Per-tile budget (per BLOCK_M channels; dt = element bytes; e.g. 3x3 stride 1, 6x14 tile, 8x16
+halo, BLOCK_HP = 128, BLOCK_P = 128):
 - FLOPs: 1x1 executed 2*BLOCK_HP*C*BLOCK_M, useful 2*TH*TW*S^2*C*BLOCK_M (each h pixel once):
-  recompute = BLOCK_HP / (TH*TW*S^2) (256/196 = 1.31x here, halo rows + power-of-2 padding);
+  recompute = BLOCK_HP / (TH*TW*S^2) (128/84 = 1.52x here, halo rows + power-of-2 padding);
   depthwise 2*BLOCK_P*k*k*m*BLOCK_M, a small fraction of the 1x1 for C >= 16.
 - Bytes: x halo IH*IW*C*dt (from HBM about once, the halo rows of neighbouring tiles from L2),
   pw weights C*BLOCK_M*dt, scratch BLOCK_HP*BLOCK_M*dt written + k*k*BLOCK_P*BLOCK_M*dt read
   (L1/L2), out TH*TW*(m [+1 with concat])*BLOCK_M*dt written (+ the same read for the residual).
   The unfused composition also writes and re-reads h (N, M, H, W) from HBM, and cat copies both.
-- Registers: the 1x1 accumulator is BLOCK_HP x BLOCK_M fp32 (<= 256 x 64), the depthwise one
-  BLOCK_P x BLOCK_M fp32; the tile picker keeps BLOCK_HP and BLOCK_P <= 256.
+- Registers: the 1x1 accumulator is BLOCK_HP x BLOCK_M fp32 (<= 128 x 32), the depthwise one
+  BLOCK_P x BLOCK_M fp32, and every element of a loaded or stored tile carries a 64-bit address:
+  BLOCK_HP, BLOCK_P <= 128, BLOCK_M <= 32 and BLOCK_HP * BLOCK_C <= 4K keep fp16/bf16 free of
+  spills on sm_90 for every catalogue shape (256-row halos or BLOCK_M = 64 spilled hundreds of
+  bytes). fp32 still spills 16-80 bytes in a few (shape, config) pairs where ptxas caps the kernel
+  at 128 registers for occupancy (e.g. 7x7 images, C = 128-160, BLOCK_M = 32 x 8 warps); the
+  autotuner measures those against the spill-free config. `python tests/test_pwdw_conv2d.py`
+  prints the whole sweep; the CI test compiles a spill-free subset.
 
 The configs use num_stages=1, so the software pipeliner never moves a scratch load across the
 barriers. Addressing goes through strides: NCHW- and NHWC-contiguous x both work; the output is
@@ -51,19 +57,20 @@ from fastconv._common import conv_out_size, empty_like_format, triton_interpreti
 from fastconv.triton._common import act_code, apply_act, autotune_configs, dot_fp32, dot_precision, mma
 from fastconv.triton.inverted_residual import _max_programs
 
-_MAX_BLOCK_M = 64  # largest BLOCK_M in any config: the scratch is sized for it
-_MAX_ROWS = 256  # BLOCK_HP and BLOCK_P cap (registers: the 1x1 accumulator is BLOCK_HP x BLOCK_M fp32)
+_MAX_BLOCK_M = 32  # largest BLOCK_M in any config: the scratch is sized for it
+_MAX_ROWS = 128  # BLOCK_HP and BLOCK_P cap: 256-row tiles spill (see the codegen test)
 
 
 def _configs():
     # num_stages=1: the pipeliner would stage tap tiles of the depthwise loop in shared memory and
     # could hoist scratch loads above the barrier; occupancy hides the load latency instead.
-    return autotune_configs(("BLOCK_M",), (32, 4), [(16, 4), (32, 4), (32, 8), (64, 8)], num_stages=1)
+    # (16, 8) is left out: for fp32 with a small C ptxas caps it at 80 registers and spills.
+    return autotune_configs(("BLOCK_M",), (32, 4), [(16, 4), (32, 8)], num_stages=1)
 
 
 # Kernel: persistent grid (programs, cdiv(M, BLOCK_M)). Program (p, g) loops over TH x TW output
 # tiles t = p, p + programs, ... for h channels g*BLOCK_M ... Fuses 1x1 conv (tl.dot over the halo
-# tile) + pw_bias + pw_act [-> h into out[:, :M] with concat] -> L2 scratch -> depthwise k x k +
+# tile) + pw_bias + pw_act -> L2 scratch [-> h into out[:, :M] with concat] -> depthwise k x k +
 # dw_bias + dw_act (registers) + residual -> out.
 @triton.autotune(configs=_configs(), key=["C", "M", "HO", "WO", "KS", "STRIDE", "DIL", "TH", "TW", "MULT", "CONCAT"])
 @triton.jit
@@ -126,32 +133,31 @@ def _pwdw_kernel(x_ptr, pw_ptr, pwb_ptr, dw_ptr, dwb_ptr, res_ptr, out_ptr, scra
         # padded channels are zeroed too: an inf in x times their zero weights would be NaN
         hval = tl.where(in_img[:, None] & mask_m[None, :], apply_act(hacc, PW_ACT), 0.0).to(dt)
 
-        if CONCAT:  # stride 1, same size: the tile's own pixels are halo rows [padding, padding + TH)
-            own = in_img & (hp_r >= padding) & (hp_r < padding + TH) & (hp_c >= padding) & (hp_c < padding + TW)
-            hm = own[:, None] & mask_m[None, :]
-            hv = hval
-            if HAS_RES:
-                r_ptrs = res_ptr + n * srn + (ih * srh + iw * srw)[:, None] + offs_m[None, :] * src
-                hv = (hv.to(tl.float32) + tl.load(r_ptrs, mask=hm, other=0.0).to(tl.float32)).to(dt)
-            tl.store(out_ptr + n * son + (ih * soh + iw * sow)[:, None] + offs_m[None, :] * soc, hv, mask=hm)
-
         # 2. h tile -> scratch slot
         tl.debug_barrier()  # every thread is done reading the previous tile from the slot
         tl.store(slot + hp[:, None] * BLOCK_M + m_loc[None, :], hval)
         tl.debug_barrier()  # ... and the whole tile is written before anyone reads it
 
-        # 3. depthwise k x k from the slot, one pass per channel-multiplier copy
         mask = mask_p[:, None] & mask_m[None, :]
+        if CONCAT:  # stride 1, same size: output pixel p's own h is halo row (p_r + padding, p_c + padding)
+            row = (p_r + padding) * IW + p_c + padding
+            hv = tl.load(slot + row[:, None] * BLOCK_M + m_loc[None, :], mask=(p < TH * TW)[:, None], other=0.0)
+            if HAS_RES:
+                r_ptrs = res_ptr + n * srn + (oh * srh + ow * srw)[:, None] + offs_m[None, :] * src
+                hv = (hv.to(tl.float32) + tl.load(r_ptrs, mask=mask, other=0.0).to(tl.float32)).to(dt)
+            tl.store(out_ptr + n * son + (oh * soh + ow * sow)[:, None] + offs_m[None, :] * soc, hv, mask=mask)
+
+        # 3. depthwise k x k from the slot, one pass per channel-multiplier copy
         for r in range(MULT):
             offs_o = offs_m * MULT + r  # dw output channel; reads h channel offs_m
             dacc = tl.zeros([BLOCK_P, BLOCK_M], dtype=tl.float32)
-            for kh in range(KS):  # a loop, not unrolled: k*k unrolled taps compile slowly
-                for kw in tl.static_range(KS):
-                    row = (p_r * STRIDE + kh * DIL) * IW + p_c * STRIDE + kw * DIL
-                    v = tl.load(slot + row[:, None] * BLOCK_M + m_loc[None, :], mask=(p < TH * TW)[:, None],
-                                other=0.0)
-                    wv = tl.load(dw_ptr + offs_o * (KS * KS) + (kh * KS + kw), mask=mask_m, other=0.0)
-                    dacc += v.to(tl.float32) * wv.to(tl.float32)[None, :]
+            # one tap per step, not unrolled: unrolled taps keep several [BLOCK_P, BLOCK_M] tiles of
+            # 64-bit addresses live at once, which is what made this loop spill
+            for tap in range(KS * KS):
+                row = (p_r * STRIDE + (tap // KS) * DIL) * IW + p_c * STRIDE + (tap % KS) * DIL
+                v = tl.load(slot + row[:, None] * BLOCK_M + m_loc[None, :], mask=(p < TH * TW)[:, None], other=0.0)
+                wv = tl.load(dw_ptr + offs_o * (KS * KS) + tap, mask=mask_m, other=0.0)
+                dacc += v.to(tl.float32) * wv.to(tl.float32)[None, :]
             if HAS_DWB:
                 dacc += tl.load(dwb_ptr + offs_o, mask=mask_m, other=0.0).to(tl.float32)[None, :]
             yv = apply_act(dacc, DW_ACT).to(dt)
@@ -175,12 +181,13 @@ def _halo(t: int, k: int, stride: int, dilation: int) -> int:
 
 
 @functools.lru_cache(maxsize=4096)  # a Python search per layer shape
-def _pick_tile(ho: int, wo: int, k: int, stride: int, dilation: int, c: int, mult: int, n: int,
-               parallel: int) -> tuple[int, int]:
+def _pick_tile(ho: int, wo: int, k: int, stride: int, dilation: int, c: int, m: int, mult: int, n: int,
+               sms: int) -> tuple[int, int]:
     """Output tile (TH, TW) minimising a rough time model, per h channel, in MAC units: per tile
     BLOCK_HP * C (1x1, halo recomputed, power-of-2 padding included), BLOCK_P * k*k * m (depthwise),
     ~32 per reloaded weight (C) and a fixed 2048 (barriers, loop set-up); time = per_tile *
-    max(tiles / parallel, 1). Untuned guesses, to be replaced by measurements."""
+    max(tiles * M chunks / SMs, 1), M chunks counted at BLOCK_M = 32. Untuned guesses, to be
+    replaced by measurements."""
     if triton_interpreting():
         return min(ho, 4), min(wo, 4)  # small tiles: several tiles (and halo seams) on the tiny test images
     best, best_cost = (1, 1), None
@@ -192,17 +199,18 @@ def _pick_tile(ho: int, wo: int, k: int, stride: int, dilation: int, c: int, mul
                 continue
             tiles = n * triton.cdiv(ho, th) * triton.cdiv(wo, tw)
             per_tile = bhp * c + bp * k * k * mult + 32 * c + 2048
-            cost = per_tile * max(tiles / parallel, 1.0)
+            cost = per_tile * max(tiles * triton.cdiv(m, 32) / sms, 1.0)
             if best_cost is None or cost < best_cost:
                 best, best_cost = (th, tw), cost
     return best
 
 
-def forward(x: Tensor, pw_weight: Tensor, dw_weight: Tensor, pw_bias: Optional[Tensor],
-            dw_bias: Optional[Tensor], residual: Optional[Tensor], stride: int, padding: int,
-            dilation: int, pw_act: str, dw_act: str, concat: bool) -> Tensor:
-    """x: (N, C, H, W), pw_weight: (M, C, 1, 1), dw_weight: (M*m, 1, k, k), residual shaped like
-    out or None -> (N, M*m, H', W') or, with concat, (N, M + M*m, H, W); x's memory format and dtype."""
+def launch(x: Tensor, pw_weight: Tensor, dw_weight: Tensor, pw_bias: Optional[Tensor],
+           dw_bias: Optional[Tensor], residual: Optional[Tensor], stride: int, padding: int,
+           dilation: int, pw_act: str, dw_act: str, concat: bool, programs: int):
+    """Everything forward() passes to the kernel: (out, grid, positional args, constexprs); grid is
+    None for an empty batch. Split out so tests/test_pwdw_conv2d.py compiles the exact launches
+    of real shapes for sm_90 without a GPU."""
     n, c, hh, ww = x.shape
     m = pw_weight.shape[0]
     mult, ks = dw_weight.shape[0] // m, dw_weight.shape[-1]
@@ -210,9 +218,8 @@ def forward(x: Tensor, pw_weight: Tensor, dw_weight: Tensor, pw_bias: Optional[T
     wo = conv_out_size(ww, ks, stride, padding, dilation)
     out = empty_like_format(x, (n, m * mult + (m if concat else 0), ho, wo))
     if n == 0:
-        return out
-    programs = _max_programs(x.device)  # same persistent grid size as inverted_residual
-    th, tw = _pick_tile(ho, wo, ks, stride, dilation, c, mult, n, max(1, programs // 4))
+        return out, None, (), {}
+    th, tw = _pick_tile(ho, wo, ks, stride, dilation, c, m, mult, n, max(1, programs // 4))
     ih, iw = _halo(th, ks, stride, dilation), _halo(tw, ks, stride, dilation)
     block_hp = _rows(ih * iw)
     tiles_w = triton.cdiv(wo, tw)
@@ -227,14 +234,28 @@ def forward(x: Tensor, pw_weight: Tensor, dw_weight: Tensor, pw_bias: Optional[T
     scratch = torch.empty(max(programs * _MAX_BLOCK_M, m + _MAX_BLOCK_M) * block_hp, dtype=x.dtype,
                           device=x.device)
     res = residual if residual is not None else out  # dummy pointer, never read
-    _pwdw_kernel[grid](
-        x, pw_weight, pw_bias if pw_bias is not None else pw_weight, dw_weight,
-        dw_bias if dw_bias is not None else dw_weight, res, out, scratch,
-        c, hh, ww, m, ho, wo, padding, *x.stride(), *out.stride(), *res.stride(),
-        tiles_w, tiles_per_img, num_tiles,
-        KS=ks, STRIDE=stride, DIL=dilation, MULT=mult, TH=th, TW=tw, IH=ih, IW=iw,
-        BLOCK_P=_rows(th * tw), BLOCK_HP=block_hp, HAS_PWB=pw_bias is not None,
-        HAS_DWB=dw_bias is not None, HAS_RES=residual is not None, CONCAT=concat,
-        PW_ACT=act_code(pw_act), DW_ACT=act_code(dw_act), DOT_FP32=dot_fp32(x.dtype),
-        PREC=dot_precision(x.dtype, x.device), BLOCK_C=max(16, min(triton.next_power_of_2(c), 64)))
+    args = (x, pw_weight, pw_bias if pw_bias is not None else pw_weight, dw_weight,
+            dw_bias if dw_bias is not None else dw_weight, res, out, scratch,
+            c, hh, ww, m, ho, wo, padding, *x.stride(), *out.stride(), *res.stride(),
+            tiles_w, tiles_per_img, num_tiles)
+    consts = dict(KS=ks, STRIDE=stride, DIL=dilation, MULT=mult, TH=th, TW=tw, IH=ih, IW=iw,
+                  BLOCK_P=_rows(th * tw), BLOCK_HP=block_hp, HAS_PWB=pw_bias is not None,
+                  HAS_DWB=dw_bias is not None, HAS_RES=residual is not None, CONCAT=concat,
+                  PW_ACT=act_code(pw_act), DW_ACT=act_code(dw_act), DOT_FP32=dot_fp32(x.dtype),
+                  PREC=dot_precision(x.dtype, x.device),
+                  # the x halo tile is BLOCK_HP x BLOCK_C elements, each with its own 64-bit address in
+                  # registers: keep it at 4K (BLOCK_C = 32 for a 128-row halo), or the kernel spills
+                  BLOCK_C=max(16, min(triton.next_power_of_2(c), 4096 // block_hp)))
+    return out, grid, args, consts
+
+
+def forward(x: Tensor, pw_weight: Tensor, dw_weight: Tensor, pw_bias: Optional[Tensor],
+            dw_bias: Optional[Tensor], residual: Optional[Tensor], stride: int, padding: int,
+            dilation: int, pw_act: str, dw_act: str, concat: bool) -> Tensor:
+    """x: (N, C, H, W), pw_weight: (M, C, 1, 1), dw_weight: (M*m, 1, k, k), residual shaped like
+    out or None -> (N, M*m, H', W') or, with concat, (N, M + M*m, H, W); x's memory format and dtype."""
+    out, grid, args, consts = launch(x, pw_weight, dw_weight, pw_bias, dw_bias, residual, stride, padding,
+                                     dilation, pw_act, dw_act, concat, _max_programs(x.device))
+    if grid is not None:
+        _pwdw_kernel[grid](*args, **consts)
     return out
