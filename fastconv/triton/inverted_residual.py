@@ -56,7 +56,8 @@ import triton.language as tl
 from torch import Tensor
 
 from fastconv._common import empty_like_format, triton_interpreting
-from fastconv.triton._common import act_code, apply_act, autotune_configs, dot_fp32, dot_precision, mma
+from fastconv.triton._common import (act_code, apply_act, autotune_configs, channel_vec, check_int32_indexing, dot_fp32,
+                                     dot_precision, mma, prune_by_registers, vec_dividing)
 
 _MAX_BLOCK_E = 64  # largest BLOCK_E in any config: the scratch is sized for it
 
@@ -64,8 +65,22 @@ _MAX_BLOCK_E = 64  # largest BLOCK_E in any config: the scratch is sized for it
 def _fused_configs():
     # num_stages=1: the pipeliner would stage the tap tiles of the innermost (kh) loop in shared
     # memory (hundreds of KB for fp32); the input-channel loop is short (C / BLOCK_CIN steps), so
-    # there is little latency to hide that occupancy does not already hide.
-    return autotune_configs(("BLOCK_E",), (32, 4), [(16, 4), (32, 4), (32, 8), (64, 8)], num_stages=1)
+    # there is little latency to hide that occupancy does not already hide. _fused_live prunes
+    # the ones that would spill for the launch's tile.
+    # 8 warps only: at 4 warps every tile shape sat at the 255-register cap and most spilled.
+    return autotune_configs(("BLOCK_E",), (32, 4), [(16, 8), (32, 8), (64, 8)], num_stages=1)
+
+
+def _fused_live(a) -> int:
+    """fp32-equivalent elements of the fused kernel's live register tiles for config/launch ``a``:
+    the project accumulator (BLOCK_P x BLOCK_K), the depthwise accumulator (BLOCK_P x BLOCK_E) and
+    either the expand accumulator plus its x operand (BLOCK_HP x BLOCK_E, BLOCK_HP x BLOCK_CIN) or
+    the depthwise tap tile (no expansion)."""
+    half = a["x_ptr"].element_size() / 4
+    live = a["BLOCK_P"] * a["BLOCK_E"] + (0 if a["SE_PASS1"] else a["BLOCK_P"] * a["BLOCK_K"])
+    if a["HAS_EXPAND"]:
+        return live + a["BLOCK_HP"] * (a["BLOCK_E"] + a["BLOCK_CIN"] * half)
+    return live + a["BLOCK_P"] * a["BLOCK_E"] * half
 
 
 def _project_configs():
@@ -79,20 +94,22 @@ def _project_configs():
 # bias + act (registers) -> project 1x1 as tl.dot (A operand) + bias + residual; or, in SE pass 1,
 # stops after dw and writes h plus per-tile channel sums.
 @triton.autotune(configs=_fused_configs(),
-                 key=["C", "E", "K", "HO", "WO", "KS", "STRIDE", "TH", "TW", "SE_PASS1", "HAS_EXPAND"])
+                 key=["C", "E", "K", "HO", "WO", "KS", "STRIDE", "TH", "TW", "SE_PASS1", "HAS_EXPAND"],
+                 prune_configs_by={"early_config_prune": prune_by_registers(_fused_live)})
 @triton.jit
 def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, out_ptr, h_ptr, part_ptr,
                      scratch_ptr,
-                     C, H, W, E, K, HO, WO, padding,
+                     C, H, W, E, K, HO, WO, padding, CIN_OFF, OUT_MUL, OUT_OFF, CX,
                      sxn, sxc, sxh, sxw, son, soc, soh, sow,
                      tiles_w, tiles_per_img, num_tiles,
                      KS: tl.constexpr, STRIDE: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr,
                      IH: tl.constexpr, IW: tl.constexpr, BLOCK_P: tl.constexpr,
                      BLOCK_HP: tl.constexpr, HAS_EXPAND: tl.constexpr,
                      HAS_EB: tl.constexpr, HAS_DWB: tl.constexpr, HAS_PB: tl.constexpr,
-                     ACT: tl.constexpr, SE_PASS1: tl.constexpr, RESIDUAL: tl.constexpr,
-                     DOT_FP32: tl.constexpr, PREC: tl.constexpr, BLOCK_CIN: tl.constexpr,
-                     BLOCK_K: tl.constexpr, BLOCK_E: tl.constexpr):
+                     ACT: tl.constexpr, DW_ACT: tl.constexpr, PROJ_ACT: tl.constexpr,
+                     SE_PASS1: tl.constexpr, RESIDUAL: tl.constexpr, PASS: tl.constexpr,
+                     DOT_FP32: tl.constexpr, PREC: tl.constexpr, VEC: tl.constexpr, OVEC: tl.constexpr,
+                     BLOCK_CIN: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_E: tl.constexpr):
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     g = tl.program_id(1)
@@ -119,6 +136,11 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
     e_loc = tl.arange(0, BLOCK_E)
     offs_k = k_start + tl.arange(0, BLOCK_K)
     mask_k = offs_k < K
+    if VEC > 1:  # NHWC, C (and E, K, CIN_OFF) multiples of VEC: channel runs start VEC-aligned
+        C = tl.multiple_of(C, VEC)
+        CIN_OFF = tl.multiple_of(CIN_OFF, VEC)
+    if OVEC > 1:
+        K = tl.multiple_of(K, OVEC)
 
     for t in range(pid, num_tiles, nprog):
         n = t // tiles_per_img
@@ -128,12 +150,14 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
         oh = oh0 + p_r
         ow = ow0 + p_c
         mask_p = (p < TH * TW) & (oh < HO) & (ow < WO)
-        x_img = x_ptr + n.to(tl.int64) * sxn
+        x_img = n.to(tl.int64) * sxn
         if HAS_EXPAND:
             ih = oh0 * STRIDE - padding + hp_r
             iw = ow0 * STRIDE - padding + hp_c
             in_img = (hp < IH * IW) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
             x_halo = x_img + ih * sxh + iw * sxw
+            if VEC > 1:
+                x_halo = tl.multiple_of(x_halo, VEC)
 
         acc = tl.zeros([BLOCK_P, BLOCK_K], dtype=tl.float32)
         for e0 in range(e_start, E, e_step):
@@ -144,7 +168,7 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
                 for c0 in range(0, C, BLOCK_CIN):
                     offs_c = c0 + tl.arange(0, BLOCK_CIN)
                     mask_c = offs_c < C
-                    a = tl.load(x_halo[:, None] + offs_c[None, :] * sxc,
+                    a = tl.load(x_ptr + x_halo[:, None] + (CIN_OFF + offs_c)[None, :] * sxc,
                                 mask=in_img[:, None] & mask_c[None, :], other=0.0)
                     # expand weight (E, C): B[c, e] = w[e, c]
                     b = tl.load(ew_ptr + offs_e[None, :] * C + offs_c[:, None],
@@ -172,13 +196,16 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
                         ih2 = oh * STRIDE - padding + kh
                         iw2 = ow * STRIDE - padding + kw
                         ok = mask_p & (ih2 >= 0) & (ih2 < H) & (iw2 >= 0) & (iw2 < W)
-                        v = tl.load(x_img + (ih2 * sxh + iw2 * sxw)[:, None] + offs_e[None, :] * sxc,
+                        tap = x_img + ih2 * sxh + iw2 * sxw
+                        if VEC > 1:
+                            tap = tl.multiple_of(tap, VEC)
+                        v = tl.load(x_ptr + tap[:, None] + offs_e[None, :] * sxc,
                                     mask=ok[:, None] & mask_e[None, :], other=0.0)
                     wv = tl.load(dww_ptr + offs_e * (KS * KS) + (kh * KS + kw), mask=mask_e, other=0.0)
                     dacc += v.to(tl.float32) * wv.to(tl.float32)[None, :]
             if HAS_DWB:
                 dacc += tl.load(dwb_ptr + offs_e, mask=mask_e, other=0.0).to(tl.float32)[None, :]
-            hd = apply_act(dacc, ACT).to(dt)
+            hd = apply_act(dacc, DW_ACT).to(dt)
 
             if SE_PASS1:
                 pix = (n.to(tl.int64) * HO + oh) * WO + ow
@@ -197,12 +224,26 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
         if not SE_PASS1:
             if HAS_PB:
                 acc += tl.load(pb_ptr + offs_k, mask=mask_k, other=0.0).to(tl.float32)[None, :]
+            acc = apply_act(acc, PROJ_ACT)
             mask = mask_p[:, None] & mask_k[None, :]
+            x_pix = x_img + oh * sxh + ow * sxw
+            if VEC > 1:
+                x_pix = tl.multiple_of(x_pix, VEC)
             if RESIDUAL:  # stride 1, K == C, same spatial size: x at the output pixel
-                acc += tl.load(x_img + (oh * sxh + ow * sxw)[:, None] + offs_k[None, :] * sxc,
+                acc += tl.load(x_ptr + x_pix[:, None] + offs_k[None, :] * sxc,
                                mask=mask, other=0.0).to(tl.float32)
-            o_ptrs = out_ptr + n.to(tl.int64) * son + (oh * soh + ow * sow)[:, None] + offs_k[None, :] * soc
+            o_pix = n.to(tl.int64) * son + oh * soh + ow * sow
+            if OVEC > 1:
+                o_pix = tl.multiple_of(o_pix, OVEC)
+            o_ptrs = out_ptr + o_pix[:, None] + (offs_k * OUT_MUL + OUT_OFF)[None, :] * soc
             tl.store(o_ptrs, acc.to(dt), mask=mask)
+            if PASS:  # ShuffleNetV2 stride 1: the pass-through half x[:, c] -> out[:, 2c], c < CX
+                if g == 0:
+                    for c0 in range(0, CX, BLOCK_K):
+                        offs_x = c0 + tl.arange(0, BLOCK_K)
+                        mx = mask_p[:, None] & (offs_x < CX)[None, :]
+                        v = tl.load(x_ptr + x_pix[:, None] + offs_x[None, :] * sxc, mask=mx)
+                        tl.store(out_ptr + o_pix[:, None] + (2 * offs_x)[None, :] * soc, v, mask=mx)
 
 
 # Kernel: grid (N,). One image per program: sums pass 1's per-tile partials into the channel
@@ -336,9 +377,17 @@ def _pick_tile(ho: int, wo: int, k: int, stride: int, c: int, e_k: int, expand: 
 
 
 def _launch_fused(x, expand_weight, dw_weight, project_weight, expand_bias, dw_bias, project_bias,
-                  out, h, stride, padding, act, se_pass1, residual):
-    """Launches _ir_fused_kernel; returns the tile count per image (pass 1 needs it)."""
-    n, c, hh, ww = x.shape
+                  out, h, stride, padding, act, se_pass1, residual, dw_act=None, proj_act="none",
+                  out_mul=1, out_off=0, cin_off=0, cx=0):
+    """Launches _ir_fused_kernel; returns the tile count per image (pass 1 needs it).
+
+    dw_act: the activation after the depthwise conv (None: ``act``); proj_act: after the project
+    conv's bias; the project output channel k is stored at out channel out_mul * k + out_off. The
+    expansion reads x's channels [cin_off, cin_off + C) (a split without a view: the kernel sees
+    x's own 16-byte-aligned base); the K-tile-0 programs also copy x's first ``cx`` channels to
+    out channels 0, 2, 4, ... (ShuffleNetV2's units run on this kernel)."""
+    n, _, hh, ww = x.shape
+    c = expand_weight.shape[1] if expand_weight is not None else x.shape[1]
     e, ks = dw_weight.shape[0], dw_weight.shape[-1]
     kout = project_weight.shape[0]
     ho, wo = out.shape[2], out.shape[3]
@@ -370,18 +419,22 @@ def _launch_fused(x, expand_weight, dw_weight, project_weight, expand_bias, dw_b
         scratch_elems = grid0 * ktiles * block_hp * _MAX_BLOCK_E
     scratch = torch.empty(scratch_elems if expand else 1, dtype=x.dtype, device=x.device)
     dummy = dw_weight
+    check_int32_indexing("inverted_residual", n * max(hh * ww, ho * wo), x, out)
+    vec = vec_dividing(channel_vec(x), cin_off, cx or vec)
+    ovec = channel_vec(out) if out_mul == 1 and not se_pass1 else 1
     _ir_fused_kernel[grid](
         x, expand_weight if expand else dummy, expand_bias if expand_bias is not None else dummy,
         dw_weight, dw_bias if dw_bias is not None else dummy, project_weight,
         project_bias if project_bias is not None else dummy, out, h if h is not None else out, part,
         scratch,
-        c, hh, ww, e, kout, ho, wo, padding, *x.stride(), *out.stride(),
+        c, hh, ww, e, kout, ho, wo, padding, cin_off, out_mul, out_off, cx, *x.stride(), *out.stride(),
         tiles_w, tiles_per_img, num_tiles,
         KS=ks, STRIDE=stride, TH=th, TW=tw, IH=(th - 1) * stride + ks, IW=(tw - 1) * stride + ks,
         BLOCK_P=block_p, BLOCK_HP=block_hp, HAS_EXPAND=expand,
         HAS_EB=expand_bias is not None, HAS_DWB=dw_bias is not None,
-        HAS_PB=project_bias is not None, ACT=act_code(act), SE_PASS1=se_pass1, RESIDUAL=residual,
-        DOT_FP32=dot_fp32(x.dtype), PREC=dot_precision(x.dtype, x.device),
+        HAS_PB=project_bias is not None, ACT=act_code(act), DW_ACT=act_code(act if dw_act is None else dw_act),
+        PROJ_ACT=act_code(proj_act), SE_PASS1=se_pass1, RESIDUAL=residual, PASS=cx > 0,
+        DOT_FP32=dot_fp32(x.dtype), PREC=dot_precision(x.dtype, x.device), VEC=vec, OVEC=ovec,
         BLOCK_CIN=max(16, min(triton.next_power_of_2(c), 64)), BLOCK_K=block_k)
     return part, tiles_per_img
 
