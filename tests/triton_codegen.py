@@ -15,9 +15,10 @@ to a cubin, and measured:
         bytes per thread (static instruction count, not weighted by trip counts).
 
 Fails (exit 1) on any compile error, any spill (local memory), or shared memory over the sm_90
-limit. ``--all`` sweeps every catalogue shape at batch 1 and 32 in both layouts (minutes);
-the default (what tests/test_triton_codegen.py runs in CI) keeps one shape per distinct set of
-compile-time block parameters, so every config of every kernel variant is still compiled.
+limit. Shapes: every catalogue block (bench/catalogue.py) at batch 1 and 32. ``--all`` compiles
+every distinct specialisation in both layouts (long); the default (what
+tests/test_triton_codegen.py runs in CI) compiles, in NHWC (the performance path), every autotune
+config of every kernel variant once, at the catalogue launch with the largest tile.
 
     python tests/triton_codegen.py [--all] [--ops dwpw_conv2d,...] [--dtypes fp16,...] [-j 2]
 Run with TRITON_INTERPRET unset.
@@ -34,8 +35,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-
-assert os.environ.get("TRITON_INTERPRET", "0") != "1", "run without TRITON_INTERPRET"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -59,9 +58,12 @@ SMEM_LIMIT = 227 * 1024  # H100 opt-in shared memory per block
 MODULES = (cs, dw, gc, ir, v1, v2)
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 CUOBJDUMP = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
-# compile-time parameters that do not change the register/shared-memory shape of a kernel: the
-# default mode compiles one shape per distinct set of the others
-_COSMETIC = {"TH", "TW", "IH", "IW", "ACT", "DW_ACT", "PW_ACT", "SE_ACT", "SE_GATE", "PROJ_ACT"}
+# The default mode compiles, per kernel, dtype, layout, autotune config and value of these
+# structural parameters, the one catalogue launch with the largest tile (product of the
+# launcher-chosen BLOCK_* constants): the worst case for registers. --all compiles every distinct
+# specialisation.
+_STRUCTURAL = {"KS", "STRIDE", "stride", "SE_PASS1", "HAS_EXPAND", "EXTRA", "PASS", "RESIDUAL", "RES", "HAS_RES",
+               "HAS_SHUF_IN", "HAS_SHUF_OUT"}
 
 
 def jit_fn(kernel):
@@ -167,18 +169,20 @@ def specialise(kernel, args, kwargs):
     return out
 
 
-_LD = re.compile(r"^\s*(?:@!?%p\w+\s+)?(ld\.global|cp\.async\.c[ag]\.shared\.global)([.\w]*)\s[^;]*?(?:,\s*(\d+))?\s*;",
-                 re.M)
+_LD = re.compile(r"^\s*(?:@!?%p\w+\s+)?(ld\.global|cp\.async\.c[ag]\.shared\.global)([.\w:]*)\s([^;]*);", re.M)
+_CP_SIZE = re.compile(r"\]\s*,\s*(0x[0-9a-fA-F]+|\d+)")
 _WIDTH = {"8": 1, "16": 2, "32": 4, "64": 8, "128": 16}
 
 
-def load_mix(ptx: str) -> tuple[int, int]:
-    """(global load instructions, those moving >= 8 bytes per thread); cp.async counts with its size."""
-    n = wide = 0
+def load_mix(ptx: str, with_bytes: bool = False):
+    """(global load instructions, those moving >= 8 bytes per thread[, bytes per thread of all of
+    them, of the wide ones]); cp.async counts with its size. Static counts: a load in a loop counts once."""
+    n = wide = nb = wb = 0
     for m in _LD.finditer(ptx):
-        kind, suffix, size = m.groups()
+        kind, suffix, operands = m.groups()
         if kind.startswith("cp.async"):
-            nbytes = int(size or 4)
+            size = _CP_SIZE.search(operands)
+            nbytes = int(size.group(1), 0) if size else 4
         else:
             parts = suffix.split(".")
             vec = next((int(q[1:]) for q in parts if re.fullmatch(r"v\d", q)), 1)
@@ -186,7 +190,9 @@ def load_mix(ptx: str) -> tuple[int, int]:
             nbytes = vec * _WIDTH.get(bits, 4)
         n += 1
         wide += nbytes >= 8
-    return n, wide
+        nb += nbytes
+        wb += nbytes if nbytes >= 8 else 0
+    return (n, wide, nb, wb) if with_bytes else (n, wide)
 
 
 def resources(cubin: bytes) -> dict:
@@ -210,21 +216,26 @@ def _compile_job(i: int) -> dict:
     try:
         c = triton.compile(ASTSource(fn, sig, consts, attrs), target=TARGET, options=options.__dict__)
         r = resources(c.asm["cubin"])
-        n, wide = load_mix(c.asm["ptx"])
+        n, wide, nb, wb = load_mix(c.asm["ptx"], with_bytes=True)
         return dict(ok=True, regs=r.get("REG", -1), spill=r.get("LOCAL", 0) + r.get("STACK", 0),
-                    smem=c.metadata.shared, loads=n, wide=wide, secs=time.time() - t0)
+                    smem=c.metadata.shared, loads=n, wide=wide, bytes=nb, wide_bytes=wb, secs=time.time() - t0)
     except Exception as e:  # noqa: BLE001 - report every failing variant, then fail
         return dict(ok=False, error=f"{type(e).__name__}: {str(e)[:600]}", secs=time.time() - t0)
 
 
-def _spec_key(fn, sig, consts, attrs, options, coarse: bool):
-    if coarse:  # block sizes, flags and dtypes; not divisibility nor cosmetic constants
-        names = fn.arg_names
-        consts = {k: v for k, v in consts.items() if names[k[0]] not in _COSMETIC}
-        attrs = {}
-        sig = {k: v for k, v in sig.items() if v != "constexpr"}
+def _spec_key(spec, dtype: str, fmt: str, coarse: bool):
+    """(dedup key, tile size) of one specialisation."""
+    label, fn, sig, consts, attrs, options = spec
+    names = fn.arg_names
+    size = 1
+    for k, v in consts.items():
+        if names[k[0]].startswith("BLOCK_") and names[k[0]] not in label:
+            size *= v
+    if coarse:
+        consts = {k: v for k, v in consts.items() if names[k[0]] in _STRUCTURAL}
+        return (fn.__name__, dtype, fmt, repr(sorted(label.items())), repr(sorted(consts.items()))), size
     return (fn.__name__, repr(sorted(sig.items())), repr(sorted(consts.items())), repr(sorted(attrs.items())),
-            options.num_warps, options.num_stages)
+            repr(sorted(label.items()))), size
 
 
 def collect(ops, dtypes, full: bool, fmts=("nhwc", "nchw"), shapes=None, kernels=None, batches=None) -> list:
@@ -234,8 +245,8 @@ def collect(ops, dtypes, full: bool, fmts=("nhwc", "nchw"), shapes=None, kernels
     entries = [e for e in build_catalogue() if e.op in ops]
     if shapes:
         entries = [e for e in entries if any(q in e.label for q in shapes)]
-    batches = batches or ((1, 32) if full else (1,))
-    seen, jobs = set(), []
+    batches = batches or (1, 32)
+    jobs = {}
     for e in entries:
         for dname in dtypes:
             for fmt in fmts:
@@ -246,22 +257,22 @@ def collect(ops, dtypes, full: bool, fmts=("nhwc", "nchw"), shapes=None, kernels
                         if kernels and jit_fn(kernel).__name__ not in kernels:
                             continue
                         for spec in specialise(kernel, args, kwargs):
-                            key = _spec_key(*spec[1:], coarse=not full)
-                            if key in seen:
-                                continue
-                            seen.add(key)
-                            jobs.append((dict(kernel=spec[1].__name__, op=e.op, dtype=dname, fmt=fmt,
-                                              shape=f"{e.label} n{b}"), spec))
+                            key, size = _spec_key(spec, dname, fmt, coarse=not full)
+                            if key not in jobs or size > jobs[key][0]:
+                                jobs[key] = (size, (dict(kernel=spec[1].__name__, op=e.op, dtype=dname, fmt=fmt,
+                                                         shape=f"{e.label} n{b}"), spec))
+    jobs = [j for _, j in jobs.values()]
     return jobs
 
 
 def main(argv=None) -> int:
     from fastconv._common import OPS
+    assert os.environ.get("TRITON_INTERPRET", "0") != "1", "run without TRITON_INTERPRET"
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--all", action="store_true", help="every catalogue shape, batch 1 and 32, both layouts")
     ap.add_argument("--ops", default=",".join(OPS))
     ap.add_argument("--dtypes", default="fp16,bf16,fp32")
-    ap.add_argument("--fmts", default="nhwc,nchw")
+    ap.add_argument("--fmts", default="", help="nhwc,nchw (default: nhwc, both with --all)")
     ap.add_argument("--shapes", default="", help="comma-separated substrings of catalogue labels")
     ap.add_argument("--kernels", default="", help="comma-separated kernel names")
     ap.add_argument("--batches", default="", help="comma-separated batch sizes (default: 1, or 1,32 with --all)")
@@ -270,7 +281,7 @@ def main(argv=None) -> int:
     ap.add_argument("--summary-only", action="store_true", help="only the per-kernel summary table")
     a = ap.parse_args(argv)
     t0 = time.time()
-    jobs = collect(a.ops.split(","), a.dtypes.split(","), a.all, a.fmts.split(","),
+    jobs = collect(a.ops.split(","), a.dtypes.split(","), a.all, (a.fmts or ("nhwc,nchw" if a.all else "nhwc")).split(","),
                    [q for q in a.shapes.split(",") if q], [q for q in a.kernels.split(",") if q],
                    [int(q) for q in a.batches.split(",") if q])
     _JOBS[:] = jobs
@@ -292,7 +303,7 @@ def main(argv=None) -> int:
 
 def _report(jobs, results, summary_only):
     failures = 0
-    summary = defaultdict(lambda: dict(n=0, spilled=0, regs=0, vec=[], wide=0, loads=0))
+    summary = defaultdict(lambda: dict(n=0, spilled=0, regs=0, vec=[], wide=0, loads=0, wb=0, nb=0))
     for (meta, spec), r in zip(jobs, results):
         label = spec[0]
         ok = r["ok"] and r["spill"] == 0 and r["smem"] <= SMEM_LIMIT
@@ -302,9 +313,10 @@ def _report(jobs, results, summary_only):
             print(f"FAIL {where}: {r['error']}", flush=True)
             continue
         vec = 100.0 * r["wide"] / max(1, r["loads"])
+        vecb = 100.0 * r["wide_bytes"] / max(1, r["bytes"])
         if not summary_only or not ok:
             print(f"{'OK  ' if ok else 'FAIL'} {where} regs={r['regs']} spill={r['spill']} smem={r['smem']} "
-                  f"loads={r['loads']} vec={vec:.0f}% ({r['secs']:.1f}s)", flush=True)
+                  f"loads={r['loads']} vec={vec:.0f}% vec_bytes={vecb:.0f}% ({r['secs']:.1f}s)", flush=True)
         s = summary[(meta["kernel"], meta["dtype"], meta["fmt"])]
         s["n"] += 1
         s["spilled"] += r["spill"] > 0
@@ -312,10 +324,14 @@ def _report(jobs, results, summary_only):
         s["vec"].append(vec)
         s["wide"] += r["wide"]
         s["loads"] += r["loads"]
-    print("\nkernel                      dtype layout  compiled spilled max_regs  vec% (min / all loads)")
+        s["wb"] += r["wide_bytes"]
+        s["nb"] += r["bytes"]
+    print("\nkernel                      dtype layout  compiled spilled max_regs  vec% (worst config / all)  "
+          "vec% of load bytes")
     for (kern, dt, fmt), s in sorted(summary.items()):
         print(f"{kern:27s} {dt:5s} {fmt:6s} {s['n']:8d} {s['spilled']:7d} {s['regs']:8d}  "
-              f"{min(s['vec']):3.0f}% / {100.0 * s['wide'] / max(1, s['loads']):3.0f}%")
+              f"{min(s['vec']):3.0f}% / {100.0 * s['wide'] / max(1, s['loads']):3.0f}%"
+              f"{100.0 * s['wb'] / max(1, s['nb']):19.0f}%")
     return failures, summary
 
 

@@ -38,6 +38,13 @@ def output_pixels(pid_p, BLOCK_P: tl.constexpr, NPIX, HO, WO):
 
 
 @triton.jit
+def known_multiple(v, M: tl.constexpr):
+    """v, which the launcher guarantees is a multiple of M, in a form the compiler can prove it of
+    (tl.multiple_of has no effect on scalar arguments; v // M * M is a shift pair for M = 2^k)."""
+    return v // M * M
+
+
+@triton.jit
 def mma(a, b, acc, DOT_FP32: tl.constexpr, PREC: tl.constexpr):
     """acc + a @ b on tensor cores; DOT_FP32 upcasts the operands (the interpreter's bf16 dot is wrong)."""
     if DOT_FP32:
@@ -132,16 +139,12 @@ def check_int32_indexing(op: str, npix: int, *tensors: Optional[Tensor]) -> None
 REGS_BUDGET = 128
 
 
-def fits_registers(live_fp32: int, num_warps: int, budget: int = REGS_BUDGET) -> bool:
-    return live_fp32 <= budget * 32 * num_warps
-
-
-def prune_by_registers(live_fp32):
+def prune_by_registers(live_fp32, budget: float = REGS_BUDGET):
     """An autotune early_config_prune: keep the configs whose ``live_fp32(args)`` (args: the launch's
-    named and constexpr arguments with the config's block sizes) fit REGS_BUDGET per thread; if none
+    named and constexpr arguments with the config's block sizes) fit ``budget`` per thread; if none
     does, the one that needs the fewest."""
     def prune(configs, named_args, **kwargs):
         need = [(live_fp32({**kwargs, **named_args, **c.kwargs}) / (32 * c.num_warps), c) for c in configs]
-        kept = [c for n, c in need if n <= REGS_BUDGET]
+        kept = [c for n, c in need if n <= budget]
         return kept or [min(need, key=lambda t: t[0])[1]]
     return prune

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from fastconv._common import empty_like_format
 from fastconv.triton._common import (act_code, apply_act, autotune_configs, channel_vec, check_int32_indexing, dot_fp32,
-                                     dot_precision, mma, output_pixels, prune_by_registers)
+                                     dot_precision, known_multiple, mma, output_pixels, prune_by_registers)
 
 
 def _configs():
@@ -66,8 +66,8 @@ def _dwpw_kernel(x_ptr, dww_ptr, pww_ptr, dwb_ptr, pwb_ptr, res_ptr, out_ptr,
     iw0 = ow * stride - padding
     x_img = n * sxn  # per-pixel image offset (n is int64: large batches)
     if VEC > 1:  # NHWC, C a multiple of VEC: every pixel's channel run starts VEC-aligned
-        C = tl.multiple_of(C, VEC)
-        K = tl.multiple_of(K, VEC)
+        C = known_multiple(C, VEC)
+        K = known_multiple(K, VEC)
 
     offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
     mask_k = offs_k < K

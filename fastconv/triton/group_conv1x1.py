@@ -19,7 +19,7 @@ from torch import Tensor
 
 from fastconv._common import empty_like_format
 from fastconv.triton._common import (act_code, apply_act, autotune_configs, channel_vec, check_int32_indexing, dot_fp32,
-                                     dot_precision, mma, vec_dividing)
+                                     dot_precision, known_multiple, mma, vec_dividing)
 
 
 def pix_stride(t: Tensor) -> int:
@@ -62,11 +62,11 @@ def _gconv1x1_kernel(x_ptr, w_ptr, b_ptr, out_ptr,
     x_pix = n * sxn + hw * sxp
     if VEC > 1:  # NHWC x, CG a multiple of VEC, no input shuffle: each group's channels are one aligned run
         x_pix = tl.multiple_of(x_pix, VEC)
-        CG = tl.multiple_of(CG, VEC)
+        CG = known_multiple(CG, VEC)
     o_pix = n * son + hw * sop
     if OVEC > 1:  # the same for out, KG and no output shuffle
         o_pix = tl.multiple_of(o_pix, OVEC)
-        KG = tl.multiple_of(KG, OVEC)
+        KG = known_multiple(KG, OVEC)
 
     offs_n = nb * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < KG

@@ -57,7 +57,7 @@ from torch import Tensor
 
 from fastconv._common import empty_like_format, triton_interpreting
 from fastconv.triton._common import (act_code, apply_act, autotune_configs, channel_vec, check_int32_indexing, dot_fp32,
-                                     dot_precision, mma, prune_by_registers, vec_dividing)
+                                     dot_precision, known_multiple, mma, prune_by_registers, vec_dividing)
 
 _MAX_BLOCK_E = 64  # largest BLOCK_E in any config: the scratch is sized for it
 
@@ -71,16 +71,21 @@ def _fused_configs():
     return autotune_configs(("BLOCK_E",), (32, 4), [(16, 8), (32, 8), (64, 8)], num_stages=1)
 
 
-def _fused_live(a) -> int:
-    """fp32-equivalent elements of the fused kernel's live register tiles for config/launch ``a``:
-    the project accumulator (BLOCK_P x BLOCK_K), the depthwise accumulator (BLOCK_P x BLOCK_E) and
-    either the expand accumulator plus its x operand (BLOCK_HP x BLOCK_E, BLOCK_HP x BLOCK_CIN) or
-    the depthwise tap tile (no expansion)."""
+def _fused_live(a) -> float:
+    """A register-pressure score (fp32 registers x threads) of the fused kernel for config/launch
+    ``a``, fitted to ptxas on sm_90 (tests/triton_codegen.py): the depthwise accumulator
+    (BLOCK_P x BLOCK_E), the project accumulator with its epilogue pointers (2 x BLOCK_P x BLOCK_K),
+    the expand accumulator plus its x operand (BLOCK_HP x (BLOCK_E + BLOCK_CIN)), the project
+    weight tile with its pointers (BLOCK_E x BLOCK_K). k x k x BLOCK_E > 1024 (5x5 with 64 hidden
+    channels) spilled at every tile size: excluded."""
+    if a["KS"] * a["KS"] * a["BLOCK_E"] > 1024:
+        return float("inf")
     half = a["x_ptr"].element_size() / 4
-    live = a["BLOCK_P"] * a["BLOCK_E"] + (0 if a["SE_PASS1"] else a["BLOCK_P"] * a["BLOCK_K"])
+    p, e, k = a["BLOCK_P"], a["BLOCK_E"], a["BLOCK_K"]
+    live = p * e + (0 if a["SE_PASS1"] else 2 * p * k + e * k * (half + 2))
     if a["HAS_EXPAND"]:
-        return live + a["BLOCK_HP"] * (a["BLOCK_E"] + a["BLOCK_CIN"] * half)
-    return live + a["BLOCK_P"] * a["BLOCK_E"] * half
+        return live + a["BLOCK_HP"] * (e + a["BLOCK_CIN"] * half)
+    return live + p * e * half
 
 
 def _project_configs():
@@ -95,7 +100,7 @@ def _project_configs():
 # stops after dw and writes h plus per-tile channel sums.
 @triton.autotune(configs=_fused_configs(),
                  key=["C", "E", "K", "HO", "WO", "KS", "STRIDE", "TH", "TW", "SE_PASS1", "HAS_EXPAND"],
-                 prune_configs_by={"early_config_prune": prune_by_registers(_fused_live)})
+                 prune_configs_by={"early_config_prune": prune_by_registers(_fused_live, budget=160)})
 @triton.jit
 def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, out_ptr, h_ptr, part_ptr,
                      scratch_ptr,
@@ -137,10 +142,10 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
     offs_k = k_start + tl.arange(0, BLOCK_K)
     mask_k = offs_k < K
     if VEC > 1:  # NHWC, C (and E, K, CIN_OFF) multiples of VEC: channel runs start VEC-aligned
-        C = tl.multiple_of(C, VEC)
-        CIN_OFF = tl.multiple_of(CIN_OFF, VEC)
+        C = known_multiple(C, VEC)
+        CIN_OFF = known_multiple(CIN_OFF, VEC)
     if OVEC > 1:
-        K = tl.multiple_of(K, OVEC)
+        K = known_multiple(K, OVEC)
 
     for t in range(pid, num_tiles, nprog):
         n = t // tiles_per_img
@@ -398,8 +403,9 @@ def _launch_fused(x, expand_weight, dw_weight, project_weight, expand_bias, dw_b
     else:
         block_k = max(16, min(triton.next_power_of_2(kout), 256))
         ktiles = triton.cdiv(kout, block_k)
-    # the project accumulator is BLOCK_P x BLOCK_K fp32: keep it <= 16K elements
-    max_bp = 128 if se_pass1 else max(16, min(128, 16384 // block_k))
+    # the project accumulator is BLOCK_P x BLOCK_K fp32: keep it <= 8K elements (32 registers per
+    # thread at 8 warps); 16K spilled next to a 256-pixel halo tile (ShuffleNetV2 176 @28)
+    max_bp = 128 if se_pass1 else max(16, min(128, 8192 // block_k))
     th, tw = _pick_tile(ho, wo, ks, stride, c, 0 if se_pass1 else block_k, expand, n, programs, max_bp)
     block_p = max(16, triton.next_power_of_2(th * tw))
     block_hp = max(16, triton.next_power_of_2(_halo(th, tw, ks, stride))) if expand else 16
@@ -420,7 +426,7 @@ def _launch_fused(x, expand_weight, dw_weight, project_weight, expand_bias, dw_b
     scratch = torch.empty(scratch_elems if expand else 1, dtype=x.dtype, device=x.device)
     dummy = dw_weight
     check_int32_indexing("inverted_residual", n * max(hh * ww, ho * wo), x, out)
-    vec = vec_dividing(channel_vec(x), cin_off, cx or vec)
+    vec = vec_dividing(channel_vec(x), cin_off, cx)
     ovec = channel_vec(out) if out_mul == 1 and not se_pass1 else 1
     _ir_fused_kernel[grid](
         x, expand_weight if expand else dummy, expand_bias if expand_bias is not None else dummy,

@@ -32,18 +32,19 @@ from torch import Tensor
 from fastconv._common import conv_out_size, empty_like_format
 from fastconv.triton import group_conv1x1
 from fastconv.triton._common import (apply_act, autotune_configs, channel_vec, check_int32_indexing, dot_fp32,
-                                     dot_precision, mma, output_pixels, vec_dividing)
+                                     dot_precision, known_multiple, mma, output_pixels, vec_dividing)
 
 EXTRA_NONE, EXTRA_AVGPOOL, EXTRA_PASSTHROUGH = 0, 1, 2
 
 
 def _configs():
-    # 8 warps from 128-pixel or 128-channel tiles up: the depthwise tile, its tap tile and the
-    # accumulator are all live in registers (most 4-warp configs spilled before the tap loop
-    # stopped unrolling its rows).
+    # num_stages=1 (as in dwpw_conv2d): with 2 stages the pipeliner also prefetched the tap tiles
+    # of the row loop and every config spilled (255 registers + 0.1-2.4 KB). 8 warps from
+    # 128-pixel or 128-channel tiles up: the depthwise tile, its tap tile and the accumulator are
+    # all live in registers (128x128 sat at 255 registers in fp16).
     return autotune_configs(("BLOCK_P", "BLOCK_N", "BLOCK_K"), (64, 32, 32, 4), [
         (64, 16, 32, 4), (64, 32, 32, 4), (128, 32, 32, 8), (64, 64, 32, 4), (128, 64, 32, 8),
-        (64, 128, 32, 8), (128, 128, 32, 8), (32, 64, 64, 4)], num_stages=2)
+        (64, 128, 32, 8), (32, 64, 64, 4)], num_stages=1)
 
 
 @triton.jit
@@ -104,9 +105,9 @@ def _dw_gpw_kernel(h_ptr, dww_ptr, dwb_ptr, w_ptr, b_ptr, x_ptr, out_ptr,
 
     NB_N = tl.cdiv(KG, BLOCK_N)
     if HVEC > 1:  # NHWC h, CG a multiple of HVEC: every group's channel run is HVEC-aligned
-        CG = tl.multiple_of(CG, HVEC)
+        CG = known_multiple(CG, HVEC)
     if OVEC > 1:  # the same for x (residual) and out, with KG and OUT_OFF
-        KG = tl.multiple_of(KG, OVEC)
+        KG = known_multiple(KG, OVEC)
     if pid_q < G * NB_N:
         g = pid_q // NB_N
         offs_n = (pid_q % NB_N) * BLOCK_N + tl.arange(0, BLOCK_N)
