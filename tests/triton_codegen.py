@@ -12,13 +12,15 @@ to a cubin, and measured:
   regs / local (spill) bytes / shared memory  from ``cuobjdump --dump-resource-usage`` of the cubin
                                              (the triton wheel ships cuobjdump);
   vec%  the share of global-load instructions in the PTX (ld.global + cp.async) that move >= 8
-        bytes per thread (static instruction count, not weighted by trip counts).
+        bytes per thread (static instruction count, not weighted by trip counts); vec_bytes%
+        the same weighted by the bytes each instruction moves.
 
 Fails (exit 1) on any compile error, any spill (local memory), or shared memory over the sm_90
 limit. Shapes: every catalogue block (bench/catalogue.py) at batch 1 and 32. ``--all`` compiles
 every distinct specialisation in both layouts (long); the default (what
-tests/test_triton_codegen.py runs in CI) compiles, in NHWC (the performance path), every autotune
-config of every kernel variant once, at the catalogue launch with the largest tile.
+tests/test_triton_codegen.py runs in CI) compiles, in NHWC (the performance path), fp16 and fp32
+(bf16 allocates registers as fp16 does; --dtypes adds it), every autotune config of every kernel
+variant once, at the catalogue launch with the largest tile.
 
     python tests/triton_codegen.py [--all] [--ops dwpw_conv2d,...] [--dtypes fp16,...] [-j 2]
 Run with TRITON_INTERPRET unset.
@@ -271,7 +273,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--all", action="store_true", help="every catalogue shape, batch 1 and 32, both layouts")
     ap.add_argument("--ops", default=",".join(OPS))
-    ap.add_argument("--dtypes", default="fp16,bf16,fp32")
+    ap.add_argument("--dtypes", default="", help="fp16,bf16,fp32 (default: fp16,fp32; all three with --all)")
     ap.add_argument("--fmts", default="", help="nhwc,nchw (default: nhwc, both with --all)")
     ap.add_argument("--shapes", default="", help="comma-separated substrings of catalogue labels")
     ap.add_argument("--kernels", default="", help="comma-separated kernel names")
@@ -281,7 +283,8 @@ def main(argv=None) -> int:
     ap.add_argument("--summary-only", action="store_true", help="only the per-kernel summary table")
     a = ap.parse_args(argv)
     t0 = time.time()
-    jobs = collect(a.ops.split(","), a.dtypes.split(","), a.all, (a.fmts or ("nhwc,nchw" if a.all else "nhwc")).split(","),
+    dtypes = (a.dtypes or ("fp16,bf16,fp32" if a.all else "fp16,fp32")).split(",")
+    jobs = collect(a.ops.split(","), dtypes, a.all, (a.fmts or ("nhwc,nchw" if a.all else "nhwc")).split(","),
                    [q for q in a.shapes.split(",") if q], [q for q in a.kernels.split(",") if q],
                    [int(q) for q in a.batches.split(",") if q])
     _JOBS[:] = jobs

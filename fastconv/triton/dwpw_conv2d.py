@@ -13,7 +13,10 @@ writes and re-reads the (N, C, H', W') depthwise output. When K > BLOCK_K the de
 recomputed per K tile: k*k*C FMAs per pixel, small next to the C*BLOCK_K of the matmul it feeds.
 
 Addressing goes through strides, so NCHW- and NHWC-contiguous x both work; the output is
-allocated in x's memory format.
+allocated in x's memory format. NHWC launches pass VEC (channels per 16-byte vector every pixel's
+channel run is aligned to, fastconv.triton._common.channel_vec) so that taps, residual and output
+move in 16-byte accesses for channel counts Triton cannot prove aligned itself (it only knows
+multiples of 16). Configs whose live tiles (_live) exceed the register budget are pruned.
 """
 from __future__ import annotations
 
@@ -31,10 +34,10 @@ from fastconv.triton._common import (act_code, apply_act, autotune_configs, chan
 def _configs():
     # num_stages=1: the only loads worth pipelining are the k*k tap tiles, and staging them in shared
     # memory costs k*k x stages tiles (over 200 KB for fp32); occupancy hides latency.
-    # 8 warps for the larger tiles: at 4 warps 128x32x64 and 64x64x128 sat at 244-255 registers
-    # (fp16) and spilled in fp32; _live prunes what would still not fit.
+    # 8 warps from 64x64 tiles up: at 4 warps 128x32x64 and 64x64x128 sat at 244-255 registers
+    # (fp16) and 64x32x64 spilled in fp32; _live prunes what would still not fit.
     return autotune_configs(("BLOCK_P", "BLOCK_C", "BLOCK_K"), (128, 32, 32, 4), [
-        (32, 32, 64, 4), (64, 32, 64, 4), (128, 32, 64, 8), (64, 64, 128, 8), (128, 32, 128, 8)], num_stages=1)
+        (32, 32, 64, 4), (64, 32, 64, 8), (128, 32, 64, 8), (64, 64, 128, 8), (128, 32, 128, 8)], num_stages=1)
 
 
 def _live(a) -> int:

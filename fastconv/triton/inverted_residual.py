@@ -32,6 +32,18 @@ The configs use num_stages=1, so Triton's software pipeliner never moves a scrat
 the barriers; even if it did pipeline the innermost (kh) tap loop, its loads all sit after the
 barrier of the same hidden chunk.
 
+Per-tile budget (sm_90, 8 warps, no config spills at any catalogue shape, checked by
+tests/triton_codegen.py): BLOCK_P <= 128, BLOCK_HP <= 256, BLOCK_P x BLOCK_K <= 8K fp32, and the
+autotuner's early_config_prune drops BLOCK_E choices whose register score (_fused_live) is over
+160 per thread. NHWC launches pass VEC/OVEC (channels per 16-byte vector that the launcher knows
+every pixel's channel run is aligned to) so that x, residual and out move in 16-byte loads and
+stores even for C = 24, 40, 72, ... (Triton itself only proves multiples of 16).
+
+The fused kernel also runs ShuffleNetV2's branch2 (fastconv/triton/shufflenet_v2_unit.py):
+DW_ACT / PROJ_ACT choose the activations after the depthwise and project convs, OUT_MUL/OUT_OFF
+the output channel (2k + 1), CIN_OFF the first channel of x that the expansion reads, and
+PASS/CX the pass-through copy of x's first CX channels to out channels 0, 2, 4, ...
+
 With SE (squeeze-excite needs the global mean of the depthwise output before the project conv),
 two passes:
 - pass 1 (same kernel, SE_PASS1): expand + dw as above, grid over (tiles, hidden chunks); writes
@@ -77,8 +89,8 @@ def _fused_live(a) -> float:
     (BLOCK_P x BLOCK_E), the project accumulator with its epilogue pointers (2 x BLOCK_P x BLOCK_K),
     the expand accumulator plus its x operand (BLOCK_HP x (BLOCK_E + BLOCK_CIN)), the project
     weight tile with its pointers (BLOCK_E x BLOCK_K). k x k x BLOCK_E > 1024 (5x5 with 64 hidden
-    channels) spilled at every tile size: excluded."""
-    if a["KS"] * a["KS"] * a["BLOCK_E"] > 1024:
+    channels) spilled at every tile size, and so did fp32 with 64: excluded."""
+    if a["KS"] * a["KS"] * a["BLOCK_E"] > 1024 or (a["x_ptr"].element_size() == 4 and a["BLOCK_E"] > 32):
         return float("inf")
     half = a["x_ptr"].element_size() / 4
     p, e, k = a["BLOCK_P"], a["BLOCK_E"], a["BLOCK_K"]
@@ -89,8 +101,10 @@ def _fused_live(a) -> float:
 
 
 def _project_configs():
+    # 128x64x128 (8 warps) and 64x64x128 (4 warps) spilled: the gated A tile is built in fp32 next
+    # to the accumulator, so accumulator + A tile stay <= 64 fp32 registers per thread.
     return autotune_configs(("BLOCK_P", "BLOCK_E", "BLOCK_K"), (128, 32, 32, 4), [
-        (64, 32, 64, 4), (128, 32, 64, 4), (128, 64, 128, 8), (64, 64, 128, 4)], num_stages=3)
+        (64, 32, 64, 4), (128, 32, 64, 8), (64, 64, 128, 8), (128, 32, 128, 8)], num_stages=3)
 
 
 # Kernel: persistent grid (programs, G1). Program (p, g) loops over TH x TW output tiles
@@ -139,13 +153,15 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
     hp_r = hp // IW
     hp_c = hp % IW
     e_loc = tl.arange(0, BLOCK_E)
-    offs_k = k_start + tl.arange(0, BLOCK_K)
-    mask_k = offs_k < K
-    if VEC > 1:  # NHWC, C (and E, K, CIN_OFF) multiples of VEC: channel runs start VEC-aligned
+    if VEC > 1:  # NHWC x, C and CIN_OFF multiples of VEC: channel runs start VEC-aligned
         C = known_multiple(C, VEC)
         CIN_OFF = known_multiple(CIN_OFF, VEC)
-    if OVEC > 1:
+        if not HAS_EXPAND:  # the depthwise conv reads x's E == C channels itself
+            E = known_multiple(E, VEC)
+    if OVEC > 1:  # the same for out and K
         K = known_multiple(K, OVEC)
+    offs_k = k_start + tl.arange(0, BLOCK_K)
+    mask_k = offs_k < K
 
     for t in range(pid, num_tiles, nprog):
         n = t // tiles_per_img
@@ -297,29 +313,35 @@ def _se_gate_kernel(part_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, gate_ptr, T, E, S,
 def _ir_project_kernel(h_ptr, gate_ptr, pw_ptr, pb_ptr, x_ptr, out_ptr, NPIX, E, K, HW, WO,
                        sxn, sxc, sxh, sxw, son, soc, soh, sow,
                        HAS_PB: tl.constexpr, RESIDUAL: tl.constexpr, DOT_FP32: tl.constexpr,
-                       PREC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_E: tl.constexpr,
-                       BLOCK_K: tl.constexpr):
+                       PREC: tl.constexpr, EVEC: tl.constexpr, OVEC: tl.constexpr, BLOCK_P: tl.constexpr,
+                       BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr):
     pid_p = tl.program_id(0)
     pid_k = tl.program_id(1)
     dt = out_ptr.dtype.element_ty
     offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
     mask_p = offs_p < NPIX
+    if OVEC > 1:  # NHWC x and out, K a multiple of OVEC
+        K = known_multiple(K, OVEC)
     offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
     mask_k = offs_k < K
     n = offs_p // HW
     rem = offs_p % HW
     oh = rem // WO
     ow = rem % WO
-    h_rows = h_ptr + offs_p.to(tl.int64) * E
-    g_rows = gate_ptr + n * E
+    h_rows = offs_p.to(tl.int64) * E
+    g_rows = n * E
+    if EVEC > 1:  # E a multiple of EVEC: h's and the gate's rows start vector-aligned
+        E = known_multiple(E, EVEC)
+        h_rows = tl.multiple_of(h_rows, EVEC)
+        g_rows = tl.multiple_of(g_rows, EVEC)
 
     acc = tl.zeros([BLOCK_P, BLOCK_K], dtype=tl.float32)
     for e0 in range(0, E, BLOCK_E):
         offs_e = e0 + tl.arange(0, BLOCK_E)
         mask_e = offs_e < E
         m = mask_p[:, None] & mask_e[None, :]
-        hv = tl.load(h_rows[:, None] + offs_e[None, :], mask=m, other=0.0).to(tl.float32)
-        gv = tl.load(g_rows[:, None] + offs_e[None, :], mask=m, other=0.0)
+        hv = tl.load(h_ptr + h_rows[:, None] + offs_e[None, :], mask=m, other=0.0).to(tl.float32)
+        gv = tl.load(gate_ptr + g_rows[:, None] + offs_e[None, :], mask=m, other=0.0)
         a = (hv * gv).to(dt)
         b = tl.load(pw_ptr + offs_k[None, :] * E + offs_e[:, None],
                     mask=mask_e[:, None] & mask_k[None, :], other=0.0)
@@ -329,11 +351,14 @@ def _ir_project_kernel(h_ptr, gate_ptr, pw_ptr, pb_ptr, x_ptr, out_ptr, NPIX, E,
         acc += tl.load(pb_ptr + offs_k, mask=mask_k, other=0.0).to(tl.float32)[None, :]
     n64 = n.to(tl.int64)
     mask = mask_p[:, None] & mask_k[None, :]
+    x_pix = n64 * sxn + oh * sxh + ow * sxw
+    o_pix = n64 * son + oh * soh + ow * sow
+    if OVEC > 1:
+        x_pix = tl.multiple_of(x_pix, OVEC)
+        o_pix = tl.multiple_of(o_pix, OVEC)
     if RESIDUAL:
-        acc += tl.load(x_ptr + (n64 * sxn + oh * sxh + ow * sxw)[:, None] + offs_k[None, :] * sxc,
-                       mask=mask, other=0.0).to(tl.float32)
-    tl.store(out_ptr + (n64 * son + oh * soh + ow * sow)[:, None] + offs_k[None, :] * soc,
-             acc.to(dt), mask=mask)
+        acc += tl.load(x_ptr + x_pix[:, None] + offs_k[None, :] * sxc, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out_ptr + o_pix[:, None] + offs_k[None, :] * soc, acc.to(dt), mask=mask)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,5 +512,6 @@ def forward(x: Tensor, expand_weight: Optional[Tensor], dw_weight: Tensor, proje
         h, gate, project_weight, project_bias if project_bias is not None else project_weight, x, out,
         npix, e, kout, ho * wo, wo, *x.stride(), *out.stride(),
         HAS_PB=project_bias is not None, RESIDUAL=residual, DOT_FP32=dot_fp32(x.dtype),
-        PREC=dot_precision(x.dtype, x.device))
+        PREC=dot_precision(x.dtype, x.device), EVEC=vec_dividing(16 // x.element_size(), e),
+        OVEC=min(channel_vec(out), channel_vec(x) if residual else 16))
     return out

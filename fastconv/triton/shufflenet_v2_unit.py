@@ -15,14 +15,16 @@ owns a TH x TW tile of output pixels; per chunk of BLOCK_E hidden channels it co
 the tile plus its 1-pixel halo with tl.dot into an L2-resident scratch slot, then the 9 shifted
 depthwise taps from the slot, then pw2 as tl.dot. Epilogue: + b2, relu, store at channel 2k+1;
 at stride 1 the K-tile-0 programs also copy the pass-through half x[:, c] -> out[:, 2c].
-pw1 is computed on ((TH-1)*s + 3) x ((TW-1)*s + 3) halo pixels per TH x TW tile: about 1.3x its
-FLOPs for the 14x14 tiles of a 28x28 map at stride 1 (instead of 9x when every tap recomputed
-it), about 4.5x at stride 2 (a 7x7 tile reads a 15x15 halo, versus 9 taps x a quarter = 2.25x
-before; the stride-2 units are 3 of 16 and narrow).
-Per-tile budget (fp16, 8 warps): the project accumulator BLOCK_P x BLOCK_K fp32, the depthwise
-accumulator BLOCK_P x BLOCK_E, the expand accumulator BLOCK_HP x BLOCK_E plus its x operand
-BLOCK_HP x BLOCK_CIN; the autotuner drops configs above 128 fp32 registers per thread of those
-(fastconv.triton._common.REGS_BUDGET); scratch: BLOCK_HP x 64 elements per program.
+pw1 is computed on ((TH-1)*s + 3) x ((TW-1)*s + 3) halo pixels per TH x TW output tile, i.e.
+halo / (TH*TW*s^2) times its unfused FLOPs (was 9x at stride 1 and 2.25x at stride 2 when every
+tap recomputed it). With the tiles inverted_residual._pick_tile chooses at batch 32: 1.6x for
+116 channels @28 (4x28 tiles, 6x30 halo), 2.1x for 176/244 @28 (2x28), 1.7x for 232 @14 (4x14),
+1.15x at stride 2 (7x7 tiles, 15x15 halo); at batch 1 it prefers many 1x1-1x7 tiles to fill
+the SMs, up to 9x (no worse than before).
+Per-tile budget (8 warps): BLOCK_P <= 128 output pixels, BLOCK_HP <= 256 halo pixels, the project
+accumulator BLOCK_P x BLOCK_K fp32 <= 8K elements (32 registers per thread), BLOCK_E = 16-64
+hidden channels per chunk; the autotuner drops configs whose register score
+(inverted_residual._fused_live) would spill; scratch: BLOCK_HP x 64 elements per program in L2.
 The split is not a view for this path: the kernel reads x's own base with a channel offset, so a
 16-byte-aligned NHWC x keeps vector loads.
 
