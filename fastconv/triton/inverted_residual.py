@@ -88,9 +88,9 @@ def _fused_live(a) -> float:
     ``a``, fitted to ptxas on sm_90 (tests/triton_codegen.py): the depthwise accumulator
     (BLOCK_P x BLOCK_E), the project accumulator with its epilogue pointers (2 x BLOCK_P x BLOCK_K),
     the expand accumulator plus its x operand (BLOCK_HP x (BLOCK_E + BLOCK_CIN)), the project
-    weight tile with its pointers (BLOCK_E x BLOCK_K). k x k x BLOCK_E > 1024 (5x5 with 64 hidden
-    channels) spilled at every tile size, and so did fp32 with 64: excluded."""
-    if a["KS"] * a["KS"] * a["BLOCK_E"] > 1024 or (a["x_ptr"].element_size() == 4 and a["BLOCK_E"] > 32):
+    weight tile with its pointers (BLOCK_E x BLOCK_K). k x k x BLOCK_E x 2-byte > 2 KB (5x5 with 64
+    hidden channels, or 32 in fp32) spilled at every tile size, and so did fp32 with 64: excluded."""
+    if a["KS"] ** 2 * a["BLOCK_E"] * a["x_ptr"].element_size() > 2048 or a["x_ptr"].element_size() * a["BLOCK_E"] > 128:
         return float("inf")
     half = a["x_ptr"].element_size() / 4
     p, e, k = a["BLOCK_P"], a["BLOCK_E"], a["BLOCK_K"]
@@ -466,7 +466,9 @@ def _launch_fused(x, expand_weight, dw_weight, project_weight, expand_bias, dw_b
         HAS_PB=project_bias is not None, ACT=act_code(act), DW_ACT=act_code(act if dw_act is None else dw_act),
         PROJ_ACT=act_code(proj_act), SE_PASS1=se_pass1, RESIDUAL=residual, PASS=cx > 0,
         DOT_FP32=dot_fp32(x.dtype), PREC=dot_precision(x.dtype, x.device), VEC=vec, OVEC=ovec,
-        BLOCK_CIN=max(16, min(triton.next_power_of_2(c), 64)), BLOCK_K=block_k)
+        # fp32 5x5: a 64-wide x operand next to the tap tiles spilled even at 16 hidden channels
+        BLOCK_CIN=16 if x.element_size() == 4 and ks >= 5 else max(16, min(triton.next_power_of_2(c), 64)),
+        BLOCK_K=block_k)
     return part, tiles_per_img
 
 
