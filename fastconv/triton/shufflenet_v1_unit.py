@@ -47,6 +47,16 @@ def _configs():
         (64, 128, 32, 8), (32, 64, 64, 4)], num_stages=1)
 
 
+def _prune(configs, named_args, **kwargs):
+    """Blocks that fit the group: BLOCK_N in [min(32, n), n] for n = KG rounded up to a power of two
+    (>= 16), BLOCK_K <= CG rounded up. Wider tiles only add masked lanes, and they are the ones that
+    spilled (64-wide BLOCK_N for ShuffleNetV2's 24-channel branch; 16-wide in fp32)."""
+    n = max(16, triton.next_power_of_2(named_args["KG"]))
+    k = max(16, triton.next_power_of_2(named_args["CG"]))
+    kept = [c for c in configs if min(32, n) <= c.kwargs["BLOCK_N"] <= n and c.kwargs["BLOCK_K"] <= k]
+    return kept or configs
+
+
 @triton.jit
 def _extra_tile(x_ptr, out_ptr, q, n, oh, ow, mask_p, H, W, CX, stride,
                 sxn, sxc, sxh, sxw, son, soc, soh, sow,
@@ -88,7 +98,8 @@ def _extra_tile(x_ptr, out_ptr, q, n, oh, ow, mask_p, H, W, CX, stride,
 # group's CG hidden channels BLOCK_K at a time, each chunk's 3x3 depthwise conv computed in
 # registers from h. Fuses dw + dw_bias -> grouped 1x1 -> bias -> (+ residual x) -> relu -> store
 # at channel OUT_MUL*k + OUT_OFF; the trailing CX/BLOCK_N programs run _extra_tile instead.
-@triton.autotune(configs=_configs(), key=["NPIX", "CG", "KG", "G", "CX", "stride"])
+@triton.autotune(configs=_configs(), key=["NPIX", "CG", "KG", "G", "CX", "stride"],
+                 prune_configs_by={"early_config_prune": _prune})
 @triton.jit
 def _dw_gpw_kernel(h_ptr, dww_ptr, dwb_ptr, w_ptr, b_ptr, x_ptr, out_ptr,
                    NPIX, H, W, HO, WO, CG, KG, G, CX, stride, OUT_MUL, OUT_OFF,
