@@ -79,8 +79,10 @@ def _fused_configs():
     # memory (hundreds of KB for fp32); the input-channel loop is short (C / BLOCK_CIN steps), so
     # there is little latency to hide that occupancy does not already hide. _fused_live prunes
     # the ones that would spill for the launch's tile.
-    # 8 warps only: at 4 warps every tile shape sat at the 255-register cap and most spilled.
-    return autotune_configs(("BLOCK_E",), (32, 4), [(16, 8), (32, 8), (64, 8)], num_stages=1)
+    # 8 warps: at 4 warps every tile shape sat at the 255-register cap and most spilled. The one
+    # 4-warp config is for fp32 5x5 stride 2 only, where ptxas held 8 warps to 128 registers and
+    # spilled (_prune_fused).
+    return autotune_configs(("BLOCK_E",), (32, 4), [(16, 8), (32, 8), (64, 8), (16, 4)], num_stages=1)
 
 
 def _fused_live(a) -> float:
@@ -100,6 +102,12 @@ def _fused_live(a) -> float:
     return live + p * e * half
 
 
+def _prune_fused(configs, named_args, **kwargs):
+    four = named_args["x_ptr"].element_size() == 4 and kwargs["KS"] >= 5 and kwargs["STRIDE"] == 2
+    configs = [c for c in configs if (c.num_warps == 4) == four] or configs
+    return prune_by_registers(_fused_live, budget=160)(configs, named_args, **kwargs)
+
+
 def _project_configs():
     # 128x64x128 (8 warps) and 64x64x128 (4 warps) spilled: the gated A tile is built in fp32 next
     # to the accumulator, so accumulator + A tile stay <= 64 fp32 registers per thread.
@@ -114,7 +122,7 @@ def _project_configs():
 # stops after dw and writes h plus per-tile channel sums.
 @triton.autotune(configs=_fused_configs(),
                  key=["C", "E", "K", "HO", "WO", "KS", "STRIDE", "TH", "TW", "SE_PASS1", "HAS_EXPAND"],
-                 prune_configs_by={"early_config_prune": prune_by_registers(_fused_live, budget=160)})
+                 prune_configs_by={"early_config_prune": _prune_fused})
 @triton.jit
 def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, out_ptr, h_ptr, part_ptr,
                      scratch_ptr,
