@@ -49,10 +49,10 @@ def _configs():
 
 def _prune(configs, named_args, **kwargs):
     """Blocks that fit the group: BLOCK_N in [min(32, n), n] for n = KG rounded up to a power of two
-    (>= 16), BLOCK_K <= CG rounded up. Wider tiles only add masked lanes, and they are the ones that
-    spilled (64-wide BLOCK_N for ShuffleNetV2's 24-channel branch; 16-wide in fp32)."""
-    n = max(16, triton.next_power_of_2(named_args["KG"]))
-    k = max(16, triton.next_power_of_2(named_args["CG"]))
+    (>= 16; >= 32 in fp32), BLOCK_K <= CG rounded up (>= 32). Wider tiles only add masked lanes and
+    spilled (64-wide BLOCK_N for ShuffleNetV2's 24-channel branch), as did 16-wide ones in fp32."""
+    n = max(16 if named_args["h_ptr"].element_size() < 4 else 32, triton.next_power_of_2(named_args["KG"]))
+    k = max(32, triton.next_power_of_2(named_args["CG"]))
     kept = [c for c in configs if min(32, n) <= c.kwargs["BLOCK_N"] <= n and c.kwargs["BLOCK_K"] <= k]
     return kept or configs
 
