@@ -49,12 +49,12 @@ def _configs():
 
 def _prune(configs, named_args, **kwargs):
     """Blocks that fit the group: BLOCK_N in [min(32, n), n] for n = KG rounded up to a power of two
-    (>= 16; >= 32 in fp32), BLOCK_K <= CG rounded up (>= 32). Wider tiles only add masked lanes and
-    spilled (64-wide BLOCK_N for ShuffleNetV2's 24-channel branch), as did 16-wide ones in fp32."""
-    n = max(16 if named_args["h_ptr"].element_size() < 4 else 32, triton.next_power_of_2(named_args["KG"]))
+    (>= 16; >= 32 in fp32; n = 32 for ShuffleNetV2's interleaved stores, where 64 spilled), BLOCK_K <=
+    CG rounded up (>= 32). Wider tiles only add masked lanes and spilled, as did 16-wide ones in fp32."""
+    n = 32 if named_args["OUT_MUL"] != 1 else max(16 if named_args["h_ptr"].element_size() < 4 else 32,
+                                                  triton.next_power_of_2(named_args["KG"]))
     k = max(32, triton.next_power_of_2(named_args["CG"]))
-    kept = [c for c in configs if min(32, n) <= c.kwargs["BLOCK_N"] <= n and c.kwargs["BLOCK_K"] <= k]
-    return kept or configs
+    return [c for c in configs if min(32, n) <= c.kwargs["BLOCK_N"] <= n and c.kwargs["BLOCK_K"] <= k] or configs
 
 
 @triton.jit
