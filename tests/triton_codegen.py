@@ -1,19 +1,52 @@
-"""Compile every Triton kernel for sm_90 without a GPU (triton.compile -> PTX -> cubin via ptxas).
+"""Compile every Triton kernel, every autotune config, for sm_90 without a GPU, as real launches would.
 
 The interpreter (TRITON_INTERPRET=1) checks the kernels' arithmetic but never runs the GPU
-compiler, which is where shared-memory overflows, layout errors and unsupported ops show up.
-Run with TRITON_INTERPRET unset: `python tests/triton_codegen.py` (tests/test_triton_codegen.py
-does). Prints one line per kernel variant and exits non-zero on any failure.
+compiler, which is where register spills, shared-memory overflows, layout errors and unsupported
+ops show up. This script runs the real launchers (fastconv.triton.<op>.forward) on CPU tensors of
+real catalogue block shapes (bench/catalogue.py) with every kernel object replaced by a recorder,
+so nothing launches: each recorded call is then specialised exactly as Triton's launcher would
+(Triton's own binder: integers divisible by 16 get ``tt.divisibility``, integers equal to 1 become
+constants, pointers 16-byte aligned) for every autotune config the kernel's pruning keeps, compiled
+to a cubin, and measured:
+
+  regs / local (spill) bytes / shared memory  from ``cuobjdump --dump-resource-usage`` of the cubin
+                                             (the triton wheel ships cuobjdump);
+  vec%  the share of global-load instructions in the PTX (ld.global + cp.async) that move >= 8
+        bytes per thread (static instruction count, not weighted by trip counts); vec_bytes%
+        the same weighted by the bytes each instruction moves.
+
+Fails (exit 1) on any compile error, any spill (local memory), or shared memory over the sm_90
+limit. Shapes: every catalogue block (bench/catalogue.py) at batch 1 and 32. ``--all`` compiles
+every distinct specialisation in both layouts (long); the default (what
+tests/test_triton_codegen.py runs in CI) compiles, in NHWC (the performance path), fp16 and fp32
+(bf16 allocates registers as fp16 does; --dtypes adds it), every autotune config of every kernel
+variant once, at the catalogue launch with the largest tile.
+
+    python tests/triton_codegen.py [--all] [--ops dwpw_conv2d,...] [--dtypes fp16,...] [-j 2]
+Run with TRITON_INTERPRET unset.
 """
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
 import os
+import re
+import subprocess
 import sys
-import traceback
+import tempfile
+import time
+from collections import defaultdict
 
-assert os.environ.get("TRITON_INTERPRET", "0") != "1", "run without TRITON_INTERPRET"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
+import torch  # noqa: E402
 import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
+from triton.compiler import ASTSource, make_backend  # noqa: E402
+from triton.runtime.jit import create_function_from_signature  # noqa: E402
 
 from fastconv.triton import channel_shuffle as cs  # noqa: E402
 from fastconv.triton import dwpw_conv2d as dw  # noqa: E402
@@ -24,6 +57,15 @@ from fastconv.triton import shufflenet_v2_unit as v2  # noqa: E402
 
 TARGET = GPUTarget("cuda", 90, 32)
 SMEM_LIMIT = 227 * 1024  # H100 opt-in shared memory per block
+MODULES = (cs, dw, gc, ir, v1, v2)
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+CUOBJDUMP = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+# The default mode compiles, per kernel, dtype, layout, autotune config and value of these
+# structural parameters, the one catalogue launch with the largest tile (product of the
+# launcher-chosen BLOCK_* constants): the worst case for registers. --all compiles every distinct
+# specialisation.
+_STRUCTURAL = {"KS", "STRIDE", "stride", "SE_PASS1", "HAS_EXPAND", "EXTRA", "PASS", "RESIDUAL", "RES", "HAS_RES",
+               "HAS_SHUF_IN", "HAS_SHUF_OUT"}
 
 
 def jit_fn(kernel):
@@ -32,67 +74,268 @@ def jit_fn(kernel):
     return kernel
 
 
-def compile_one(kernel, consts, dtype, cfg, fp32_ptrs=()):
+# ---------------------------------------------------------------------------------------------
+# recording the launchers' calls
+# ---------------------------------------------------------------------------------------------
+
+class _Recorder:
+    def __init__(self, kernel, log):
+        self.kernel, self.log = kernel, log
+
+    def __getitem__(self, grid):
+        def record(*args, **kwargs):
+            self.log.append((self.kernel, grid, args, kwargs))
+        return record
+
+
+@contextlib.contextmanager
+def recording():
+    """Every Triton kernel of fastconv.triton.* replaced by a recorder; yields the call log."""
+    log, saved = [], []
+    for mod in MODULES:
+        for name, obj in vars(mod).items():
+            if isinstance(obj, (triton.runtime.autotuner.Autotuner, triton.runtime.jit.JITFunction)):
+                saved.append((mod, name, obj))
+    try:
+        for mod, name, obj in saved:
+            setattr(mod, name, _Recorder(obj, log))
+        yield log
+    finally:
+        for mod, name, obj in saved:
+            setattr(mod, name, obj)
+
+
+def _t(shape, dtype, fmt="nchw"):
+    t = torch.empty(shape, dtype=dtype)
+    return t.contiguous(memory_format=torch.channels_last) if fmt == "nhwc" and t.dim() == 4 else t
+
+
+def launch_op(op: str, cfg: dict, batch: int, dtype, fmt: str) -> None:
+    """Runs fastconv.triton.<op>.forward on uninitialised CPU tensors of a catalogue shape (with the
+    kernels replaced by recorders nothing is computed)."""
+    from bench.providers import op_module
+    x = _t((batch, cfg["C"], cfg["H"], cfg["W"]), dtype, fmt)
+    p = [None if s is None else _t(s, dtype) for s in op_module(op).param_shapes(cfg)]
+    k, s = cfg["kernel"], cfg["stride"]
+    if op == "dwpw_conv2d":
+        dw.forward(x, p[0], p[1], p[2], p[3], x if cfg["residual"] else None, s, k // 2, 1,
+                   cfg["act"], cfg["out_act"])
+    elif op == "inverted_residual":
+        se = bool(cfg["se"])
+        ir.forward(x, *p, s, k // 2, cfg["act"], cfg["se_act"] if se else "relu",
+                   cfg["se_gate"] if se else "hardsigmoid", bool(cfg["residual"]))
+    elif op == "channel_shuffle":
+        cs.forward(x, cfg["groups"])
+    elif op == "group_conv1x1":
+        gc.forward(x, p[0], p[1], cfg["groups"], 0, cfg["shuffle_out"], cfg["act"])
+    elif op == "shufflenet_v1_unit":
+        v1.forward(x, *p, cfg["groups"], cfg["first_groups"], s)
+    elif op == "shufflenet_v2_unit":
+        if s == 1:
+            p += [None] * 4
+        for fuse in (True, False):  # both branch2 paths are reachable (forward's fuse_hidden)
+            v2.forward(x, *p, s, fuse_hidden=fuse)
+    else:
+        raise ValueError(f"unknown op {op!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# specialisation (Triton's own binder) and compilation
+# ---------------------------------------------------------------------------------------------
+
+_BACKEND = make_backend(TARGET)
+_BINDERS: dict = {}
+
+
+def specialise(kernel, args, kwargs):
+    """[(config label, fn, signature, constexprs, attrs, options)] for every config the kernel's
+    autotuner keeps for these arguments (its early_config_prune included), as JITFunction.run
+    would build them."""
     fn = jit_fn(kernel)
-    consts = {**consts, **cfg.kwargs}
-    sig = {}
-    for name in fn.arg_names:
-        if name in consts:
-            sig[name] = "constexpr"
-        elif name.endswith("_ptr"):
-            sig[name] = "*" + ("fp32" if name in fp32_ptrs else dtype)
+    if isinstance(kernel, triton.runtime.autotuner.Autotuner):
+        kernel.nargs = dict(zip(kernel.arg_names, args))
+        configs = kernel.prune_configs(kwargs)
+        variants = [({**kwargs, **c.all_kwargs()}, c) for c in configs]
+    else:
+        variants = [(dict(kwargs), None)]
+    if fn not in _BINDERS:
+        _BINDERS[fn] = create_function_from_signature(fn.signature, fn.params, _BACKEND)
+    out = []
+    for allkw, cfg in variants:
+        allkw = {k: v for k, v in allkw.items() if v is not None}
+        bound, spec, opts = _BINDERS[fn](*args, **allkw)
+        options, sig, consts, attrs = fn._pack_args(_BACKEND, allkw, bound, spec, opts)
+        label = dict(cfg.kwargs) if cfg is not None else {}
+        label.update(w=options.num_warps, s=options.num_stages)
+        out.append((label, fn, sig, consts, attrs, options))
+    return out
+
+
+_LD = re.compile(r"^\s*(?:@!?%p\w+\s+)?(ld\.global|cp\.async\.c[ag]\.shared\.global)([.\w:]*)\s([^;]*);", re.M)
+_CP_SIZE = re.compile(r"\]\s*,\s*(0x[0-9a-fA-F]+|\d+)")
+_WIDTH = {"8": 1, "16": 2, "32": 4, "64": 8, "128": 16}
+
+
+def load_mix(ptx: str, with_bytes: bool = False):
+    """(global load instructions, those moving >= 8 bytes per thread[, bytes per thread of all of
+    them, of the wide ones]); cp.async counts with its size. Static counts: a load in a loop counts once."""
+    n = wide = nb = wb = 0
+    for m in _LD.finditer(ptx):
+        kind, suffix, operands = m.groups()
+        if kind.startswith("cp.async"):
+            size = _CP_SIZE.search(operands)
+            nbytes = int(size.group(1), 0) if size else 4
         else:
-            sig[name] = "i32"
-    src = ASTSource(fn, sig, constexprs={(fn.arg_names.index(k),): v for k, v in consts.items()})
-    opts = {"num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
-    return triton.compile(src, target=TARGET, options=opts)
+            parts = suffix.split(".")
+            vec = next((int(q[1:]) for q in parts if re.fullmatch(r"v\d", q)), 1)
+            bits = next((q[1:] for q in reversed(parts) if re.fullmatch(r"[bfsu]\d+", q)), "32")
+            nbytes = vec * _WIDTH.get(bits, 4)
+        n += 1
+        wide += nbytes >= 8
+        nb += nbytes
+        wb += nbytes if nbytes >= 8 else 0
+    return (n, wide, nb, wb) if with_bytes else (n, wide)
 
 
-def cases():
-    prec = {"fp16": "tf32", "bf16": "tf32", "fp32": "ieee"}
-    for dt in ("fp16", "bf16", "fp32"):
-        p = prec[dt]
-        yield "channel_shuffle planes", cs._shuffle_planes_kernel, {}, dt, cs._plane_configs()[0], ()
-        yield "channel_shuffle rows", cs._shuffle_rows_kernel, {}, dt, cs._row_configs()[0], ()
-        yield "dwpw k3", dw._dwpw_kernel, dict(KS=3, HAS_DWB=True, HAS_PWB=True, HAS_RES=True, DW_ACT=2,
-                                                PW_ACT=3, DOT_FP32=False, PREC=p), dt, dw._configs()[-1], ()
-        yield "dwpw k7", dw._dwpw_kernel, dict(KS=7, HAS_DWB=True, HAS_PWB=True, HAS_RES=False, DW_ACT=1,
-                                                PW_ACT=0, DOT_FP32=False, PREC=p), dt, dw._configs()[-1], ()
-        for se, expand, (th, tw, ks, s) in [(False, True, (8, 8, 3, 1)), (True, True, (7, 7, 5, 2)),
-                                            (False, False, (7, 7, 3, 2))]:
-            bp = max(16, triton.next_power_of_2(th * tw))
-            ih, iw = (th - 1) * s + ks, (tw - 1) * s + ks
-            consts = dict(KS=ks, STRIDE=s, TH=th, TW=tw, IH=ih, IW=iw, BLOCK_P=bp,
-                          BLOCK_HP=max(16, triton.next_power_of_2(ih * iw)), HAS_EXPAND=expand, HAS_EB=expand,
-                          HAS_DWB=True, HAS_PB=True, ACT=3, SE_PASS1=se, RESIDUAL=not se, DOT_FP32=False,
-                          PREC=p, BLOCK_CIN=64, BLOCK_K=128)
-            yield f"inverted_residual se={se} expand={expand}", ir._ir_fused_kernel, consts, dt, \
-                ir._fused_configs()[-1], ("part_ptr",)
-        yield "group_conv1x1", gc._gconv1x1_kernel, dict(HAS_BIAS=True, HAS_SHUF_IN=True, HAS_SHUF_OUT=True, ACT=3,
-                                                         DOT_FP32=False, PREC=p), dt, gc._configs()[-1], ()
-        for extra, res in [(0, True), (1, False), (2, False)]:
-            yield f"v1 dw+gconv extra={extra}", v1._dw_gpw_kernel, dict(
-                HAS_DWB=True, HAS_B=True, RES=res, EXTRA=extra, RELU=True, DOT_FP32=False, PREC=p), dt, \
-                v1._configs()[-1], ()
-        yield "v2 pw+dw+pw", v2._pw_dw_pw_kernel, dict(HAS_B1=True, HAS_DWB=True, HAS_B2=True, EXTRA=2,
-                                                       DOT_FP32=False, PREC=p), dt, v2._configs()[-1], ()
+def resources(cubin: bytes) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+        f.write(cubin)
+    try:
+        out = subprocess.run([CUOBJDUMP, "--dump-resource-usage", f.name], capture_output=True, text=True,
+                             check=True).stdout
+    finally:
+        os.unlink(f.name)
+    vals = dict(re.findall(r"(REG|STACK|SHARED|LOCAL):(\d+)", out))
+    return {k: int(v) for k, v in vals.items()}
 
 
-def main() -> int:
-    failures = 0
-    for name, kernel, consts, dt, cfg, fp32_ptrs in cases():
-        try:
-            c = compile_one(kernel, consts, dt, cfg, fp32_ptrs)
-            smem = c.metadata.shared
-            ok = smem <= SMEM_LIMIT
-            print(f"{'OK  ' if ok else 'FAIL'} {name} {dt} {cfg.kwargs} smem={smem}", flush=True)
-            failures += not ok
-        except Exception as e:  # noqa: BLE001 - report every failing variant, then fail
-            failures += 1
-            print(f"FAIL {name} {dt}: {type(e).__name__}: {str(e)[:800]}", flush=True)
-            traceback.print_exc(limit=1)
-    print(f"{failures} failures")
+_JOBS: list = []
+
+
+def _compile_job(i: int) -> dict:
+    label, fn, sig, consts, attrs, options = _JOBS[i][1]
+    t0 = time.time()
+    try:
+        c = triton.compile(ASTSource(fn, sig, consts, attrs), target=TARGET, options=options.__dict__)
+        r = resources(c.asm["cubin"])
+        n, wide, nb, wb = load_mix(c.asm["ptx"], with_bytes=True)
+        return dict(ok=True, regs=r.get("REG", -1), spill=r.get("LOCAL", 0) + r.get("STACK", 0),
+                    smem=c.metadata.shared, loads=n, wide=wide, bytes=nb, wide_bytes=wb, secs=time.time() - t0)
+    except Exception as e:  # noqa: BLE001 - report every failing variant, then fail
+        return dict(ok=False, error=f"{type(e).__name__}: {str(e)[:600]}", secs=time.time() - t0)
+
+
+def _spec_key(spec, dtype: str, fmt: str, coarse: bool):
+    """(dedup key, tile size) of one specialisation."""
+    label, fn, sig, consts, attrs, options = spec
+    names = fn.arg_names
+    size = 1
+    for k, v in consts.items():
+        if names[k[0]].startswith("BLOCK_") and names[k[0]] not in label:
+            size *= v
+    if coarse:
+        consts = {k: v for k, v in consts.items() if names[k[0]] in _STRUCTURAL}
+        return (fn.__name__, dtype, fmt, repr(sorted(label.items())), repr(sorted(consts.items()))), size
+    return (fn.__name__, repr(sorted(sig.items())), repr(sorted(consts.items())), repr(sorted(attrs.items())),
+            repr(sorted(label.items()))), size
+
+
+def collect(ops, dtypes, full: bool, fmts=("nhwc", "nchw"), shapes=None, kernels=None, batches=None) -> list:
+    """Unique (kernel, op, dtype, layout, shape label, specialisation) jobs; ``shapes``: substrings
+    of catalogue labels to keep, ``kernels``: kernel names to keep (None: all)."""
+    from bench.catalogue import build_catalogue
+    entries = [e for e in build_catalogue() if e.op in ops]
+    if shapes:
+        entries = [e for e in entries if any(q in e.label for q in shapes)]
+    batches = batches or (1, 32)
+    jobs = {}
+    for e in entries:
+        for dname in dtypes:
+            for fmt in fmts:
+                for b in batches:
+                    with recording() as log:
+                        launch_op(e.op, e.cfg, b, DTYPES[dname], fmt)
+                    for kernel, _grid, args, kwargs in log:
+                        if kernels and jit_fn(kernel).__name__ not in kernels:
+                            continue
+                        for spec in specialise(kernel, args, kwargs):
+                            key, size = _spec_key(spec, dname, fmt, coarse=not full)
+                            if key not in jobs or size > jobs[key][0]:
+                                jobs[key] = (size, (dict(kernel=spec[1].__name__, op=e.op, dtype=dname, fmt=fmt,
+                                                         shape=f"{e.label} n{b}"), spec))
+    jobs = [j for _, j in jobs.values()]
+    return jobs
+
+
+def main(argv=None) -> int:
+    from fastconv._common import OPS
+    assert os.environ.get("TRITON_INTERPRET", "0") != "1", "run without TRITON_INTERPRET"
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--all", action="store_true", help="every catalogue shape, batch 1 and 32, both layouts")
+    ap.add_argument("--ops", default=",".join(OPS))
+    ap.add_argument("--dtypes", default="", help="fp16,bf16,fp32 (default: fp16,fp32; all three with --all)")
+    ap.add_argument("--fmts", default="", help="nhwc,nchw (default: nhwc, both with --all)")
+    ap.add_argument("--shapes", default="", help="comma-separated substrings of catalogue labels")
+    ap.add_argument("--kernels", default="", help="comma-separated kernel names")
+    ap.add_argument("--batches", default="", help="comma-separated batch sizes (default: 1, or 1,32 with --all)")
+    ap.add_argument("-j", "--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--list", action="store_true", help="count the compilations, compile nothing")
+    ap.add_argument("--summary-only", action="store_true", help="only the per-kernel summary table")
+    a = ap.parse_args(argv)
+    t0 = time.time()
+    dtypes = (a.dtypes or ("fp16,bf16,fp32" if a.all else "fp16,fp32")).split(",")
+    jobs = collect(a.ops.split(","), dtypes, a.all, (a.fmts or ("nhwc,nchw" if a.all else "nhwc")).split(","),
+                   [q for q in a.shapes.split(",") if q], [q for q in a.kernels.split(",") if q],
+                   [int(q) for q in a.batches.split(",") if q])
+    _JOBS[:] = jobs
+    if a.list:
+        for meta, spec in jobs:
+            print(meta, spec[0])
+        return 0
+    print(f"{len(jobs)} compilations ({time.time() - t0:.1f} s to record the launches)", flush=True)
+    with contextlib.ExitStack() as stack:
+        if a.jobs > 1:
+            pool = stack.enter_context(multiprocessing.get_context("fork").Pool(a.jobs))
+            results = pool.imap(_compile_job, range(len(jobs)), chunksize=1)
+        else:
+            results = map(_compile_job, range(len(jobs)))
+        failures, summary = _report(jobs, results, a.summary_only)
+    print(f"{failures} failures ({time.time() - t0:.0f} s)")
     return 1 if failures else 0
+
+
+def _report(jobs, results, summary_only):
+    failures = 0
+    summary = defaultdict(lambda: dict(n=0, spilled=0, regs=0, vec=[], wide=0, loads=0, wb=0, nb=0))
+    for (meta, spec), r in zip(jobs, results):
+        label = spec[0]
+        ok = r["ok"] and r["spill"] == 0 and r["smem"] <= SMEM_LIMIT
+        failures += not ok
+        where = f"{meta['kernel']} {meta['dtype']} {meta['fmt']} [{meta['shape']}] {label}"
+        if not r["ok"]:
+            print(f"FAIL {where}: {r['error']}", flush=True)
+            continue
+        vec = 100.0 * r["wide"] / max(1, r["loads"])
+        vecb = 100.0 * r["wide_bytes"] / max(1, r["bytes"])
+        if not summary_only or not ok:
+            print(f"{'OK  ' if ok else 'FAIL'} {where} regs={r['regs']} spill={r['spill']} smem={r['smem']} "
+                  f"loads={r['loads']} vec={vec:.0f}% vec_bytes={vecb:.0f}% ({r['secs']:.1f}s)", flush=True)
+        s = summary[(meta["kernel"], meta["dtype"], meta["fmt"])]
+        s["n"] += 1
+        s["spilled"] += r["spill"] > 0
+        s["regs"] = max(s["regs"], r["regs"])
+        s["vec"].append(vec)
+        s["wide"] += r["wide"]
+        s["loads"] += r["loads"]
+        s["wb"] += r["wide_bytes"]
+        s["nb"] += r["bytes"]
+    print("\nkernel                      dtype layout  compiled spilled max_regs  vec% (worst config / all)  "
+          "vec% of load bytes")
+    for (kern, dt, fmt), s in sorted(summary.items()):
+        print(f"{kern:27s} {dt:5s} {fmt:6s} {s['n']:8d} {s['spilled']:7d} {s['regs']:8d}  "
+              f"{min(s['vec']):3.0f}% / {100.0 * s['wide'] / max(1, s['loads']):3.0f}%"
+              f"{100.0 * s['wb'] / max(1, s['nb']):19.0f}%")
+    return failures, summary
 
 
 if __name__ == "__main__":

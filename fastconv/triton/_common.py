@@ -1,5 +1,8 @@
 """Helpers shared by the Triton kernels: activation codes (same numbers as fastconv._common.ACTS)."""
+from typing import Optional
+
 import torch
+from torch import Tensor
 import triton
 import triton.language as tl
 
@@ -36,6 +39,13 @@ def output_pixels(pid_p, BLOCK_P: tl.constexpr, NPIX, HO, WO):
     offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
     rem = offs_p % (HO * WO)
     return offs_p, offs_p < NPIX, (offs_p // (HO * WO)).to(tl.int64), rem // WO, rem % WO
+
+
+@triton.jit
+def known_multiple(v, M: tl.constexpr):
+    """v, which the launcher guarantees is a multiple of M, in a form the compiler can prove it of
+    (tl.multiple_of has no effect on scalar arguments; v // M * M is a shift pair for M = 2^k)."""
+    return v // M * M
 
 
 @triton.jit
@@ -83,3 +93,62 @@ def dot_fp32(dtype: torch.dtype) -> bool:
     """Upcast tl.dot operands to fp32 (the interpreter's bf16 dot is wrong, triton#11584)."""
     return not dot_dtype_ok(dtype)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# launcher-side facts the compiler cannot see: vector width, int32 index range, register budget
+# ---------------------------------------------------------------------------------------------
+
+INT32_LIMIT = 2 ** 31 - 1
+
+
+def channel_vec(*tensors: Tensor) -> int:
+    """Channels per 16-byte vector that every tensor's per-pixel channel run can be loaded with: 1
+    unless all are channels-innermost (NHWC, stride(1) == 1) and every other stride and the storage
+    offset are multiples of it. The kernels pass it to tl.multiple_of on per-pixel offsets (and on
+    the channel count), which Triton's launcher only infers for multiples of 16."""
+    vec = 16 // tensors[0].element_size()
+    for t in tensors:
+        if t.shape[1] > 1 and t.stride(1) != 1:
+            return 1
+        rest = [t.storage_offset()] + [t.stride(d) for d in (0, 2, 3) if t.shape[d] > 1] + [t.shape[1]]
+        while vec > 1 and any(v % vec for v in rest):
+            vec //= 2
+    return vec
+
+
+def vec_dividing(vec: int, *counts: int) -> int:
+    """The largest power of two <= vec that divides every count (channel offsets, group sizes)."""
+    while vec > 1 and any(c % vec for c in counts):
+        vec //= 2
+    return vec
+
+
+def check_int32_indexing(op: str, npix: int, *tensors: Optional[Tensor]) -> None:
+    """The kernels index pixels (flattened over N*H*W) and offsets inside one image in int32 (image
+    offsets are int64): refuse shapes where either would overflow instead of reading garbage."""
+    if npix >= INT32_LIMIT - 4096:
+        raise ValueError(f"{op}: N*H*W = {npix} pixels is too large for the Triton kernels (< 2^31)")
+    for t in tensors:
+        if t is None or t.numel() == 0:
+            continue
+        per_image = max(t.numel() // t.shape[0], t.stride(0) if t.shape[0] > 1 else 0)
+        if per_image >= INT32_LIMIT:
+            raise ValueError(f"{op}: {per_image} elements per image (shape {tuple(t.shape)}) is too large "
+                             f"for the Triton kernels' int32 offsets (< 2^31)")
+
+
+# fp32 tile elements a thread may keep live (accumulators + operands that stay in registers): with
+# addresses, masks and loop state on top, more than this spills at 255 registers on sm_90
+REGS_BUDGET = 128
+
+
+def prune_by_registers(live_fp32, budget: float = REGS_BUDGET):
+    """An autotune early_config_prune: keep the configs whose ``live_fp32(args)`` (args: the launch's
+    named and constexpr arguments with the config's block sizes) fit ``budget`` per thread; if none
+    does, the one that needs the fewest."""
+    def prune(configs, named_args, **kwargs):
+        need = [(live_fp32({**kwargs, **named_args, **c.kwargs}) / (32 * c.num_warps), c) for c in configs]
+        kept = [c for n, c in need if n <= budget]
+        return kept or [min(need, key=lambda t: t[0])[1]]
+    return prune

@@ -18,7 +18,7 @@ import triton.language as tl
 from torch import Tensor
 
 from fastconv._common import empty_like_format
-from fastconv.triton._common import autotune_configs
+from fastconv.triton._common import INT32_LIMIT, autotune_configs, check_int32_indexing
 
 
 def _plane_configs():
@@ -33,14 +33,17 @@ def _row_configs():
         (64, 64, 8)])
 
 
-# NCHW kernel: grid (cdiv(N*C, BLOCK_R), cdiv(H*W, BLOCK_HW)); one row of the tile = one output
-# plane (n, co) copied from input plane (n, ci(co)).
+# NCHW kernel: 1-D grid cdiv(N*C, BLOCK_R) * cdiv(H*W, BLOCK_HW) (grid.y is capped at 65535, which
+# a 1024x1024 map with 16-pixel blocks exceeds); one row of the tile = one output plane (n, co)
+# copied from input plane (n, ci(co)).
 @triton.autotune(configs=_plane_configs(), key=["ROWS", "C", "HW"])
 @triton.jit
 def _shuffle_planes_kernel(x_ptr, out_ptr, ROWS, C, CPG, GROUPS, HW,
                            BLOCK_R: tl.constexpr, BLOCK_HW: tl.constexpr):
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    offs = tl.program_id(1) * BLOCK_HW + tl.arange(0, BLOCK_HW)
+    pid = tl.program_id(0)
+    nb_hw = tl.cdiv(HW, BLOCK_HW)
+    rows = (pid // nb_hw) * BLOCK_R + tl.arange(0, BLOCK_R)
+    offs = (pid % nb_hw) * BLOCK_HW + tl.arange(0, BLOCK_HW)
     n = rows // C
     co = rows % C
     ci = (co % GROUPS) * CPG + co // GROUPS
@@ -51,7 +54,8 @@ def _shuffle_planes_kernel(x_ptr, out_ptr, ROWS, C, CPG, GROUPS, HW,
     tl.store(out_ptr + dst[:, None] + offs[None, :], v, mask=mask)
 
 
-# NHWC kernel: grid (cdiv(N*H*W, BLOCK_P), cdiv(C, BLOCK_C)); permutation inside each pixel row.
+# NHWC kernel: grid (cdiv(N*H*W, BLOCK_P), cdiv(C, BLOCK_C)) (grid.y <= 65535: C <= 4M);
+# permutation inside each pixel row.
 @triton.autotune(configs=_row_configs(), key=["NPIX", "C"])
 @triton.jit
 def _shuffle_rows_kernel(x_ptr, out_ptr, NPIX, C, CPG, GROUPS,
@@ -75,9 +79,12 @@ def forward(x: Tensor, groups: int) -> Tensor:
         out.copy_(x)
         return out
     cpg = c // groups
+    check_int32_indexing("channel_shuffle", n * h * w)  # plane/pixel offsets themselves are int64
+    if n * c * triton.cdiv(h * w, 16) >= INT32_LIMIT:  # bounds the 1-D plane grid of every config
+        raise ValueError(f"channel_shuffle: x of shape {tuple(x.shape)} is too large for the Triton kernel")
     if x.is_contiguous():
         rows, hw = n * c, h * w
-        grid = lambda meta: (triton.cdiv(rows, meta["BLOCK_R"]), triton.cdiv(hw, meta["BLOCK_HW"]))
+        grid = lambda meta: (triton.cdiv(rows, meta["BLOCK_R"]) * triton.cdiv(hw, meta["BLOCK_HW"]),)
         _shuffle_planes_kernel[grid](x, out, rows, c, cpg, groups, hw)
     else:
         assert x.is_contiguous(memory_format=torch.channels_last)

@@ -13,7 +13,10 @@ writes and re-reads the (N, C, H', W') depthwise output. When K > BLOCK_K the de
 recomputed per K tile: k*k*C FMAs per pixel, small next to the C*BLOCK_K of the matmul it feeds.
 
 Addressing goes through strides, so NCHW- and NHWC-contiguous x both work; the output is
-allocated in x's memory format.
+allocated in x's memory format. NHWC launches pass VEC (channels per 16-byte vector every pixel's
+channel run is aligned to, fastconv.triton._common.channel_vec) so that taps, residual and output
+move in 16-byte accesses for channel counts Triton cannot prove aligned itself (it only knows
+multiples of 16). Configs whose live tiles (_live) exceed the register budget are pruned.
 """
 from __future__ import annotations
 
@@ -24,20 +27,30 @@ import triton.language as tl
 from torch import Tensor
 
 from fastconv._common import empty_like_format
-from fastconv.triton._common import act_code, apply_act, autotune_configs, dot_fp32, dot_precision, mma, output_pixels
+from fastconv.triton._common import (act_code, apply_act, autotune_configs, channel_vec, check_int32_indexing, dot_fp32,
+                                     dot_precision, known_multiple, mma, output_pixels, prune_by_registers)
 
 
 def _configs():
     # num_stages=1: the only loads worth pipelining are the k*k tap tiles, and staging them in shared
     # memory costs k*k x stages tiles (over 200 KB for fp32); occupancy hides latency.
+    # 8 warps from 64x64 tiles up: at 4 warps 128x32x64 and 64x64x128 sat at 244-255 registers
+    # (fp16) and 64x32x64 spilled in fp32; _live prunes what would still not fit.
     return autotune_configs(("BLOCK_P", "BLOCK_C", "BLOCK_K"), (128, 32, 32, 4), [
-        (32, 32, 64, 4), (64, 32, 64, 4), (128, 32, 64, 4), (64, 64, 128, 4), (128, 32, 128, 8)], num_stages=1)
+        (32, 32, 64, 4), (64, 32, 64, 8), (128, 32, 64, 8), (64, 64, 128, 8), (128, 32, 128, 8)], num_stages=1)
+
+
+def _live(a) -> int:
+    """fp32-equivalent elements of the live register tiles: the accumulator (BLOCK_P x BLOCK_K), the
+    depthwise tile (BLOCK_P x BLOCK_C) and one tap tile of x in its dtype."""
+    return a["BLOCK_P"] * (a["BLOCK_K"] + a["BLOCK_C"] * (1 + a["x_ptr"].element_size() / 4))
 
 
 # Kernel: grid (cdiv(N*H'*W', BLOCK_P), cdiv(K, BLOCK_K)). Tile = BLOCK_P output pixels x BLOCK_K
 # output channels; reduction over C in BLOCK_C chunks. Fuses dw conv + dw_bias + dw_act (in
 # registers, A operand of tl.dot) -> 1x1 conv -> pw_bias + pw_act + residual (epilogue).
-@triton.autotune(configs=_configs(), key=["NPIX", "C", "K", "KS", "stride", "dilation"])
+@triton.autotune(configs=_configs(), key=["NPIX", "C", "K", "KS", "stride", "dilation"],
+                 prune_configs_by={"early_config_prune": prune_by_registers(_live)})
 @triton.jit
 def _dwpw_kernel(x_ptr, dww_ptr, pww_ptr, dwb_ptr, pwb_ptr, res_ptr, out_ptr,
                  NPIX, C, H, W, K, HO, WO,
@@ -45,7 +58,7 @@ def _dwpw_kernel(x_ptr, dww_ptr, pww_ptr, dwb_ptr, pwb_ptr, res_ptr, out_ptr,
                  stride, padding, dilation,
                  KS: tl.constexpr, HAS_DWB: tl.constexpr, HAS_PWB: tl.constexpr, HAS_RES: tl.constexpr,
                  DW_ACT: tl.constexpr, PW_ACT: tl.constexpr, DOT_FP32: tl.constexpr,
-                 PREC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+                 PREC: tl.constexpr, VEC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
                  BLOCK_K: tl.constexpr):
     pid_p = tl.program_id(0)
     pid_k = tl.program_id(1)
@@ -54,7 +67,10 @@ def _dwpw_kernel(x_ptr, dww_ptr, pww_ptr, dwb_ptr, pwb_ptr, res_ptr, out_ptr,
     offs_p, mask_p, n, oh, ow = output_pixels(pid_p, BLOCK_P, NPIX, HO, WO)
     ih0 = oh * stride - padding
     iw0 = ow * stride - padding
-    x_pix = x_ptr + n * sxn  # per-pixel image base (n is int64: large batches)
+    x_img = n * sxn  # per-pixel image offset (n is int64: large batches)
+    if VEC > 1:  # NHWC, C a multiple of VEC: every pixel's channel run starts VEC-aligned
+        C = known_multiple(C, VEC)
+        K = known_multiple(K, VEC)
 
     offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
     mask_k = offs_k < K
@@ -70,7 +86,10 @@ def _dwpw_kernel(x_ptr, dww_ptr, pww_ptr, dwb_ptr, pwb_ptr, res_ptr, out_ptr,
             for kw in tl.static_range(KS):
                 iw = iw0 + kw * dilation
                 ok = row_ok & (iw >= 0) & (iw < W)
-                ptrs = x_pix[:, None] + (ih * sxh + iw * sxw)[:, None] + offs_c[None, :] * sxc
+                pix = x_img + ih * sxh + iw * sxw
+                if VEC > 1:
+                    pix = tl.multiple_of(pix, VEC)
+                ptrs = x_ptr + pix[:, None] + offs_c[None, :] * sxc
                 v = tl.load(ptrs, mask=ok[:, None] & mask_c[None, :], other=0.0).to(tl.float32)
                 wv = tl.load(dww_ptr + offs_c * (KS * KS) + (kh * KS + kw), mask=mask_c, other=0.0)
                 dw += v * wv.to(tl.float32)[None, :]
@@ -87,11 +106,15 @@ def _dwpw_kernel(x_ptr, dww_ptr, pww_ptr, dwb_ptr, pwb_ptr, res_ptr, out_ptr,
         acc += tl.load(pwb_ptr + offs_k, mask=mask_k, other=0.0).to(tl.float32)[None, :]
     acc = apply_act(acc, PW_ACT)
     mask = mask_p[:, None] & mask_k[None, :]
-    n64 = n.to(tl.int64)
     if HAS_RES:
-        r_ptrs = res_ptr + (n64 * srn + oh * srh + ow * srw)[:, None] + offs_k[None, :] * src
-        acc += tl.load(r_ptrs, mask=mask, other=0.0).to(tl.float32)
-    o_ptrs = out_ptr + (n64 * son + oh * soh + ow * sow)[:, None] + offs_k[None, :] * soc
+        r_pix = n * srn + oh * srh + ow * srw
+        if VEC > 1:
+            r_pix = tl.multiple_of(r_pix, VEC)
+        acc += tl.load(res_ptr + r_pix[:, None] + offs_k[None, :] * src, mask=mask, other=0.0).to(tl.float32)
+    o_pix = n * son + oh * soh + ow * sow
+    if VEC > 1:
+        o_pix = tl.multiple_of(o_pix, VEC)
+    o_ptrs = out_ptr + o_pix[:, None] + offs_k[None, :] * soc
     tl.store(o_ptrs, acc.to(dt), mask=mask)
 
 
@@ -109,6 +132,7 @@ def forward(x: Tensor, dw_weight: Tensor, pw_weight: Tensor, dw_bias: Optional[T
     npix = n * ho * wo
     if npix == 0:
         return out
+    check_int32_indexing("dwpw_conv2d", npix, x, residual, out)
     res = residual if residual is not None else out  # dummy pointer, never read
     grid = lambda meta: (triton.cdiv(npix, meta["BLOCK_P"]), triton.cdiv(kout, meta["BLOCK_K"]))
     _dwpw_kernel[grid](
@@ -118,5 +142,6 @@ def forward(x: Tensor, dw_weight: Tensor, pw_weight: Tensor, dw_bias: Optional[T
         stride, padding, dilation,
         KS=ks, HAS_DWB=dw_bias is not None, HAS_PWB=pw_bias is not None,
         HAS_RES=residual is not None, DW_ACT=act_code(dw_act), PW_ACT=act_code(pw_act),
-        DOT_FP32=dot_fp32(x.dtype), PREC=dot_precision(x.dtype, x.device))
+        DOT_FP32=dot_fp32(x.dtype), PREC=dot_precision(x.dtype, x.device),
+        VEC=channel_vec(*[t for t in (x, residual, out) if t is not None]))
     return out

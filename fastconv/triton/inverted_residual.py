@@ -32,6 +32,18 @@ The configs use num_stages=1, so Triton's software pipeliner never moves a scrat
 the barriers; even if it did pipeline the innermost (kh) tap loop, its loads all sit after the
 barrier of the same hidden chunk.
 
+Per-tile budget (sm_90, 8 warps, no config spills at any catalogue shape, checked by
+tests/triton_codegen.py): BLOCK_P <= 128, BLOCK_HP <= 256, BLOCK_P x BLOCK_K <= 8K fp32, and the
+autotuner's early_config_prune drops BLOCK_E choices whose register score (_fused_live) is over
+160 per thread. NHWC launches pass VEC/OVEC (channels per 16-byte vector that the launcher knows
+every pixel's channel run is aligned to) so that x, residual and out move in 16-byte loads and
+stores even for C = 24, 40, 72, ... (Triton itself only proves multiples of 16).
+
+The fused kernel also runs ShuffleNetV2's branch2 (fastconv/triton/shufflenet_v2_unit.py):
+DW_ACT / PROJ_ACT choose the activations after the depthwise and project convs, OUT_MUL/OUT_OFF
+the output channel (2k + 1), CIN_OFF the first channel of x that the expansion reads, and
+PASS/CX the pass-through copy of x's first CX channels to out channels 0, 2, 4, ...
+
 With SE (squeeze-excite needs the global mean of the depthwise output before the project conv),
 two passes:
 - pass 1 (same kernel, SE_PASS1): expand + dw as above, grid over (tiles, hidden chunks); writes
@@ -56,7 +68,8 @@ import triton.language as tl
 from torch import Tensor
 
 from fastconv._common import empty_like_format, triton_interpreting
-from fastconv.triton._common import act_code, apply_act, autotune_configs, dot_fp32, dot_precision, mma
+from fastconv.triton._common import (act_code, apply_act, autotune_configs, channel_vec, check_int32_indexing, dot_fp32,
+                                     dot_precision, known_multiple, mma, prune_by_registers, vec_dividing)
 
 _MAX_BLOCK_E = 64  # largest BLOCK_E in any config: the scratch is sized for it
 
@@ -64,13 +77,42 @@ _MAX_BLOCK_E = 64  # largest BLOCK_E in any config: the scratch is sized for it
 def _fused_configs():
     # num_stages=1: the pipeliner would stage the tap tiles of the innermost (kh) loop in shared
     # memory (hundreds of KB for fp32); the input-channel loop is short (C / BLOCK_CIN steps), so
-    # there is little latency to hide that occupancy does not already hide.
-    return autotune_configs(("BLOCK_E",), (32, 4), [(16, 4), (32, 4), (32, 8), (64, 8)], num_stages=1)
+    # there is little latency to hide that occupancy does not already hide. _fused_live prunes
+    # the ones that would spill for the launch's tile.
+    # 8 warps: at 4 warps every tile shape sat at the 255-register cap and most spilled. The one
+    # 4-warp config is for fp32 5x5 stride 2 only, where ptxas held 8 warps to 128 registers and
+    # spilled (_prune_fused).
+    return autotune_configs(("BLOCK_E",), (32, 4), [(16, 8), (32, 8), (64, 8), (16, 4)], num_stages=1)
+
+
+def _fused_live(a) -> float:
+    """A register-pressure score (fp32 registers x threads) of the fused kernel for config/launch
+    ``a``, fitted to ptxas on sm_90 (tests/triton_codegen.py): the depthwise accumulator
+    (BLOCK_P x BLOCK_E), the project accumulator with its epilogue pointers (2 x BLOCK_P x BLOCK_K),
+    the expand accumulator plus its x operand (BLOCK_HP x (BLOCK_E + BLOCK_CIN)), the project
+    weight tile with its pointers (BLOCK_E x BLOCK_K). k x k x BLOCK_E x 2-byte > 2 KB (5x5 with 64
+    hidden channels, or 32 in fp32) spilled at every tile size, and so did fp32 with 64: excluded."""
+    if a["KS"] ** 2 * a["BLOCK_E"] * a["x_ptr"].element_size() > 2048 or a["x_ptr"].element_size() * a["BLOCK_E"] > 128:
+        return float("inf")
+    half = a["x_ptr"].element_size() / 4
+    p, e, k = a["BLOCK_P"], a["BLOCK_E"], a["BLOCK_K"]
+    live = p * e + (0 if a["SE_PASS1"] else 2 * p * k + e * k * (half + 2))
+    if a["HAS_EXPAND"]:
+        return live + a["BLOCK_HP"] * (e + a["BLOCK_CIN"] * half)
+    return live + p * e * half
+
+
+def _prune_fused(configs, named_args, **kwargs):
+    four = named_args["x_ptr"].element_size() == 4 and kwargs["KS"] >= 5 and kwargs["STRIDE"] == 2
+    configs = [c for c in configs if (c.num_warps == 4) == four] or configs
+    return prune_by_registers(_fused_live, budget=160)(configs, named_args, **kwargs)
 
 
 def _project_configs():
+    # 128x64x128 (8 warps) and 64x64x128 (4 warps) spilled: the gated A tile is built in fp32 next
+    # to the accumulator, so accumulator + A tile stay <= 64 fp32 registers per thread.
     return autotune_configs(("BLOCK_P", "BLOCK_E", "BLOCK_K"), (128, 32, 32, 4), [
-        (64, 32, 64, 4), (128, 32, 64, 4), (128, 64, 128, 8), (64, 64, 128, 4)], num_stages=3)
+        (64, 32, 64, 4), (128, 32, 64, 8), (64, 64, 128, 8), (128, 32, 128, 8)], num_stages=3)
 
 
 # Kernel: persistent grid (programs, G1). Program (p, g) loops over TH x TW output tiles
@@ -79,20 +121,22 @@ def _project_configs():
 # bias + act (registers) -> project 1x1 as tl.dot (A operand) + bias + residual; or, in SE pass 1,
 # stops after dw and writes h plus per-tile channel sums.
 @triton.autotune(configs=_fused_configs(),
-                 key=["C", "E", "K", "HO", "WO", "KS", "STRIDE", "TH", "TW", "SE_PASS1", "HAS_EXPAND"])
+                 key=["C", "E", "K", "HO", "WO", "KS", "STRIDE", "TH", "TW", "SE_PASS1", "HAS_EXPAND"],
+                 prune_configs_by={"early_config_prune": _prune_fused})
 @triton.jit
 def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, out_ptr, h_ptr, part_ptr,
                      scratch_ptr,
-                     C, H, W, E, K, HO, WO, padding,
+                     C, H, W, E, K, HO, WO, padding, CIN_OFF, OUT_MUL, OUT_OFF, CX,
                      sxn, sxc, sxh, sxw, son, soc, soh, sow,
                      tiles_w, tiles_per_img, num_tiles,
                      KS: tl.constexpr, STRIDE: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr,
                      IH: tl.constexpr, IW: tl.constexpr, BLOCK_P: tl.constexpr,
                      BLOCK_HP: tl.constexpr, HAS_EXPAND: tl.constexpr,
                      HAS_EB: tl.constexpr, HAS_DWB: tl.constexpr, HAS_PB: tl.constexpr,
-                     ACT: tl.constexpr, SE_PASS1: tl.constexpr, RESIDUAL: tl.constexpr,
-                     DOT_FP32: tl.constexpr, PREC: tl.constexpr, BLOCK_CIN: tl.constexpr,
-                     BLOCK_K: tl.constexpr, BLOCK_E: tl.constexpr):
+                     ACT: tl.constexpr, DW_ACT: tl.constexpr, PROJ_ACT: tl.constexpr,
+                     SE_PASS1: tl.constexpr, RESIDUAL: tl.constexpr, PASS: tl.constexpr,
+                     DOT_FP32: tl.constexpr, PREC: tl.constexpr, VEC: tl.constexpr, OVEC: tl.constexpr,
+                     BLOCK_CIN: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_E: tl.constexpr):
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     g = tl.program_id(1)
@@ -117,6 +161,13 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
     hp_r = hp // IW
     hp_c = hp % IW
     e_loc = tl.arange(0, BLOCK_E)
+    if VEC > 1:  # NHWC x, C and CIN_OFF multiples of VEC: channel runs start VEC-aligned
+        C = known_multiple(C, VEC)
+        CIN_OFF = known_multiple(CIN_OFF, VEC)
+        if not HAS_EXPAND:  # the depthwise conv reads x's E == C channels itself
+            E = known_multiple(E, VEC)
+    if OVEC > 1:  # the same for out and K
+        K = known_multiple(K, OVEC)
     offs_k = k_start + tl.arange(0, BLOCK_K)
     mask_k = offs_k < K
 
@@ -128,12 +179,14 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
         oh = oh0 + p_r
         ow = ow0 + p_c
         mask_p = (p < TH * TW) & (oh < HO) & (ow < WO)
-        x_img = x_ptr + n.to(tl.int64) * sxn
+        x_img = n.to(tl.int64) * sxn
         if HAS_EXPAND:
             ih = oh0 * STRIDE - padding + hp_r
             iw = ow0 * STRIDE - padding + hp_c
             in_img = (hp < IH * IW) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
             x_halo = x_img + ih * sxh + iw * sxw
+            if VEC > 1:
+                x_halo = tl.multiple_of(x_halo, VEC)
 
         acc = tl.zeros([BLOCK_P, BLOCK_K], dtype=tl.float32)
         for e0 in range(e_start, E, e_step):
@@ -144,7 +197,7 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
                 for c0 in range(0, C, BLOCK_CIN):
                     offs_c = c0 + tl.arange(0, BLOCK_CIN)
                     mask_c = offs_c < C
-                    a = tl.load(x_halo[:, None] + offs_c[None, :] * sxc,
+                    a = tl.load(x_ptr + x_halo[:, None] + (CIN_OFF + offs_c)[None, :] * sxc,
                                 mask=in_img[:, None] & mask_c[None, :], other=0.0)
                     # expand weight (E, C): B[c, e] = w[e, c]
                     b = tl.load(ew_ptr + offs_e[None, :] * C + offs_c[:, None],
@@ -172,13 +225,16 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
                         ih2 = oh * STRIDE - padding + kh
                         iw2 = ow * STRIDE - padding + kw
                         ok = mask_p & (ih2 >= 0) & (ih2 < H) & (iw2 >= 0) & (iw2 < W)
-                        v = tl.load(x_img + (ih2 * sxh + iw2 * sxw)[:, None] + offs_e[None, :] * sxc,
+                        tap = x_img + ih2 * sxh + iw2 * sxw
+                        if VEC > 1:
+                            tap = tl.multiple_of(tap, VEC)
+                        v = tl.load(x_ptr + tap[:, None] + offs_e[None, :] * sxc,
                                     mask=ok[:, None] & mask_e[None, :], other=0.0)
                     wv = tl.load(dww_ptr + offs_e * (KS * KS) + (kh * KS + kw), mask=mask_e, other=0.0)
                     dacc += v.to(tl.float32) * wv.to(tl.float32)[None, :]
             if HAS_DWB:
                 dacc += tl.load(dwb_ptr + offs_e, mask=mask_e, other=0.0).to(tl.float32)[None, :]
-            hd = apply_act(dacc, ACT).to(dt)
+            hd = apply_act(dacc, DW_ACT).to(dt)
 
             if SE_PASS1:
                 pix = (n.to(tl.int64) * HO + oh) * WO + ow
@@ -197,12 +253,26 @@ def _ir_fused_kernel(x_ptr, ew_ptr, eb_ptr, dww_ptr, dwb_ptr, pw_ptr, pb_ptr, ou
         if not SE_PASS1:
             if HAS_PB:
                 acc += tl.load(pb_ptr + offs_k, mask=mask_k, other=0.0).to(tl.float32)[None, :]
+            acc = apply_act(acc, PROJ_ACT)
             mask = mask_p[:, None] & mask_k[None, :]
+            x_pix = x_img + oh * sxh + ow * sxw
+            if VEC > 1:
+                x_pix = tl.multiple_of(x_pix, VEC)
             if RESIDUAL:  # stride 1, K == C, same spatial size: x at the output pixel
-                acc += tl.load(x_img + (oh * sxh + ow * sxw)[:, None] + offs_k[None, :] * sxc,
+                acc += tl.load(x_ptr + x_pix[:, None] + offs_k[None, :] * sxc,
                                mask=mask, other=0.0).to(tl.float32)
-            o_ptrs = out_ptr + n.to(tl.int64) * son + (oh * soh + ow * sow)[:, None] + offs_k[None, :] * soc
+            o_pix = n.to(tl.int64) * son + oh * soh + ow * sow
+            if OVEC > 1:
+                o_pix = tl.multiple_of(o_pix, OVEC)
+            o_ptrs = out_ptr + o_pix[:, None] + (offs_k * OUT_MUL + OUT_OFF)[None, :] * soc
             tl.store(o_ptrs, acc.to(dt), mask=mask)
+            if PASS:  # ShuffleNetV2 stride 1: the pass-through half x[:, c] -> out[:, 2c], c < CX
+                if g == 0:
+                    for c0 in range(0, CX, BLOCK_K):
+                        offs_x = c0 + tl.arange(0, BLOCK_K)
+                        mx = mask_p[:, None] & (offs_x < CX)[None, :]
+                        v = tl.load(x_ptr + x_pix[:, None] + offs_x[None, :] * sxc, mask=mx)
+                        tl.store(out_ptr + o_pix[:, None] + (2 * offs_x)[None, :] * soc, v, mask=mx)
 
 
 # Kernel: grid (N,). One image per program: sums pass 1's per-tile partials into the channel
@@ -251,29 +321,35 @@ def _se_gate_kernel(part_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, gate_ptr, T, E, S,
 def _ir_project_kernel(h_ptr, gate_ptr, pw_ptr, pb_ptr, x_ptr, out_ptr, NPIX, E, K, HW, WO,
                        sxn, sxc, sxh, sxw, son, soc, soh, sow,
                        HAS_PB: tl.constexpr, RESIDUAL: tl.constexpr, DOT_FP32: tl.constexpr,
-                       PREC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_E: tl.constexpr,
-                       BLOCK_K: tl.constexpr):
+                       PREC: tl.constexpr, EVEC: tl.constexpr, OVEC: tl.constexpr, BLOCK_P: tl.constexpr,
+                       BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr):
     pid_p = tl.program_id(0)
     pid_k = tl.program_id(1)
     dt = out_ptr.dtype.element_ty
     offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
     mask_p = offs_p < NPIX
+    if OVEC > 1:  # NHWC x and out, K a multiple of OVEC
+        K = known_multiple(K, OVEC)
     offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
     mask_k = offs_k < K
     n = offs_p // HW
     rem = offs_p % HW
     oh = rem // WO
     ow = rem % WO
-    h_rows = h_ptr + offs_p.to(tl.int64) * E
-    g_rows = gate_ptr + n * E
+    h_rows = offs_p.to(tl.int64) * E
+    g_rows = n * E
+    if EVEC > 1:  # E a multiple of EVEC: h's and the gate's rows start vector-aligned
+        E = known_multiple(E, EVEC)
+        h_rows = tl.multiple_of(h_rows, EVEC)
+        g_rows = tl.multiple_of(g_rows, EVEC)
 
     acc = tl.zeros([BLOCK_P, BLOCK_K], dtype=tl.float32)
     for e0 in range(0, E, BLOCK_E):
         offs_e = e0 + tl.arange(0, BLOCK_E)
         mask_e = offs_e < E
         m = mask_p[:, None] & mask_e[None, :]
-        hv = tl.load(h_rows[:, None] + offs_e[None, :], mask=m, other=0.0).to(tl.float32)
-        gv = tl.load(g_rows[:, None] + offs_e[None, :], mask=m, other=0.0)
+        hv = tl.load(h_ptr + h_rows[:, None] + offs_e[None, :], mask=m, other=0.0).to(tl.float32)
+        gv = tl.load(gate_ptr + g_rows[:, None] + offs_e[None, :], mask=m, other=0.0)
         a = (hv * gv).to(dt)
         b = tl.load(pw_ptr + offs_k[None, :] * E + offs_e[:, None],
                     mask=mask_e[:, None] & mask_k[None, :], other=0.0)
@@ -283,11 +359,14 @@ def _ir_project_kernel(h_ptr, gate_ptr, pw_ptr, pb_ptr, x_ptr, out_ptr, NPIX, E,
         acc += tl.load(pb_ptr + offs_k, mask=mask_k, other=0.0).to(tl.float32)[None, :]
     n64 = n.to(tl.int64)
     mask = mask_p[:, None] & mask_k[None, :]
+    x_pix = n64 * sxn + oh * sxh + ow * sxw
+    o_pix = n64 * son + oh * soh + ow * sow
+    if OVEC > 1:
+        x_pix = tl.multiple_of(x_pix, OVEC)
+        o_pix = tl.multiple_of(o_pix, OVEC)
     if RESIDUAL:
-        acc += tl.load(x_ptr + (n64 * sxn + oh * sxh + ow * sxw)[:, None] + offs_k[None, :] * sxc,
-                       mask=mask, other=0.0).to(tl.float32)
-    tl.store(out_ptr + (n64 * son + oh * soh + ow * sow)[:, None] + offs_k[None, :] * soc,
-             acc.to(dt), mask=mask)
+        acc += tl.load(x_ptr + x_pix[:, None] + offs_k[None, :] * sxc, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out_ptr + o_pix[:, None] + offs_k[None, :] * soc, acc.to(dt), mask=mask)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,9 +415,17 @@ def _pick_tile(ho: int, wo: int, k: int, stride: int, c: int, e_k: int, expand: 
 
 
 def _launch_fused(x, expand_weight, dw_weight, project_weight, expand_bias, dw_bias, project_bias,
-                  out, h, stride, padding, act, se_pass1, residual):
-    """Launches _ir_fused_kernel; returns the tile count per image (pass 1 needs it)."""
-    n, c, hh, ww = x.shape
+                  out, h, stride, padding, act, se_pass1, residual, dw_act=None, proj_act="none",
+                  out_mul=1, out_off=0, cin_off=0, cx=0):
+    """Launches _ir_fused_kernel; returns the tile count per image (pass 1 needs it).
+
+    dw_act: the activation after the depthwise conv (None: ``act``); proj_act: after the project
+    conv's bias; the project output channel k is stored at out channel out_mul * k + out_off. The
+    expansion reads x's channels [cin_off, cin_off + C) (a split without a view: the kernel sees
+    x's own 16-byte-aligned base); the K-tile-0 programs also copy x's first ``cx`` channels to
+    out channels 0, 2, 4, ... (ShuffleNetV2's units run on this kernel)."""
+    n, _, hh, ww = x.shape
+    c = expand_weight.shape[1] if expand_weight is not None else x.shape[1]
     e, ks = dw_weight.shape[0], dw_weight.shape[-1]
     kout = project_weight.shape[0]
     ho, wo = out.shape[2], out.shape[3]
@@ -349,8 +436,9 @@ def _launch_fused(x, expand_weight, dw_weight, project_weight, expand_bias, dw_b
     else:
         block_k = max(16, min(triton.next_power_of_2(kout), 256))
         ktiles = triton.cdiv(kout, block_k)
-    # the project accumulator is BLOCK_P x BLOCK_K fp32: keep it <= 16K elements
-    max_bp = 128 if se_pass1 else max(16, min(128, 16384 // block_k))
+    # the project accumulator is BLOCK_P x BLOCK_K fp32: keep it <= 8K elements (32 registers per
+    # thread at 8 warps); 16K spilled next to a 256-pixel halo tile (ShuffleNetV2 176 @28)
+    max_bp = 128 if se_pass1 else max(16, min(128, 8192 // block_k))
     th, tw = _pick_tile(ho, wo, ks, stride, c, 0 if se_pass1 else block_k, expand, n, programs, max_bp)
     block_p = max(16, triton.next_power_of_2(th * tw))
     block_hp = max(16, triton.next_power_of_2(_halo(th, tw, ks, stride))) if expand else 16
@@ -370,19 +458,25 @@ def _launch_fused(x, expand_weight, dw_weight, project_weight, expand_bias, dw_b
         scratch_elems = grid0 * ktiles * block_hp * _MAX_BLOCK_E
     scratch = torch.empty(scratch_elems if expand else 1, dtype=x.dtype, device=x.device)
     dummy = dw_weight
+    check_int32_indexing("inverted_residual", n * max(hh * ww, ho * wo), x, out)
+    vec = vec_dividing(channel_vec(x), cin_off, cx)
+    ovec = channel_vec(out) if out_mul == 1 and not se_pass1 else 1
     _ir_fused_kernel[grid](
         x, expand_weight if expand else dummy, expand_bias if expand_bias is not None else dummy,
         dw_weight, dw_bias if dw_bias is not None else dummy, project_weight,
         project_bias if project_bias is not None else dummy, out, h if h is not None else out, part,
         scratch,
-        c, hh, ww, e, kout, ho, wo, padding, *x.stride(), *out.stride(),
+        c, hh, ww, e, kout, ho, wo, padding, cin_off, out_mul, out_off, cx, *x.stride(), *out.stride(),
         tiles_w, tiles_per_img, num_tiles,
         KS=ks, STRIDE=stride, TH=th, TW=tw, IH=(th - 1) * stride + ks, IW=(tw - 1) * stride + ks,
         BLOCK_P=block_p, BLOCK_HP=block_hp, HAS_EXPAND=expand,
         HAS_EB=expand_bias is not None, HAS_DWB=dw_bias is not None,
-        HAS_PB=project_bias is not None, ACT=act_code(act), SE_PASS1=se_pass1, RESIDUAL=residual,
-        DOT_FP32=dot_fp32(x.dtype), PREC=dot_precision(x.dtype, x.device),
-        BLOCK_CIN=max(16, min(triton.next_power_of_2(c), 64)), BLOCK_K=block_k)
+        HAS_PB=project_bias is not None, ACT=act_code(act), DW_ACT=act_code(act if dw_act is None else dw_act),
+        PROJ_ACT=act_code(proj_act), SE_PASS1=se_pass1, RESIDUAL=residual, PASS=cx > 0,
+        DOT_FP32=dot_fp32(x.dtype), PREC=dot_precision(x.dtype, x.device), VEC=vec, OVEC=ovec,
+        # fp32 5x5: a 64-wide x operand next to the tap tiles spilled even at 16 hidden channels
+        BLOCK_CIN=16 if x.element_size() == 4 and ks >= 5 else max(16, min(triton.next_power_of_2(c), 64)),
+        BLOCK_K=block_k)
     return part, tiles_per_img
 
 
@@ -428,5 +522,6 @@ def forward(x: Tensor, expand_weight: Optional[Tensor], dw_weight: Tensor, proje
         h, gate, project_weight, project_bias if project_bias is not None else project_weight, x, out,
         npix, e, kout, ho * wo, wo, *x.stride(), *out.stride(),
         HAS_PB=project_bias is not None, RESIDUAL=residual, DOT_FP32=dot_fp32(x.dtype),
-        PREC=dot_precision(x.dtype, x.device))
+        PREC=dot_precision(x.dtype, x.device), EVEC=vec_dividing(16 // x.element_size(), e),
+        OVEC=min(channel_vec(out), channel_vec(x) if residual else 16))
     return out

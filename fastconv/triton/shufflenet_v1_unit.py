@@ -31,43 +31,64 @@ from torch import Tensor
 
 from fastconv._common import conv_out_size, empty_like_format
 from fastconv.triton import group_conv1x1
-from fastconv.triton._common import apply_act, autotune_configs, dot_fp32, dot_precision, mma, output_pixels
+from fastconv.triton._common import (apply_act, autotune_configs, channel_vec, check_int32_indexing, dot_fp32,
+                                     dot_precision, known_multiple, mma, output_pixels, vec_dividing)
 
 EXTRA_NONE, EXTRA_AVGPOOL, EXTRA_PASSTHROUGH = 0, 1, 2
 
 
 def _configs():
+    # num_stages=1 (as in dwpw_conv2d): with 2 stages the pipeliner also prefetched the tap tiles
+    # of the row loop and every config spilled (255 registers + 0.1-2.4 KB). 8 warps from
+    # 128-pixel or 128-channel tiles up: the depthwise tile, its tap tile and the accumulator are
+    # all live in registers (128x128 sat at 255 registers in fp16).
     return autotune_configs(("BLOCK_P", "BLOCK_N", "BLOCK_K"), (64, 32, 32, 4), [
-        (64, 16, 32, 4), (128, 16, 32, 4), (64, 32, 32, 4), (128, 32, 32, 4), (64, 64, 32, 4),
-        (128, 64, 32, 8), (64, 128, 32, 4), (128, 128, 32, 8), (64, 64, 64, 4), (32, 64, 64, 4)], num_stages=2)
+        (64, 16, 32, 4), (64, 32, 32, 4), (128, 32, 32, 8), (64, 64, 32, 4), (128, 64, 32, 8),
+        (64, 128, 32, 8), (32, 64, 64, 4)], num_stages=1)
+
+
+def _prune(configs, named_args, **kwargs):
+    """Blocks that fit the group: BLOCK_N in [min(32, n), n] for n = KG rounded up to a power of two
+    (>= 16; >= 32 in fp32; n = 32 for ShuffleNetV2's interleaved stores, where 64 spilled), BLOCK_K <=
+    CG rounded up (>= 32). Wider tiles only add masked lanes and spilled, as did 16-wide ones in fp32."""
+    n = 32 if named_args["OUT_MUL"] != 1 else max(16 if named_args["h_ptr"].element_size() < 4 else 32,
+                                                  triton.next_power_of_2(named_args["KG"]))
+    k = max(32, triton.next_power_of_2(named_args["CG"]))
+    return [c for c in configs if min(32, n) <= c.kwargs["BLOCK_N"] <= n and c.kwargs["BLOCK_K"] <= k] or configs
 
 
 @triton.jit
 def _extra_tile(x_ptr, out_ptr, q, n, oh, ow, mask_p, H, W, CX, stride,
                 sxn, sxc, sxh, sxw, son, soc, soh, sow,
-                EXTRA: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr):
+                EXTRA: tl.constexpr, XVEC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr):
     """The branch that needs no GEMM, for BLOCK_N channels (block q) of x at the tile's pixels:
-    relu(avg_pool 3x3/2 pad 1) -> out channel c, or the v2 pass-through x[:, c] -> out channel 2c."""
+    relu(avg_pool 3x3/2 pad 1) -> out channel c, or the v2 pass-through x[:, c] -> out channel 2c.
+    XVEC: x's channel runs start XVEC-aligned (NHWC)."""
     c = q * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_c = c < CX
-    c64 = c.to(tl.int64)
-    x_base = x_ptr + n * sxn
+    x_img = n * sxn
     mask = mask_p[:, None] & mask_c[None, :]
     if EXTRA == 1:
         s = tl.zeros([BLOCK_P, BLOCK_N], dtype=tl.float32)
-        for kh in tl.static_range(3):
+        for kh in range(3):  # a loop: 9 unrolled taps keep 9 pointer tiles live
             ih = oh * stride - 1 + kh
             row_ok = mask_p & (ih >= 0) & (ih < H)
             for kw in tl.static_range(3):
                 iw = ow * stride - 1 + kw
                 ok = row_ok & (iw >= 0) & (iw < W)
-                ptrs = x_base[:, None] + (ih * sxh + iw * sxw)[:, None] + c64[None, :] * sxc
-                s += tl.load(ptrs, mask=ok[:, None] & mask_c[None, :], other=0.0).to(tl.float32)
+                pix = x_img + ih * sxh + iw * sxw
+                if XVEC > 1:
+                    pix = tl.multiple_of(pix, XVEC)
+                s += tl.load(x_ptr + pix[:, None] + c[None, :] * sxc, mask=ok[:, None] & mask_c[None, :],
+                             other=0.0).to(tl.float32)
         v = apply_act(s / 9.0, 1)
-        oc = c64
+        oc = c
     else:
-        v = tl.load(x_base[:, None] + (oh * sxh + ow * sxw)[:, None] + c64[None, :] * sxc, mask=mask)
-        oc = 2 * c64
+        pix = x_img + oh * sxh + ow * sxw
+        if XVEC > 1:
+            pix = tl.multiple_of(pix, XVEC)
+        v = tl.load(x_ptr + pix[:, None] + c[None, :] * sxc, mask=mask)
+        oc = 2 * c
     o_ptrs = out_ptr + (n * son + oh * soh + ow * sow)[:, None] + oc[None, :] * soc
     tl.store(o_ptrs, v.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -77,15 +98,16 @@ def _extra_tile(x_ptr, out_ptr, q, n, oh, ow, mask_p, H, W, CX, stride,
 # group's CG hidden channels BLOCK_K at a time, each chunk's 3x3 depthwise conv computed in
 # registers from h. Fuses dw + dw_bias -> grouped 1x1 -> bias -> (+ residual x) -> relu -> store
 # at channel OUT_MUL*k + OUT_OFF; the trailing CX/BLOCK_N programs run _extra_tile instead.
-@triton.autotune(configs=_configs(), key=["NPIX", "CG", "KG", "G", "CX", "stride"])
+@triton.autotune(configs=_configs(), key=["NPIX", "CG", "KG", "G", "CX", "stride"],
+                 prune_configs_by={"early_config_prune": _prune})
 @triton.jit
 def _dw_gpw_kernel(h_ptr, dww_ptr, dwb_ptr, w_ptr, b_ptr, x_ptr, out_ptr,
                    NPIX, H, W, HO, WO, CG, KG, G, CX, stride, OUT_MUL, OUT_OFF,
                    shn, shc, shh, shw, sxn, sxc, sxh, sxw, son, soc, soh, sow,
                    HAS_DWB: tl.constexpr, HAS_B: tl.constexpr, RES: tl.constexpr,
                    EXTRA: tl.constexpr, RELU: tl.constexpr, DOT_FP32: tl.constexpr,
-                   PREC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
-                   BLOCK_K: tl.constexpr):
+                   PREC: tl.constexpr, HVEC: tl.constexpr, XVEC: tl.constexpr, OVEC: tl.constexpr,
+                   BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     pid_p = tl.program_id(0)
     pid_q = tl.program_id(1)
     dt = out_ptr.dtype.element_ty
@@ -93,12 +115,16 @@ def _dw_gpw_kernel(h_ptr, dww_ptr, dwb_ptr, w_ptr, b_ptr, x_ptr, out_ptr,
     offs_p, mask_p, n, oh, ow = output_pixels(pid_p, BLOCK_P, NPIX, HO, WO)
 
     NB_N = tl.cdiv(KG, BLOCK_N)
+    if HVEC > 1:  # NHWC h, CG a multiple of HVEC: every group's channel run is HVEC-aligned
+        CG = known_multiple(CG, HVEC)
+    if OVEC > 1:  # the same for x (residual) and out, with KG and OUT_OFF
+        KG = known_multiple(KG, OVEC)
     if pid_q < G * NB_N:
         g = pid_q // NB_N
         offs_n = (pid_q % NB_N) * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_n = offs_n < KG
         k = g * KG + offs_n
-        h_pix = h_ptr + n * shn
+        h_img = n * shn
         ih0 = oh * stride - 1
         iw0 = ow * stride - 1
 
@@ -108,14 +134,17 @@ def _dw_gpw_kernel(h_ptr, dww_ptr, dwb_ptr, w_ptr, b_ptr, x_ptr, out_ptr,
             mask_j = j < CG
             c = g * CG + j
             dw = tl.zeros([BLOCK_P, BLOCK_K], dtype=tl.float32)
-            for kh in tl.static_range(3):
+            for kh in range(3):  # a loop: 9 unrolled taps keep 9 pointer tiles live (spills)
                 ih = ih0 + kh
                 row_ok = mask_p & (ih >= 0) & (ih < H)
                 for kw in tl.static_range(3):
                     iw = iw0 + kw
                     ok = row_ok & (iw >= 0) & (iw < W)
-                    ptrs = h_pix[:, None] + (ih * shh + iw * shw)[:, None] + c[None, :].to(tl.int64) * shc
-                    v = tl.load(ptrs, mask=ok[:, None] & mask_j[None, :], other=0.0).to(tl.float32)
+                    pix = h_img + ih * shh + iw * shw
+                    if HVEC > 1:
+                        pix = tl.multiple_of(pix, HVEC)
+                    v = tl.load(h_ptr + pix[:, None] + c[None, :] * shc, mask=ok[:, None] & mask_j[None, :],
+                                other=0.0).to(tl.float32)
                     wv = tl.load(dww_ptr + c * 9 + (kh * 3 + kw), mask=mask_j, other=0.0)
                     dw += v * wv.to(tl.float32)[None, :]
             if HAS_DWB:
@@ -129,19 +158,22 @@ def _dw_gpw_kernel(h_ptr, dww_ptr, dwb_ptr, w_ptr, b_ptr, x_ptr, out_ptr,
         if HAS_B:
             acc += tl.load(b_ptr + k, mask=mask_n, other=0.0).to(tl.float32)[None, :]
         mask = mask_p[:, None] & mask_n[None, :]
-        k64 = k.to(tl.int64)
         if RES:
-            r_ptrs = x_ptr + (n * sxn + oh * sxh + ow * sxw)[:, None] + k64[None, :] * sxc
-            acc += tl.load(r_ptrs, mask=mask, other=0.0).to(tl.float32)
+            r_pix = n * sxn + oh * sxh + ow * sxw
+            if OVEC > 1:
+                r_pix = tl.multiple_of(r_pix, OVEC)
+            acc += tl.load(x_ptr + r_pix[:, None] + k[None, :] * sxc, mask=mask, other=0.0).to(tl.float32)
         if RELU:
             acc = apply_act(acc, 1)
-        oc = k64 * OUT_MUL + OUT_OFF
-        o_ptrs = out_ptr + (n * son + oh * soh + ow * sow)[:, None] + oc[None, :] * soc
+        o_pix = n * son + oh * soh + ow * sow + OUT_OFF * soc
+        if OVEC > 1:
+            o_pix = tl.multiple_of(o_pix, OVEC)
+        o_ptrs = out_ptr + o_pix[:, None] + (k * OUT_MUL)[None, :] * soc
         tl.store(o_ptrs, acc.to(dt), mask=mask)
     else:
         if EXTRA != 0:
             _extra_tile(x_ptr, out_ptr, pid_q - G * NB_N, n, oh, ow, mask_p, H, W, CX, stride,
-                        sxn, sxc, sxh, sxw, son, soc, soh, sow, EXTRA, BLOCK_P, BLOCK_N)
+                        sxn, sxc, sxh, sxw, son, soc, soh, sow, EXTRA, XVEC, BLOCK_P, BLOCK_N)
 
 
 def launch_dw_gpw(h: Tensor, dw_weight: Tensor, dw_bias: Optional[Tensor], weight: Tensor,
@@ -160,6 +192,11 @@ def launch_dw_gpw(h: Tensor, dw_weight: Tensor, dw_bias: Optional[Tensor], weigh
         return
     cg, kg = m // groups, kout // groups
     xt = x if x is not None else h  # dummy pointer when neither residual nor extra branch reads x
+    check_int32_indexing("shufflenet unit", n * max(hh * ww, ho * wo), h, xt, out)
+    hvec = vec_dividing(channel_vec(h), cg)
+    xvec = vec_dividing(channel_vec(xt), cx) if extra != EXTRA_NONE else 1
+    # stores (and the residual read) vectorise only for a dense, aligned channel run per group
+    ovec = vec_dividing(min(channel_vec(out), channel_vec(xt) if res else 16), kg, out_off) if out_mul == 1 else 1
     grid = lambda meta: (triton.cdiv(npix, meta["BLOCK_P"]),
                          groups * triton.cdiv(kg, meta["BLOCK_N"]) + triton.cdiv(cx, meta["BLOCK_N"]))
     _dw_gpw_kernel[grid](
@@ -168,7 +205,7 @@ def launch_dw_gpw(h: Tensor, dw_weight: Tensor, dw_bias: Optional[Tensor], weigh
         npix, hh, ww, ho, wo, cg, kg, groups, cx, stride, out_mul, out_off,
         *h.stride(), *xt.stride(), *out.stride(),
         HAS_DWB=dw_bias is not None, HAS_B=bias is not None, RES=res, EXTRA=extra, RELU=relu,
-        DOT_FP32=dot_fp32(h.dtype), PREC=dot_precision(h.dtype, h.device))
+        DOT_FP32=dot_fp32(h.dtype), PREC=dot_precision(h.dtype, h.device), HVEC=hvec, XVEC=xvec, OVEC=ovec)
 
 
 def forward(x: Tensor, w1: Tensor, b1: Optional[Tensor], dw_weight: Tensor, dw_bias: Optional[Tensor],

@@ -8,146 +8,59 @@ shuffle(cat([a, b]), 2) puts a's channel i at 2i and b's channel i at 2i + 1, so
 stores its result at channel 2i (+1): the cat and the shuffle are the store index. The split is a
 channel-offset view of x (strided reads, no copy).
 
-Branch2, fused path (_pw_dw_pw_kernel, one kernel, hidden tensor never in HBM): per tile of output
-pixels, for each chunk of hidden channels, pw1 + b1 + relu is evaluated by tl.dot at each of the 9
-tap positions of every output pixel (zero outside the image, like the dw conv's padding), weighted
-by the dw taps in fp32 registers, + dw bias, rounded to the input dtype and fed to tl.dot with
-pw2. Epilogue: + b2, relu, store at channel 2k+1. The price is recomputing pw1 at 9 taps per output
-pixel: 9x pw1's FLOPs at stride 1, 2.25x at stride 2 (a quarter of the output pixels).
+Branch2, fused path (one kernel, the hidden tensor never in HBM): branch2 is an inverted residual
+without the residual (expand = pw1 + relu, dw3x3 + bias with no activation, project = pw2 + bias
++ relu), so it runs on fastconv/triton/inverted_residual.py's ``_ir_fused_kernel``: each program
+owns a TH x TW tile of output pixels; per chunk of BLOCK_E hidden channels it computes pw1 once on
+the tile plus its 1-pixel halo with tl.dot into an L2-resident scratch slot, then the 9 shifted
+depthwise taps from the slot, then pw2 as tl.dot. Epilogue: + b2, relu, store at channel 2k+1;
+at stride 1 the K-tile-0 programs also copy the pass-through half x[:, c] -> out[:, 2c].
+pw1 is computed on ((TH-1)*s + 3) x ((TW-1)*s + 3) halo pixels per TH x TW output tile, i.e.
+halo / (TH*TW*s^2) times its unfused FLOPs (was 9x at stride 1 and 2.25x at stride 2 when every
+tap recomputed it). With the tiles inverted_residual._pick_tile chooses at batch 32: 1.6x for
+116 channels @28 (4x28 tiles, 6x30 halo), 2.1x for 176/244 @28 (2x28), 1.7x for 232 @14 (4x14),
+1.15x at stride 2 (7x7 tiles, 15x15 halo); at batch 1 it prefers many 1x1-1x7 tiles to fill
+the SMs, up to 9x (no worse than before).
+Per-tile budget (8 warps): BLOCK_P <= 128 output pixels, BLOCK_HP <= 256 halo pixels, the project
+accumulator BLOCK_P x BLOCK_K fp32 <= 8K elements (32 registers per thread), BLOCK_E = 16-64
+hidden channels per chunk; the autotuner drops configs whose register score
+(inverted_residual._fused_live) would spill; scratch: BLOCK_HP x 64 elements per program in L2.
+The split is not a view for this path: the kernel reads x's own base with a channel offset, so a
+16-byte-aligned NHWC x keeps vector loads.
 
 Branch2, two-kernel path: pw1 + relu (group_conv1x1's kernel, reading the x[:, B:] view) writes
 the hidden tensor once; shufflenet_v1_unit's dw+pw kernel computes the dw on the fly from it, does
 pw2 + b2 + relu and stores at 2k+1. One intermediate, written once and read once.
 
-Which is faster depends on B (recompute FLOPs grow with B^2, the intermediate's bytes with B):
-_fuse_hidden picks. At stride 1 the pass-through half (x[:, i] -> out[:, 2i]) is done by extra
-programs of the branch2 launch. At stride 2 branch1 is one more launch of the dw+pw kernel
-(dw3x3/2 on the fly -> pw -> b -> relu) storing at channel 2k.
+_fuse_hidden picks the fused path everywhere (its halo recompute is cheap next to the hidden
+tensor's HBM round trip); the two-kernel path stays reachable with ``fuse_hidden=False``. At
+stride 2 branch1 is one more launch of the dw+pw kernel (dw3x3/2 on the fly -> pw -> b -> relu)
+storing at channel 2k.
 """
 from __future__ import annotations
 
 from typing import Optional
 
-import triton
-import triton.language as tl
 from torch import Tensor
 
 from fastconv._common import conv_out_size, empty_like_format
-from fastconv.triton import group_conv1x1
-from fastconv.triton._common import apply_act, autotune_configs, dot_fp32, dot_precision, mma, output_pixels
-from fastconv.triton.shufflenet_v1_unit import EXTRA_NONE, EXTRA_PASSTHROUGH, _extra_tile, launch_dw_gpw
-
-# Fused (recompute) vs two-kernel branch2. Estimated from an H100 roofline (~3 TB/s, fp16 tensor
-# cores at a fraction of peak), not measured: recompute wins at stride 2 and for narrow branches.
-FUSE_MAX_B_STRIDE1 = 64
-
+from fastconv.triton import group_conv1x1, inverted_residual
+from fastconv.triton.shufflenet_v1_unit import EXTRA_NONE, EXTRA_PASSTHROUGH, launch_dw_gpw
 
 def _fuse_hidden(b: int, stride: int) -> bool:
-    return stride == 2 or b <= FUSE_MAX_B_STRIDE1
+    """One kernel (pw1 on the tile halo, hidden tile in L2 scratch) vs two kernels (hidden tensor in
+    HBM). Not measured: the fused path recomputes pw1 on the halo (1.3-4.5x its FLOPs, see above)
+    and saves 2 x B x H x W elements of HBM traffic, which at an H100's ~200 FLOP/byte is worth
+    more than the recompute for every ShuffleNetV2 width."""
+    return True
 
 
-def _configs():
-    return autotune_configs(("BLOCK_P", "BLOCK_N", "BLOCK_H", "BLOCK_CI"), (64, 32, 32, 32, 4), [
-        (64, 64, 32, 32, 4, 2), (64, 128, 32, 32, 4, 2), (64, 128, 32, 64, 8, 2), (128, 64, 32, 32, 8, 2),
-        (128, 128, 32, 32, 8, 2), (64, 256, 32, 32, 8, 2), (32, 256, 32, 64, 8, 2), (32, 128, 64, 32, 4, 2),
-        (128, 256, 32, 32, 8, 1)])
-
-
-# Kernel: grid (cdiv(N*H'*W', BLOCK_P), cdiv(B, BLOCK_N) + cdiv(CX, BLOCK_N)). Tile = BLOCK_P output
-# pixels x BLOCK_N branch outputs; outer loop over hidden channels BLOCK_H at a time, inside it the
-# 9 taps, inside those the pw1 reduction over CIN (BLOCK_CI at a time). Fuses pw1 + b1 + relu ->
-# dw3x3 + dw_b -> pw2 + b2 + relu -> interleaved store; trailing programs do the pass-through.
-@triton.autotune(configs=_configs(), key=["NPIX", "CIN", "B", "stride"])
-@triton.jit
-def _pw_dw_pw_kernel(z_ptr, w1_ptr, b1_ptr, dww_ptr, dwb_ptr, w2_ptr, b2_ptr, x_ptr, out_ptr,
-                     NPIX, H, W, HO, WO, CIN, B, CX, stride, OUT_MUL, OUT_OFF,
-                     szn, szc, szh, szw, sxn, sxc, sxh, sxw, son, soc, soh, sow,
-                     HAS_B1: tl.constexpr, HAS_DWB: tl.constexpr, HAS_B2: tl.constexpr,
-                     EXTRA: tl.constexpr, DOT_FP32: tl.constexpr, PREC: tl.constexpr,
-                     BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
-                     BLOCK_CI: tl.constexpr):
-    pid_p = tl.program_id(0)
-    pid_q = tl.program_id(1)
-    dt = out_ptr.dtype.element_ty
-
-    offs_p, mask_p, n, oh, ow = output_pixels(pid_p, BLOCK_P, NPIX, HO, WO)
-
-    NB_N = tl.cdiv(B, BLOCK_N)
-    if pid_q < NB_N:
-        offs_n = pid_q * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask_n = offs_n < B
-        z_img = z_ptr + n * szn
-        ih0 = oh * stride - 1
-        iw0 = ow * stride - 1
-
-        acc = tl.zeros([BLOCK_P, BLOCK_N], dtype=tl.float32)
-        for h0 in range(0, B, BLOCK_H):
-            hc = h0 + tl.arange(0, BLOCK_H)
-            mask_h = hc < B
-            dw = tl.zeros([BLOCK_P, BLOCK_H], dtype=tl.float32)
-            for kh in tl.static_range(3):
-                ih = ih0 + kh
-                row_ok = mask_p & (ih >= 0) & (ih < H)
-                for kw in tl.static_range(3):
-                    iw = iw0 + kw
-                    ok = row_ok & (iw >= 0) & (iw < W)
-                    tap = z_img + ih * szh + iw * szw
-                    pre = tl.zeros([BLOCK_P, BLOCK_H], dtype=tl.float32)
-                    for c0 in range(0, CIN, BLOCK_CI):
-                        ci = c0 + tl.arange(0, BLOCK_CI)
-                        mask_ci = ci < CIN
-                        a = tl.load(tap[:, None] + ci[None, :].to(tl.int64) * szc,
-                                    mask=ok[:, None] & mask_ci[None, :], other=0.0)
-                        # pw1 (B, CIN): B-operand[ci, h] = w1[h, ci]
-                        b = tl.load(w1_ptr + hc[None, :] * CIN + ci[:, None],
-                                    mask=mask_ci[:, None] & mask_h[None, :], other=0.0)
-                        pre = mma(a, b, pre, DOT_FP32, PREC)
-                    if HAS_B1:
-                        pre += tl.load(b1_ptr + hc, mask=mask_h, other=0.0).to(tl.float32)[None, :]
-                    # the dw conv zero-pads the *hidden* tensor: relu(b1) must not leak in; padded
-                    # hidden lanes are zeroed too, else an Inf in x makes Inf*0 = NaN there, which
-                    # the pw2 dot would spread to every output channel
-                    pre = tl.where(ok[:, None] & mask_h[None, :], apply_act(pre, 1), 0.0)
-                    wv = tl.load(dww_ptr + hc * 9 + (kh * 3 + kw), mask=mask_h, other=0.0)
-                    dw += pre * wv.to(tl.float32)[None, :]
-            if HAS_DWB:
-                dw += tl.load(dwb_ptr + hc, mask=mask_h, other=0.0).to(tl.float32)[None, :]
-            a2 = dw.to(dt)  # the unfused composition stores the dw output at this precision
-            # pw2 (B, B): B-operand[h, k] = w2[k, h]
-            b2 = tl.load(w2_ptr + offs_n[None, :] * B + hc[:, None],
-                         mask=mask_h[:, None] & mask_n[None, :], other=0.0)
-            acc = mma(a2, b2, acc, DOT_FP32, PREC)
-
-        if HAS_B2:
-            acc += tl.load(b2_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-        acc = apply_act(acc, 1)
-        oc = offs_n.to(tl.int64) * OUT_MUL + OUT_OFF
-        o_ptrs = out_ptr + (n * son + oh * soh + ow * sow)[:, None] + oc[None, :] * soc
-        tl.store(o_ptrs, acc.to(dt), mask=mask_p[:, None] & mask_n[None, :])
-    else:
-        if EXTRA != 0:
-            _extra_tile(x_ptr, out_ptr, pid_q - NB_N, n, oh, ow, mask_p, H, W, CX, stride,
-                        sxn, sxc, sxh, sxw, son, soc, soh, sow, EXTRA, BLOCK_P, BLOCK_N)
-
-
-def _launch_fused(z: Tensor, pw1_w, pw1_b, dw_w, dw_b, pw2_w, pw2_b, x: Tensor, out: Tensor,
-                  stride: int, extra: int, cx: int) -> None:
-    """out[:, 2k+1] = branch2(z)[:, k]; extra programs copy x[:, c] -> out[:, 2c] for c < cx."""
-    n, cin, h, w = z.shape
-    b = pw1_w.shape[0]
-    ho, wo = out.shape[2], out.shape[3]
-    npix = n * ho * wo
-    if npix == 0:
-        return
-    grid = lambda meta: (triton.cdiv(npix, meta["BLOCK_P"]),
-                         triton.cdiv(b, meta["BLOCK_N"]) + triton.cdiv(cx, meta["BLOCK_N"]))
-    _pw_dw_pw_kernel[grid](
-        z, pw1_w, pw1_b if pw1_b is not None else pw1_w, dw_w, dw_b if dw_b is not None else dw_w,
-        pw2_w, pw2_b if pw2_b is not None else pw2_w, x, out,
-        npix, h, w, ho, wo, cin, b, cx, stride, 2, 1,
-        *z.stride(), *x.stride(), *out.stride(),
-        HAS_B1=pw1_b is not None, HAS_DWB=dw_b is not None, HAS_B2=pw2_b is not None, EXTRA=extra,
-        DOT_FP32=dot_fp32(z.dtype), PREC=dot_precision(z.dtype, z.device))
+def _launch_fused(x: Tensor, pw1_w, pw1_b, dw_w, dw_b, pw2_w, pw2_b, out: Tensor, stride: int,
+                  cin_off: int, cx: int) -> None:
+    """out[:, 2k+1] = branch2(x[:, cin_off:])[:, k]; also x[:, c] -> out[:, 2c] for c < cx."""
+    inverted_residual._launch_fused(x, pw1_w, dw_w, pw2_w, pw1_b, dw_b, pw2_b, out, None, stride, 1, "relu",
+                                    False, False, dw_act="none", proj_act="relu", out_mul=2, out_off=1,
+                                    cin_off=cin_off, cx=cx)
 
 
 def forward(x: Tensor, pw1_w: Tensor, pw1_b: Optional[Tensor], dw_w: Tensor, dw_b: Optional[Tensor],
@@ -174,7 +87,7 @@ def forward(x: Tensor, pw1_w: Tensor, pw1_b: Optional[Tensor], dw_w: Tensor, dw_
         launch_dw_gpw(x, b1_dw_w, b1_dw_b, b1_pw_w, b1_pw_b, None, out, 1, stride, 2, 0,
                       res=False, extra=EXTRA_NONE, cx=0)
     if fuse_hidden:
-        _launch_fused(z, pw1_w, pw1_b, dw_w, dw_b, pw2_w, pw2_b, x, out, stride, extra, cx)
+        _launch_fused(x, pw1_w, pw1_b, dw_w, dw_b, pw2_w, pw2_b, out, stride, b if stride == 1 else 0, cx)
     else:
         hid = empty_like_format(x, (n, b, h, w))
         group_conv1x1.launch(z, pw1_w, pw1_b, hid, 1, 0, 0, "relu")
