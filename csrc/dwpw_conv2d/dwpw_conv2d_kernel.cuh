@@ -115,8 +115,12 @@ template <typename T> inline const char* plan(DwpwParams& p, size_t smem_max) {
   return nullptr;
 }
 
+// fp16/bf16: 2 CTAs per SM (<= 128 registers). fp32 (the FMA correctness path, fp32 weights and
+// taps in registers) spilled under that cap, so it may use up to 255 registers at 1 CTA per SM.
+template <typename T> constexpr int kMinBlocks = sizeof(T) == 2 ? 2 : 1;
+
 template <typename T, int KS, int S>
-__global__ void __launch_bounds__(NT, 2) dwpw_conv2d_kernel(const DwpwParams p) {
+__global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const DwpwParams p) {
   constexpr bool kFast = KS > 0 && S > 0;
   constexpr int RW = 2;  // outputs per depthwise strip: 4 at stride 1 spilled under the 128-register cap
   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
