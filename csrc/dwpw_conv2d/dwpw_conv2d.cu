@@ -8,7 +8,7 @@
 // (KS/S = 3/1, 3/2, 5/1, 5/2, 7/1, 7/2 and the generic 0/0):
 //   fp16 122-128 registers, bf16 122-127: __launch_bounds__(256, 2), 2 CTAs (16 warps) per SM
 //     while shared memory allows it (C <= ~512 at k3; above that 1 CTA: A holds 64 x C halves);
-//   fp32 146-168+ registers at __launch_bounds__(256, 1): 1 CTA (8 warps) per SM, correctness path.
+//   fp32 146-175 registers at __launch_bounds__(256, 1): 1 CTA (8 warps) per SM, correctness path.
 //   (before the stages rebuild: fp16 80-106, fp32 80-108, all scalar 2-byte global loads.)
 // Shared memory: dwpw::plan / make_layout, e.g. fp16 k3: 61 KiB at C = 128, 173 KiB at C = 1024.
 #include "common.h"

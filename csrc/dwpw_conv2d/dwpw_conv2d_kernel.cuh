@@ -32,7 +32,7 @@
 // 93 KiB at C = 384, 173 KiB at C = 1024 (opted in above 48 KiB; ca shrinks when the device's opt-in
 // limit is reached). Registers (ptxas sm_90, 0 spills everywhere): fp16/bf16 122-128 at
 // __launch_bounds__(256, 2) -> 2 CTAs = 16 warps per SM while smem allows (C <= ~512 at k3), else
-// 1; fp32 146-168+ at (256, 1) -> 1 CTA per SM. Per-variant numbers in dwpw_conv2d.cu.
+// 1; fp32 146-175 at (256, 1) -> 1 CTA per SM. Per-variant numbers in dwpw_conv2d.cu.
 #pragma once
 
 #include <initializer_list>
