@@ -4,10 +4,13 @@
 // x arrives NCHW- or NHWC-contiguous; the kernel reads both natively through strides (no
 // conversion copy) and the output is allocated in x's memory format.
 //
-// ptxas (CUDA 13.0, scripts/nvcc_check.sh), registers/thread, 0 bytes spilled in every variant,
-// 256 threads, __launch_bounds__(256, 2):
-//   sm_90  BN=64: fp16 80-90, bf16 80-96, fp32 80-96 | BN=128: fp16 96-106, bf16 104-110, fp32 96-108
-//   sm_80  BN=64: 72-96                              | BN=128: 86-96
+// ptxas (CUDA 13.0, sm_90, scripts/nvcc_check.sh), 256 threads, 0 bytes spilled in every variant
+// (KS/S = 3/1, 3/2, 5/1, 5/2, 7/1, 7/2 and the generic 0/0):
+//   fp16 122-128 registers, bf16 122-127: __launch_bounds__(256, 2), 2 CTAs (16 warps) per SM
+//     while shared memory allows it (C <= ~512 at k3; above that 1 CTA: A holds 64 x C halves);
+//   fp32 146-175 registers at __launch_bounds__(256, 1): 1 CTA (8 warps) per SM, correctness path.
+//   (before the stages rebuild: fp16 80-106, fp32 80-108, all scalar 2-byte global loads.)
+// Shared memory: dwpw::plan / make_layout, e.g. fp16 k3: 61 KiB at C = 128, 173 KiB at C = 1024.
 #include "common.h"
 #include "dwpw_conv2d/dwpw_conv2d.h"
 

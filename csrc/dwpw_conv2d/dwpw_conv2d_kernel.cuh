@@ -10,8 +10,8 @@
 //      k / stride / fp32): the input halo ((8-1)s + (k-1)d + 1)^2 x cc is staged with cp.async
 //      (16-byte when NHWC and C*sizeof(T) % 16 == 0; 8/4-byte otherwise; scalar loads for NCHW)
 //      into one of two buffers, the next chunk's halo in flight while this one is computed;
-//      dw weights/bias go to smem (fp32, tap-major); stages::Depthwise computes register-blocked
-//      strips (8 channels x 4 outputs at stride 1, x 2 otherwise) and stores them, activated and
+//      dw weights (T, tap-major) and bias (fp32) go to smem; stages::Depthwise computes register-blocked
+//      strips (8 channels x 2 outputs along W) and stores them, activated and
 //      rounded to T, into A with 16-byte stores.
 //   2. pointwise phase, per output tile of 64 channels: 64 x 64 weight slabs (rows = output
 //      channels, as stored) stream through two cp.async buffers (aliasing the halo buffers) while
@@ -28,9 +28,11 @@
 // KS = S = 0 is the generic path (any odd k, stride, dilation).
 //
 // Shared memory (make_layout; T = fp16, cc = 64, k3 s1): A 64 x (ca + 8) T + max(2 halos
-// 10 x 10 x cc T, 2 x 64 x 72 T) + staging 64 x 72 fp32 + k^2 cc + cc fp32: 61 KB at C = 128,
-// 95 KB at C = 384, 178 KB at C = 1024 (opted in above 48 KB; ca shrinks when the device's opt-in
-// limit is reached). Registers/occupancy: see dwpw_conv2d.cu.
+// 10 x 10 x cc T, 2 x 64 x 72 T) + staging 64 x 72 fp32 + k^2 cc T + cc fp32: 61 KiB at C = 128,
+// 93 KiB at C = 384, 173 KiB at C = 1024 (opted in above 48 KiB; ca shrinks when the device's opt-in
+// limit is reached). Registers (ptxas sm_90, 0 spills everywhere): fp16/bf16 122-128 at
+// __launch_bounds__(256, 2) -> 2 CTAs = 16 warps per SM while smem allows (C <= ~512 at k3), else
+// 1; fp32 146-175 at (256, 1) -> 1 CTA per SM. Per-variant numbers in dwpw_conv2d.cu.
 #pragma once
 
 #include <initializer_list>
@@ -73,7 +75,7 @@ template <typename T> __host__ __device__ inline Layout make_layout(int k, int s
   L.b1 = L.region + bslab;
   L.cs = L.region + (2 * halo > 2 * bslab ? 2 * halo : 2 * bslab);
   L.wt = L.cs + align128(size_t(BM) * L.ldc * sizeof(float));
-  L.bias = L.wt + align128(size_t(k) * k * cc * sizeof(float));
+  L.bias = L.wt + align128(size_t(k) * k * cc * sizeof(T));
   L.bytes = L.bias + align128(size_t(cc) * sizeof(float));
   return L;
 }
@@ -115,8 +117,12 @@ template <typename T> inline const char* plan(DwpwParams& p, size_t smem_max) {
   return nullptr;
 }
 
+// fp16/bf16: 2 CTAs per SM (<= 128 registers). fp32 (the FMA correctness path, fp32 weights and
+// taps in registers) spilled under that cap, so it may use up to 255 registers at 1 CTA per SM.
+template <typename T> constexpr int kMinBlocks = sizeof(T) == 2 ? 2 : 1;
+
 template <typename T, int KS, int S>
-__global__ void __launch_bounds__(NT, 2) dwpw_conv2d_kernel(const DwpwParams p) {
+__global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const DwpwParams p) {
   constexpr bool kFast = KS > 0 && S > 0;
   constexpr int RW = 2;  // outputs per depthwise strip: 4 at stride 1 spilled under the 128-register cap
   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
@@ -134,7 +140,7 @@ __global__ void __launch_bounds__(NT, 2) dwpw_conv2d_kernel(const DwpwParams p) 
   auto halo = [&](int j) { return halo0 + (j & 1) * halo_step; };
   auto bbuf = [&](int j) { return bbuf0 + (j & 1) * b_step; };
   float* Cs = reinterpret_cast<float*>(smem + L.cs);
-  float* wt = reinterpret_cast<float*>(smem + L.wt);
+  T* wt = reinterpret_cast<T*>(smem + L.wt);
   float* bias = reinterpret_cast<float*>(smem + L.bias);
 
   const T* __restrict__ x = static_cast<const T*>(p.x);

@@ -121,8 +121,9 @@ static void test_dw(int k, int s, int d, bool nhwc, int C, int c0, int cc, int H
   int bytes = 0;
   if (nhwc) bytes = std::min(vec_bytes(x.data(), C, sizeof(T)), vec_bytes(x.data(), 8, sizeof(T)));
   T* in = reinterpret_cast<T*>(smem);
-  float* wt = reinterpret_cast<float*>(smem + ((size_t(ih) * iw * cc * sizeof(T) + 127) & ~size_t(127)));
-  float* bias = wt + k * k * cc;
+  T* wt = reinterpret_cast<T*>(smem + ((size_t(ih) * iw * cc * sizeof(T) + 127) & ~size_t(127)));
+  float* bias = reinterpret_cast<float*>(smem + ((size_t(ih) * iw * cc * sizeof(T) + 127) & ~size_t(127)) +
+                                         ((size_t(k) * k * cc * sizeof(T) + 127) & ~size_t(127)));
   std::vector<double> got(size_t{TH} * TW * cc, NAN);
   emu_launch(1, NT, [&] {
     DW::load_input(bytes, in, x.data(), xs, n, h0, w0, H, W, ih, iw, c0, C, cc);

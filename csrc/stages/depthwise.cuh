@@ -3,7 +3,7 @@
 //
 //   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
 //   DW::load_input(bytes, in, x, xs, n, h0, w0, H, W, ih, iw, c0, C, cc);   // halo -> smem
-//   DW::load_weights(wt, bias, dw_w, dw_b, c0, C, k * k, cc);                // taps -> smem (fp32)
+//   DW::load_weights(wt, bias, dw_w, dw_b, c0, C, k * k, cc);                // taps -> smem
 //   cp_async_commit(); cp_async_wait<0>(); __syncthreads();                  // (or a pipeline)
 //   DW::compute(in, wt, bias, act, k, s, d, iw, cc, sink);                   // sink(row, g, v[8])
 //
@@ -11,8 +11,8 @@
 //   in   [ih][iw][cc] of T, ih = extent(TH, k, s, d), iw = extent(TW, k, s, d): the input rows
 //        h0 .. h0 + ih - 1 (h0 = oy0 * s - pad), columns likewise, channels c0 .. c0 + cc - 1,
 //        zero outside the image and past C. 16-byte aligned.
-//   wt   [k*k][cc] fp32 (tap-major so one thread's 8 channels of a tap are two 16-byte loads),
-//   bias [cc] fp32.
+//   wt   [k*k][cc] T (tap-major so one thread's 8 channels of a tap are one 16-byte load in
+//        fp16/bf16), bias [cc] fp32.
 // load_input: bytes = 16/8/4 uses cp.async (NHWC: channel stride 1, rows 16/8/4-byte aligned,
 // C a multiple of bytes / sizeof(T)); bytes = 0 is a synchronous scalar path for NCHW (pixel-fastest,
 // coalesced along w) and for NHWC with odd channel counts. load_weights is synchronous (k*k*cc
@@ -20,12 +20,13 @@
 //
 // compute: work item = (output row oy, strip of RW outputs along W, group g of 8 channels);
 // items = TH * (TW / RW) * (cc / 8), looped over the NT threads. An item keeps RW x 8 fp32
-// accumulators and, per filter row, the k x 8 weights in registers, and slides along the input
+// accumulators and, per filter row, the k x 8 weights in registers (fp32, or packed fp16/bf16 for
+// k >= 5: see Taps8), and slides along the input
 // row: with KS, S compile-time (dilation 1) it reads (RW - 1) * S + KS input vectors per filter row
 // for RW outputs instead of RW * KS. KS = 0 or S = 0: runtime k, stride, dilation (slower: weights
 // and taps re-read per output). sink(row = oy * TW + ox, g, v) receives the activated 8 channels
 // (g * 8 .. g * 8 + 7 of the chunk); a typical sink stores them as 16 bytes of a GEMM A tile.
-// Per item and filter row (fp16, fast path): 2k LDS.128 (weights) + (RW-1)S + k LDS.128 (input),
+// Per item and filter row (fp16, fast path): k LDS.128 (weights) + (RW-1)S + k LDS.128 (input),
 // 8 k RW FFMA; plus 2 LDS.128 (bias) and RW sink calls per item.
 #pragma once
 
@@ -37,8 +38,23 @@ namespace stages {
 
 __host__ __device__ constexpr int halo_extent(int tile, int k, int s, int d) { return (tile - 1) * s + (k - 1) * d + 1; }
 
+// One tap's weights for 8 channels, held in registers either as 8 floats (converted once) or, when
+// PACKED, as the raw 16-byte fp16/bf16 vector converted at each use: half the registers, which
+// keeps 5x5 and 7x7 rows (KS x 8 weights) under the 128-register cap of a 2-CTA/SM kernel.
+template <typename T, bool PACKED> struct Taps8 {
+  float f[8];
+  __device__ __forceinline__ void load(const T* p) { lds8<T>(p, f); }
+  __device__ __forceinline__ float operator[](int c) const { return f[c]; }
+};
+template <typename T> struct Taps8<T, true> {
+  uint4 u;
+  __device__ __forceinline__ void load(const T* p) { u = lds16(p); }
+  __device__ __forceinline__ float operator[](int c) const { return half_bits<T>(word_at(u, c / 2), c % 2); }
+};
+
 template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Depthwise {
   static constexpr bool kFast = KS > 0 && S > 0;
+  static constexpr bool kPackTaps = sizeof(T) == 2 && KS >= 5;
   static_assert(TW % RW == 0, "the strip width must divide the tile width");
   static constexpr int kStrips = TW / RW;
 
@@ -55,19 +71,19 @@ template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Dept
     copy_rows<T, NT>(bytes, in, cc, ih * iw, cc, C - c0, x, xs[1], xs[1] != 1, row);
   }
 
-  static __device__ __forceinline__ void load_weights(float* wt, float* bias, const T* __restrict__ dw_w,
+  static __device__ __forceinline__ void load_weights(T* wt, float* bias, const T* __restrict__ dw_w,
                                                       const T* __restrict__ dw_b, int c0, int C, int kk, int cc) {
     // dw_w is (C, k*k) contiguous: consecutive threads read consecutive elements.
     const int64_t base = int64_t(c0) * kk, end = int64_t(C) * kk;
     for (int i = threadIdx.x; i < cc * kk; i += NT) {
       const int c = i / kk, t = i - c * kk;
-      wt[t * cc + c] = base + i < end ? to_float(dw_w[base + i]) : 0.f;
+      wt[t * cc + c] = base + i < end ? dw_w[base + i] : from_float<T>(0.f);
     }
     for (int c = threadIdx.x; c < cc; c += NT) bias[c] = dw_b && c0 + c < C ? to_float(dw_b[c0 + c]) : 0.f;
   }
 
   template <class Sink>
-  static __device__ __forceinline__ void compute(const T* in, const float* wt, const float* bias, int act, int k, int s,
+  static __device__ __forceinline__ void compute(const T* in, const T* wt, const float* bias, int act, int k, int s,
                                                  int d, int iw, int cc, Sink&& sink) {
     const int ng = cc / 8;
     const int items = TH * kStrips * ng;
@@ -87,13 +103,13 @@ template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Dept
       if constexpr (kFast) {
         constexpr int WIN = (RW - 1) * S + KS;
         const T* rp = in + ((oy * S) * iw + ox0 * S) * cc + g * 8;
-        const float* wp = wt + g * 8;
-        // Not unrolled over filter rows: one row of weights (KS x 8 floats) live at a time.
+        const T* wp = wt + g * 8;
+        // Not unrolled over filter rows: one row of weights (KS x 8) live at a time.
 #pragma unroll 1
         for (int ky = 0; ky < KS; ++ky, rp += iw * cc, wp += KS * cc) {
-          float w[KS][8];
+          Taps8<T, kPackTaps> w[KS];
 #pragma unroll
-          for (int kx = 0; kx < KS; ++kx) lds8f(wp + kx * cc, w[kx]);
+          for (int kx = 0; kx < KS; ++kx) w[kx].load(wp + kx * cc);
 #pragma unroll
           for (int ix = 0; ix < WIN; ++ix) {
             float v[8];
@@ -113,7 +129,7 @@ template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Dept
 #pragma unroll 1
           for (int kx = 0; kx < k; ++kx) {
             float w[8];
-            lds8f(wt + (ky * k + kx) * cc + g * 8, w);
+            lds8<T>(wt + (ky * k + kx) * cc + g * 8, w);
             const T* ip = in + ((oy * s + ky * d) * iw + ox0 * s + kx * d) * cc + g * 8;
 #pragma unroll
             for (int j = 0; j < RW; ++j) {

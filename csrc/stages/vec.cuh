@@ -54,32 +54,30 @@ template <typename T> __device__ __forceinline__ void pack8(const float (&v)[8],
   }
 }
 
+// 8 elements through a 16-byte load / store primitive (lds16/ldg16, sts16/stg16).
+template <typename T, class Ld> __device__ __forceinline__ void load8(const T* p, float (&v)[8], Ld ld) {
+  uint4 u[kWords8<T>];
+#pragma unroll
+  for (int w = 0; w < kWords8<T>; ++w) u[w] = ld(p + w * kVec16<T>);
+  unpack8<T>(u, v);
+}
+template <typename T, class St> __device__ __forceinline__ void store8(T* p, const float (&v)[8], St st) {
+  uint4 u[kWords8<T>];
+  pack8<T>(v, u);
+#pragma unroll
+  for (int w = 0; w < kWords8<T>; ++w) st(p + w * kVec16<T>, u[w]);
+}
 template <typename T> __device__ __forceinline__ void lds8(const T* p, float (&v)[8]) {
-  uint4 u[kWords8<T>];
-#pragma unroll
-  for (int w = 0; w < kWords8<T>; ++w) u[w] = lds16(p + w * kVec16<T>);
-  unpack8<T>(u, v);
+  load8(p, v, [](const void* q) { return lds16(q); });
 }
-
-template <typename T> __device__ __forceinline__ void sts8(T* p, const float (&v)[8]) {
-  uint4 u[kWords8<T>];
-  pack8<T>(v, u);
-#pragma unroll
-  for (int w = 0; w < kWords8<T>; ++w) sts16(p + w * kVec16<T>, u[w]);
-}
-
 template <typename T> __device__ __forceinline__ void ldg8(const T* p, float (&v)[8]) {
-  uint4 u[kWords8<T>];
-#pragma unroll
-  for (int w = 0; w < kWords8<T>; ++w) u[w] = ldg16(p + w * kVec16<T>);
-  unpack8<T>(u, v);
+  load8(p, v, [](const void* q) { return ldg16(q); });
 }
-
+template <typename T> __device__ __forceinline__ void sts8(T* p, const float (&v)[8]) {
+  store8(p, v, [](void* q, uint4 u) { sts16(q, u); });
+}
 template <typename T> __device__ __forceinline__ void stg8(T* p, const float (&v)[8]) {
-  uint4 u[kWords8<T>];
-  pack8<T>(v, u);
-#pragma unroll
-  for (int w = 0; w < kWords8<T>; ++w) stg16(p + w * kVec16<T>, u[w]);
+  store8(p, v, [](void* q, uint4 u) { stg16(q, u); });
 }
 
 // act over a register array (the switch on the runtime act code is uniform across the CTA).
