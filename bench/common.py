@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 
 OPS = ("dwpw_conv2d", "inverted_residual", "channel_shuffle", "group_conv1x1",
-       "shufflenet_v1_unit", "shufflenet_v2_unit")
+       "shufflenet_v1_unit", "shufflenet_v2_unit", "depthwise_conv2d")
 BASELINES = ("eager", "eager_folded", "compile")
 FASTCONV = ("fastconv_cuda", "fastconv_triton", "fastconv_auto")
 PROVIDERS = BASELINES + FASTCONV
