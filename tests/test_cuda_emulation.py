@@ -1,7 +1,9 @@
 """The CUDA kernels run on the CPU: csrc/host_emu/ compiles kernel sources with g++ against stand-in
-CUDA headers (one std::thread per CUDA thread, std::barrier for __syncthreads, exact wmma emulation)
-under ASan/UBSan and checks them against double-precision references. This is how GPU-less CI
-tests the index math of csrc/; real-hardware behaviour (fragment layouts, timing) needs the GPU."""
+CUDA headers (one std::thread per CUDA thread, std::barrier for __syncthreads, exact wmma emulation;
+the csrc/stages primitives -- cp.async queued until its wait, ldmatrix and mma.sync per lane with the
+PTX fragment layouts -- in csrc/host_emu/stages/) under ASan/UBSan and checks them against
+double-precision references. This is how GPU-less CI tests the index math of csrc/; real-hardware
+behaviour (the PTX itself, timing) needs the GPU."""
 import os
 import shutil
 import subprocess

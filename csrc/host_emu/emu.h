@@ -22,6 +22,8 @@ inline Dim3 blockDim, gridDim;  // set by emu_launch / emu_launch2d
 struct __align__(16) float4 { float x, y, z, w; };
 struct __align__(16) uint4 { unsigned x, y, z, w; };
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+struct __align__(8) float2 { float x, y; };
+inline float2 make_float2(float x, float y) { return {x, y}; }
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 inline std::barrier<>* g_block_bar = nullptr;

@@ -1,0 +1,137 @@
+// Stage: depthwise k x k convolution (+ bias, act) of one CTA's TH x TW output tile, one channel
+// chunk of cc channels (a multiple of 8) at a time, from an input halo staged in shared memory.
+//
+//   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
+//   DW::load_input(bytes, in, x, xs, n, h0, w0, H, W, ih, iw, c0, C, cc);   // halo -> smem
+//   DW::load_weights(wt, bias, dw_w, dw_b, c0, C, k * k, cc);                // taps -> smem (fp32)
+//   cp_async_commit(); cp_async_wait<0>(); __syncthreads();                  // (or a pipeline)
+//   DW::compute(in, wt, bias, act, k, s, d, iw, cc, sink);                   // sink(row, g, v[8])
+//
+// Shared memory (the caller places the buffers):
+//   in   [ih][iw][cc] of T, ih = extent(TH, k, s, d), iw = extent(TW, k, s, d): the input rows
+//        h0 .. h0 + ih - 1 (h0 = oy0 * s - pad), columns likewise, channels c0 .. c0 + cc - 1,
+//        zero outside the image and past C. 16-byte aligned.
+//   wt   [k*k][cc] fp32 (tap-major so one thread's 8 channels of a tap are two 16-byte loads),
+//   bias [cc] fp32.
+// load_input: bytes = 16/8/4 uses cp.async (NHWC: channel stride 1, rows 16/8/4-byte aligned,
+// C a multiple of bytes / sizeof(T)); bytes = 0 is a synchronous scalar path for NCHW (pixel-fastest,
+// coalesced along w) and for NHWC with odd channel counts. load_weights is synchronous (k*k*cc
+// scalar loads spread over the CTA: a few per thread).
+//
+// compute: work item = (output row oy, strip of RW outputs along W, group g of 8 channels);
+// items = TH * (TW / RW) * (cc / 8), looped over the NT threads. An item keeps RW x 8 fp32
+// accumulators and, per filter row, the k x 8 weights in registers, and slides along the input
+// row: with KS, S compile-time (dilation 1) it reads (RW - 1) * S + KS input vectors per filter row
+// for RW outputs instead of RW * KS. KS = 0 or S = 0: runtime k, stride, dilation (slower: weights
+// and taps re-read per output). sink(row = oy * TW + ox, g, v) receives the activated 8 channels
+// (g * 8 .. g * 8 + 7 of the chunk); a typical sink stores them as 16 bytes of a GEMM A tile.
+// Per item and filter row (fp16, fast path): 2k LDS.128 (weights) + (RW-1)S + k LDS.128 (input),
+// 8 k RW FFMA; plus 2 LDS.128 (bias) and RW sink calls per item.
+#pragma once
+
+#include "stages/tile_copy.cuh"
+#include "stages/vec.cuh"
+
+namespace fastconv {
+namespace stages {
+
+__host__ __device__ constexpr int halo_extent(int tile, int k, int s, int d) { return (tile - 1) * s + (k - 1) * d + 1; }
+
+template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Depthwise {
+  static constexpr bool kFast = KS > 0 && S > 0;
+  static_assert(TW % RW == 0, "the strip width must divide the tile width");
+  static constexpr int kStrips = TW / RW;
+
+  // xs: element strides of x in (n, c, h, w) order.
+  static __device__ __forceinline__ void load_input(int bytes, T* in, const T* __restrict__ x, const int64_t* xs, int n,
+                                                    int h0, int w0, int H, int W, int ih, int iw, int c0, int C,
+                                                    int cc) {
+    const T* xb = x + n * xs[0] + c0 * xs[1];
+    auto row = [&](int r) -> const T* {
+      const int iy = r / iw, ix = r - iy * iw;
+      const int hi = h0 + iy, wi = w0 + ix;
+      return unsigned(hi) < unsigned(H) && unsigned(wi) < unsigned(W) ? xb + hi * xs[2] + wi * xs[3] : nullptr;
+    };
+    copy_rows<T, NT>(bytes, in, cc, ih * iw, cc, C - c0, x, xs[1], xs[1] != 1, row);
+  }
+
+  static __device__ __forceinline__ void load_weights(float* wt, float* bias, const T* __restrict__ dw_w,
+                                                      const T* __restrict__ dw_b, int c0, int C, int kk, int cc) {
+    // dw_w is (C, k*k) contiguous: consecutive threads read consecutive elements.
+    const int64_t base = int64_t(c0) * kk, end = int64_t(C) * kk;
+    for (int i = threadIdx.x; i < cc * kk; i += NT) {
+      const int c = i / kk, t = i - c * kk;
+      wt[t * cc + c] = base + i < end ? to_float(dw_w[base + i]) : 0.f;
+    }
+    for (int c = threadIdx.x; c < cc; c += NT) bias[c] = dw_b && c0 + c < C ? to_float(dw_b[c0 + c]) : 0.f;
+  }
+
+  template <class Sink>
+  static __device__ __forceinline__ void compute(const T* in, const float* wt, const float* bias, int act, int k, int s,
+                                                 int d, int iw, int cc, Sink&& sink) {
+    const int ng = cc / 8;
+    const int items = TH * kStrips * ng;
+    for (int it = threadIdx.x; it < items; it += NT) {
+      const int g = it % ng, rest = it / ng;
+      const int strip = rest % kStrips, oy = rest / kStrips;
+      const int ox0 = strip * RW;
+      float acc[RW][8];
+      {
+        float b[8];
+        lds8f(bias + g * 8, b);
+#pragma unroll
+        for (int j = 0; j < RW; ++j)
+#pragma unroll
+          for (int c = 0; c < 8; ++c) acc[j][c] = b[c];
+      }
+      if constexpr (kFast) {
+        constexpr int WIN = (RW - 1) * S + KS;
+        const T* rp = in + ((oy * S) * iw + ox0 * S) * cc + g * 8;
+        const float* wp = wt + g * 8;
+        // Not unrolled over filter rows: one row of weights (KS x 8 floats) live at a time.
+#pragma unroll 1
+        for (int ky = 0; ky < KS; ++ky, rp += iw * cc, wp += KS * cc) {
+          float w[KS][8];
+#pragma unroll
+          for (int kx = 0; kx < KS; ++kx) lds8f(wp + kx * cc, w[kx]);
+#pragma unroll
+          for (int ix = 0; ix < WIN; ++ix) {
+            float v[8];
+            lds8<T>(rp + ix * cc, v);
+#pragma unroll
+            for (int j = 0; j < RW; ++j) {
+              const int kx = ix - j * S;  // compile-time after unrolling
+              if (kx >= 0 && kx < KS)
+#pragma unroll
+                for (int c = 0; c < 8; ++c) acc[j][c] = fmaf(v[c], w[kx][c], acc[j][c]);
+            }
+          }
+        }
+      } else {
+#pragma unroll 1
+        for (int ky = 0; ky < k; ++ky)
+#pragma unroll 1
+          for (int kx = 0; kx < k; ++kx) {
+            float w[8];
+            lds8f(wt + (ky * k + kx) * cc + g * 8, w);
+            const T* ip = in + ((oy * s + ky * d) * iw + ox0 * s + kx * d) * cc + g * 8;
+#pragma unroll
+            for (int j = 0; j < RW; ++j) {
+              float v[8];
+              lds8<T>(ip + j * s * cc, v);
+#pragma unroll
+              for (int c = 0; c < 8; ++c) acc[j][c] = fmaf(v[c], w[c], acc[j][c]);
+            }
+          }
+      }
+#pragma unroll
+      for (int j = 0; j < RW; ++j) {
+        act_n(acc[j], act);
+        sink(oy * TW + ox0 + j, g, acc[j]);
+      }
+    }
+  }
+};
+
+}  // namespace stages
+}  // namespace fastconv

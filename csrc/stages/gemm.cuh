@@ -1,0 +1,191 @@
+// Stages: the CTA tile GEMM from shared memory and the vectorised epilogue.
+//
+// Gemm<T, BM, BN, WM, WN>: a BM x BN fp32 accumulator tile owned by WM x WN warps (NT = 32 WM WN
+// threads); acc += A[0:BM, 0:16 KSTEPS] * B[0:BN, 0:16 KSTEPS]^T.
+//   A: row-major [BM][lda] of T (row = pixel, column = reduction channel).
+//   B: [BN][ldb] of T, row n = the reduction run of output channel n (a 1x1 weight (K, C) slab as
+//      stored), i.e. column-major K x N -- what mma's ".col" B operand wants, so no transpose.
+//   fp16/bf16: ldmatrix.x4 + mma.sync.m16n8k16 (fp32 accumulate). Warp (wm = w % WM, wn = w / WM)
+//     owns rows wm*BM/WM.. and columns wn*BN/WN..; per 16-deep k step it issues MT A ldmatrix.x4,
+//     NT8/2 B ldmatrix.x4 and MT*NT8 mma (MT = BM/WM/16, NT8 = BN/WN/8). Rows of A and B must be
+//     16-byte aligned; lda, ldb = 8 (mod 64) halves make the 8 row addresses of every ldmatrix
+//     phase hit distinct bank groups (conflict-free).
+//   fp32: FMA (keeps fp32 accuracy; TF32 would not meet the fp32 tolerance). Thread (ty, tx) of a
+//     16 x (NT/16) grid owns rows ty + 16 i, columns tx + (NT/16) j.
+//   store(Cs, ldc): accumulators -> fp32 staging tile [BM][ldc] (ldc = BN + 8: the 8-byte stores of
+//     each half warp hit 32 distinct banks). for_each(f): f(row, col, v) in registers instead.
+//
+// store_tile<T, BM, BN, NT>: the epilogue. out[row r, channel n0 + n] = act(Cs[r][n] + bias) (+ res)
+// for the rows with a valid offset (rows(r) returns {out offset, res offset} or out < 0) and
+// channels < K. vec (channel stride 1 in out and res, K, bias/res/out pointers and pixel offsets
+// multiples of 8 elements): one item = 8 channels of one pixel, two LDS.128 from Cs, one 16-byte
+// LDG of bias and of residual, one 16-byte STG (fp32: two of each). Otherwise scalar, channel-
+// fastest when out_cs == 1 else row-fastest (coalesced NCHW).
+#pragma once
+
+#include <type_traits>
+
+#include "stages/mma.cuh"
+#include "stages/vec.cuh"
+
+namespace fastconv {
+namespace stages {
+
+template <typename T> constexpr bool kTensorCore = !std::is_same<T, float>::value;
+
+template <typename T, int BM, int BN, int WM, int WN, bool MMA = kTensorCore<T>> struct Gemm;
+
+template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM, WN, true> {
+  static constexpr int NT = 32 * WM * WN;
+  static constexpr int WTM = BM / WM, WTN = BN / WN;
+  static constexpr int MT = WTM / 16, NT8 = WTN / 8;
+  static_assert(WTM % 16 == 0 && WTN % 16 == 0, "warp tile must be a multiple of 16 x 16");
+  float acc[MT][NT8][4];
+
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+      for (int j = 0; j < NT8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+  }
+
+  template <int KSTEPS> __device__ __forceinline__ void mma(const T* A, int lda, const T* B, int ldb) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int wm = warp % WM, wn = warp / WM;
+    // Row addresses each lane feeds ldmatrix (see stages/mma.cuh): A matrices j = (rows +8 j&1,
+    // k +8 (j>>1)); B matrices j = (n +8 (j>>1), k +8 (j&1)).
+    const T* a_row = A + (wm * WTM + (lane & 15)) * lda + (lane >> 4) * 8;
+    const T* b_row = B + (wn * WTN + (lane >> 4) * 8 + (lane & 7)) * ldb + ((lane >> 3) & 1) * 8;
+#pragma unroll
+    for (int ks = 0; ks < KSTEPS; ++ks) {
+      uint32_t a[MT][4], b[NT8][2];
+#pragma unroll
+      for (int i = 0; i < MT; ++i) ldmatrix_x4(a[i], a_row + i * 16 * lda + ks * 16);
+#pragma unroll
+      for (int j = 0; j < NT8; j += 2) {
+        uint32_t r[4];
+        ldmatrix_x4(r, b_row + j * 8 * ldb + ks * 16);
+        b[j][0] = r[0]; b[j][1] = r[1]; b[j + 1][0] = r[2]; b[j + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT8; ++j) mma_16816<T>(acc[i][j], a[i], b[j]);
+    }
+  }
+
+  // f(row, col, v0, v1): the accumulators of (row, col) and (row, col + 1).
+  template <class F> __device__ __forceinline__ void for_each(F&& f) const {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int r0 = (warp % WM) * WTM + (lane >> 2), c0 = (warp / WM) * WTN + (lane & 3) * 2;
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+      for (int j = 0; j < NT8; ++j) {
+        f(r0 + i * 16, c0 + j * 8, acc[i][j][0], acc[i][j][1]);
+        f(r0 + i * 16 + 8, c0 + j * 8, acc[i][j][2], acc[i][j][3]);
+      }
+  }
+
+  __device__ __forceinline__ void store(float* Cs, int ldc) const {
+    for_each([&](int r, int c, float v0, float v1) {
+      float2* p = reinterpret_cast<float2*>(Cs + r * ldc + c);
+      *p = make_float2(v0, v1);
+    });
+  }
+};
+
+template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM, WN, false> {
+  static constexpr int NT = 32 * WM * WN;
+  static constexpr int TY = 16, TX = NT / 16;
+  static constexpr int RI = BM / TY, CJ = BN / TX;
+  static_assert(BM % TY == 0 && BN % TX == 0, "FMA tile must divide the thread grid");
+  float acc[RI][CJ];
+
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int i = 0; i < RI; ++i)
+#pragma unroll
+      for (int j = 0; j < CJ; ++j) acc[i][j] = 0.f;
+  }
+
+  template <int KSTEPS> __device__ __forceinline__ void mma(const T* A, int lda, const T* B, int ldb) {
+    const int ty = threadIdx.x / TX, tx = threadIdx.x % TX;
+#pragma unroll 4
+    for (int k = 0; k < 16 * KSTEPS; ++k) {
+      float a[RI], b[CJ];
+#pragma unroll
+      for (int i = 0; i < RI; ++i) a[i] = to_float(A[(ty + TY * i) * lda + k]);
+#pragma unroll
+      for (int j = 0; j < CJ; ++j) b[j] = to_float(B[(tx + TX * j) * ldb + k]);
+#pragma unroll
+      for (int i = 0; i < RI; ++i)
+#pragma unroll
+        for (int j = 0; j < CJ; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+  }
+
+  template <class F> __device__ __forceinline__ void for_each1(F&& f) const {
+    const int ty = threadIdx.x / TX, tx = threadIdx.x % TX;
+#pragma unroll
+    for (int i = 0; i < RI; ++i)
+#pragma unroll
+      for (int j = 0; j < CJ; ++j) f(ty + TY * i, tx + TX * j, acc[i][j]);
+  }
+
+  __device__ __forceinline__ void store(float* Cs, int ldc) const {
+    for_each1([&](int r, int c, float v) { Cs[r * ldc + c] = v; });
+  }
+};
+
+struct RowOffsets {
+  int64_t out, res;  // element offsets of the row's pixel in out / residual; out < 0: masked row
+};
+
+template <typename T, int BM, int BN, int NT, class Rows>
+__device__ __forceinline__ void store_tile(const float* Cs, int ldc, Rows&& rows, int n0, int K,
+                                           const T* __restrict__ bias, int act, const T* __restrict__ res,
+                                           int64_t res_cs, T* __restrict__ out, int64_t out_cs, bool vec) {
+  if (vec) {
+    constexpr int G = BN / 8;
+    for (int i = threadIdx.x; i < BM * G; i += NT) {
+      const int r = i / G, n = (i - r * G) * 8;
+      const RowOffsets o = rows(r);
+      if (o.out < 0 || n0 + n >= K) continue;
+      float v[8];
+      lds8f(Cs + r * ldc + n, v);
+      if (bias) {
+        float b[8];
+        ldg8(bias + n0 + n, b);
+#pragma unroll
+        for (int c = 0; c < 8; ++c) v[c] += b[c];
+      }
+      act_n(v, act);
+      if (res) {
+        float q[8];
+        ldg8(res + o.res + n0 + n, q);
+#pragma unroll
+        for (int c = 0; c < 8; ++c) v[c] += q[c];
+      }
+      stg8(out + o.out + n0 + n, v);
+    }
+    return;
+  }
+  const bool cfast = out_cs == 1;
+  for (int i = threadIdx.x; i < BM * BN; i += NT) {
+    const int n = cfast ? i % BN : i / BM, r = cfast ? i / BN : i % BM;
+    const int ko = n0 + n;
+    const RowOffsets o = rows(r);
+    if (o.out < 0 || ko >= K) continue;
+    float v = Cs[r * ldc + n];
+    if (bias) v += to_float(bias[ko]);
+    v = apply_act(v, act);
+    if (res) v += to_float(res[o.res + ko * res_cs]);
+    out[o.out + ko * out_cs] = from_float<T>(v);
+  }
+}
+
+}  // namespace stages
+}  // namespace fastconv
