@@ -5,7 +5,8 @@ Ops (schemas declared here, whether or not fastconv._C is built):
 - ``fastconv::depthwise_conv2d_backward`` [grad_x, grad_weight, grad_bias]; the Triton backend runs
   real kernels (transposed conv gather for grad_x, per-tile partials + fixed-order reduce for
   grad_weight/grad_bias: bitwise reproducible); the reference backend differentiates the reference.
-- ``fastconv::depthwise_conv2d_cuda``     the CUDA kernel schema (implementation in csrc/, when built)
+- ``fastconv::depthwise_conv2d_cuda``     the CUDA forward kernel schema (csrc/depthwise_conv2d/, when
+  built; multiplier 1, square kernels: other calls go to Triton). Its backward uses the Triton kernels.
 
 The activation's derivative is applied to the incoming gradient at the recomputed pre-activation
 (the backward re-runs the forward conv fused with ``grad * act'(z)``), so the forward saves only its
@@ -26,8 +27,23 @@ from fastconv.ops._glue import finish, kernel_inputs, like, reference_vjp, trito
 
 OP = "depthwise_conv2d"
 # Why backend="cuda" cannot run this op when fastconv._C is built but registers no kernel for it.
-CUDA_MISSING = ("fastconv._C has no depthwise_conv2d CUDA kernel (this build has none: the CUDA kernels "
-                "are built on the shared stages of csrc/stages/); use backend='triton' (backend='auto' picks it)")
+CUDA_MISSING = ("fastconv._C was built without the depthwise_conv2d CUDA kernel (csrc/depthwise_conv2d/); "
+                "rebuild the extension, or use backend='triton' (backend='auto' picks it)")
+
+
+def cuda_unsupported(x: Tensor, weight: Tensor, stride, dilation) -> str:
+    """Why the CUDA forward kernel cannot take this call ("" if it can): it covers channel multiplier 1,
+    square kernels, the same stride and dilation in both dimensions (the Triton kernels cover the rest)."""
+    if weight.shape[0] != x.shape[1]:
+        return "a channel multiplier"
+    if weight.shape[2] != weight.shape[3]:
+        return "non-square kernels"
+    if stride[0] != stride[1] or dilation[0] != dilation[1]:
+        return "different strides or dilations per dimension"
+    if weight.shape[-1] >= 64 or stride[0] >= 64 or dilation[0] >= 64:
+        return "kernel size, stride or dilation of 64 or more"
+    return ""
+
 
 torch.library.define(
     "fastconv::depthwise_conv2d_cuda",
@@ -217,5 +233,11 @@ def depthwise_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, *
     if backend == "cuda" and _status("cuda")[0] and not _cuda_has("depthwise_conv2d_cuda"):
         raise RuntimeError(f"fastconv.{OP}: backend='cuda' is not available: {CUDA_MISSING}")
     be = resolve_backend(OP, backend, x, "depthwise_conv2d_cuda", (c_out, kh, kw, *st, *pad, *dil, act))
+    why = cuda_unsupported(x, weight, st, dil) if be == "cuda" else ""
+    if why and backend == "cuda":
+        raise RuntimeError(f"fastconv.{OP}: backend='cuda' does not support {why}; use backend='triton' "
+                           "(backend='auto' picks it)")
+    if why:
+        be = "triton" if _status("triton")[0] else "reference"
     return torch.ops.fastconv.depthwise_conv2d(x, weight, bias, st, pad, dil, act, be)
 
