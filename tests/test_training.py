@@ -19,10 +19,10 @@ from helpers import DEVICE, HAS_CUDA, INTERPRET, backend_params
 FAST = "triton" if (HAS_CUDA or INTERPRET) and fastconv.backends()["triton"]["available"] else "reference"
 
 
-def _mobilenet_v2():
+def _mobilenet_v2(width_mult: float = 1.0):
     tvm = pytest.importorskip("torchvision.models")
     torch.manual_seed(0)
-    return tvm.mobilenet_v2(num_classes=10).to(DEVICE).train()
+    return tvm.mobilenet_v2(num_classes=10, width_mult=width_mult).to(DEVICE).train()
 
 
 def _depthwise(model):
@@ -90,6 +90,7 @@ def test_depthwise_module_is_a_drop_in():
 
 
 def _step(model, x, y):
+    torch.manual_seed(123)  # the classifier's dropout draws the same mask for both models
     model.zero_grad(set_to_none=True)
     loss = nn.functional.cross_entropy(model(x), y)
     loss.backward()
@@ -98,7 +99,9 @@ def _step(model, x, y):
 
 @pytest.mark.parametrize("backend", backend_params(with_reference=True)[:2])
 def test_mobilenet_v2_one_step_same_loss_and_grads(backend):
-    original = _mobilenet_v2()
+    # The interpreter runs every Triton program on the CPU: a quarter-width mobilenet_v2 keeps the
+    # 17 depthwise layers (all kernel/stride cases) at a quarter of the programs.
+    original = _mobilenet_v2(0.25 if backend == "triton" and INTERPRET else 1.0)
     swapped = copy.deepcopy(original)
     fastconv.optimize(swapped, training=True, backend=backend)
     torch.manual_seed(2)
@@ -106,13 +109,18 @@ def test_mobilenet_v2_one_step_same_loss_and_grads(backend):
     y = torch.randint(0, 10, (4,), device=DEVICE)
     loss_o, g_o = _step(original, x, y)
     loss_s, g_s = _step(swapped, x, y)
-    torch.testing.assert_close(loss_s, loss_o, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss_s, loss_o, rtol=1e-5 if backend == "reference" else 1e-4, atol=1e-6)
+    # The reference swap computes the same convs: equal up to rounding. Triton sums in another order,
+    # and training-mode BatchNorm over the 1x1 late maps of a 32x32 input (4 values per channel)
+    # amplifies fp32 rounding through the 17 layers to ~1e-3 of the largest gradient; a wrong kernel
+    # is off by O(1).
+    rel = 1e-4 if backend == "reference" else 5e-3
     for n in g_o:
         scale = max(1e-3, g_o[n].abs().max().item())
         err = (g_s[n] - g_o[n]).abs().max().item()
-        assert err <= 1e-4 * scale + 1e-6, f"{n}: gradient error {err:.3g} (scale {scale:.3g})"
+        assert err <= rel * scale + 1e-6, f"{n}: gradient error {err:.3g} (scale {scale:.3g})"
     for (n, a), (_, b) in zip(original.named_buffers(), swapped.named_buffers()):  # BN statistics
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=n)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=n)
 
 
 class _Tiny(nn.Module):

@@ -16,6 +16,7 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
 from fastconv.triton import channel_shuffle as cs  # noqa: E402
+from fastconv.triton import depthwise_conv2d as dwc  # noqa: E402
 from fastconv.triton import dwpw_conv2d as dw  # noqa: E402
 from fastconv.triton import group_conv1x1 as gc  # noqa: E402
 from fastconv.triton import inverted_residual as ir  # noqa: E402
@@ -74,6 +75,20 @@ def cases():
             yield f"v1 dw+gconv extra={extra}", v1._dw_gpw_kernel, dict(
                 HAS_DWB=True, HAS_B=True, RES=res, EXTRA=extra, RELU=True, DOT_FP32=False, PREC=p), dt, \
                 v1._configs()[-1], ()
+        for ks, st, mult in [(3, 1, 1), (7, 2, 1), (31, 1, 1), (5, 1, 2)]:
+            base = dict(KH=ks, KW=ks, SH=st, SW=st, MULT=mult)
+            yield f"depthwise fwd k{ks} s{st} m{mult}", dwc._fwd_kernel, dict(**base, HAS_BIAS=True, ACT=3, GRAD=False), \
+                dt, dwc._pix_configs()[1], ()
+            yield f"depthwise act-grad k{ks} s{st}", dwc._fwd_kernel, dict(**base, HAS_BIAS=True, ACT=4, GRAD=True), \
+                dt, dwc._pix_configs()[1], ()
+            yield f"depthwise dgrad k{ks} s{st} m{mult}", dwc._dgrad_kernel, base, dt, dwc._pix_configs()[1], ()
+            for cl in (True, False):
+                plan = dwc.wgrad_plan(8 * 56 * 56, 96 * mult, ks, ks, cl)
+                cfg = triton.Config({"BLOCK_P": plan["BLOCK_P"], "BLOCK_C": plan["BLOCK_C"]}, num_warps=plan["num_warps"])
+                yield f"depthwise wgrad k{ks} s{st} m{mult} {'nhwc' if cl else 'nchw'}", dwc._wgrad_kernel, \
+                    dict(**base, KW_PAD=plan["KW_PAD"], HAS_BIAS=True), dt, cfg, ("part_ptr",)
+        yield "depthwise wgrad reduce", dwc._reduce_kernel, dict(BLOCK=1024), dt, \
+            triton.Config({}, num_warps=4), ("part_ptr",)
         yield "v2 pw+dw+pw", v2._pw_dw_pw_kernel, dict(HAS_B1=True, HAS_DWB=True, HAS_B2=True, EXTRA=2,
                                                        DOT_FP32=False, PREC=p), dt, v2._configs()[-1], ()
 
