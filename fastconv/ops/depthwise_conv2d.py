@@ -105,16 +105,15 @@ def _depthwise_conv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, bias: Op
         return out
     gs = reference_vjp(lambda *t: reference.depthwise_conv2d(
         *t, stride=stride, padding=padding, dilation=dilation, act=act), grad, (x, weight, bias))
-    empty = x.new_empty(0)
-    return [gs[0] if need_input else empty, gs[1] if need_weight else empty, gs[2] if need_weight else empty]
+    # a fresh empty tensor per missing gradient: a custom op's outputs may not alias each other
+    return [g if need else x.new_empty(0) for g, need in zip(gs, (need_input, need_weight, need_weight))]
 
 
 @_depthwise_conv2d_backward.register_fake
 def _(grad, x, weight, bias, stride, padding, dilation, act, need_input, need_weight, backend):
-    empty = x.new_empty(0)
-    gx = empty_like_format(x, x.shape) if need_input else empty
-    gw = weight.new_empty(weight.shape) if need_weight else empty
-    gb = bias.new_empty(bias.shape) if (need_weight and bias is not None) else empty
+    gx = empty_like_format(x, x.shape) if need_input else x.new_empty(0)
+    gw = weight.new_empty(weight.shape) if need_weight else x.new_empty(0)
+    gb = bias.new_empty(bias.shape) if (need_weight and bias is not None) else x.new_empty(0)
     return [gx, gw, gb]
 
 

@@ -322,10 +322,9 @@ def backward(grad: Tensor, x: Tensor, weight: Tensor, bias: Optional[Tensor], st
              act: str, need_input: bool, need_weight: bool) -> list[Tensor]:
     """[grad_x, grad_weight, grad_bias] (empty tensors for what is not needed or a None bias).
     grad and x are dense in the same memory format."""
-    empty = x.new_empty(0)
     gz = grad if act == "none" else preact_grad(grad, x, weight, bias, stride, padding, dilation, act)
-    dx = grad_input(gz, weight, x.shape, x, stride, padding, dilation) if need_input else empty
-    if not need_weight:
-        return [dx, empty, empty]
+    dx = grad_input(gz, weight, x.shape, x, stride, padding, dilation) if need_input else x.new_empty(0)
+    if not need_weight:  # fresh empties: a custom op's outputs may not alias each other
+        return [dx, x.new_empty(0), x.new_empty(0)]
     dw, db = grad_weight(gz, x, weight.shape, bias is not None, stride, padding, dilation)
     return [dx, dw, db]
