@@ -233,6 +233,16 @@ def _block_entries(kind: str, block: nn.Module, shapes: dict) -> list[tuple[str,
     return out
 
 
+def _run_hooked(model: nn.Module, handles: list) -> None:
+    """One meta-device forward of ``model`` at INPUT (the hooks record shapes), then drop the hooks."""
+    try:
+        with torch.no_grad():
+            model(torch.empty(INPUT, device="meta"))
+    finally:
+        for hd in handles:
+            hd.remove()
+
+
 def walk_model(name: str) -> list[tuple[str, Source, dict]]:
     """[(op, source, cfg)] for every catalogued block of model ``name``, in execution order."""
     family, ctor = MODELS[name]
@@ -255,12 +265,7 @@ def walk_model(name: str) -> list[tuple[str, Source, dict]]:
             handles.append(m.gconv2.register_forward_hook(record(shapes, "gconv2")))
         # Execution order: the block-level hook fires after its children, so order by a pre-hook.
         handles.append(m.register_forward_pre_hook(lambda mod, inp, _e=(path, m, kind, shapes): seen.append(_e)))
-    try:
-        with torch.no_grad():
-            model(torch.empty(INPUT, device="meta"))
-    finally:
-        for hd in handles:
-            hd.remove()
+    _run_hooked(model, handles)
     out = []
     for index, (path, m, kind, shapes) in enumerate(seen):
         for op, part, cfg in _block_entries(kind, m, shapes):
@@ -286,12 +291,7 @@ def walk_depthwise(name: str) -> list[tuple[str, Source, dict]]:
     handles = [m.register_forward_hook(lambda mod, inp, out, _p=path: found.append((_p, mod, inp[0].shape, out.shape)))
                for path, m in model.named_modules()
                if isinstance(m, nn.Conv2d) and m.groups == m.in_channels > 1 and m.out_channels % m.in_channels == 0]
-    try:
-        with torch.no_grad():
-            model(torch.empty(INPUT, device="meta"))
-    finally:
-        for hd in handles:
-            hd.remove()
+    _run_hooked(model, handles)
     out = []
     for index, (path, conv, (_, c, h, w), (_, k, ho, wo)) in enumerate(found):
         out.append(("depthwise_conv2d", Source(name, family, index, path),
