@@ -4,7 +4,7 @@ Ops (schemas declared here, whether or not fastconv._C is built):
 - ``fastconv::depthwise_conv2d``          the forward (autograd -> the backward op below)
 - ``fastconv::depthwise_conv2d_backward`` [grad_x, grad_weight, grad_bias]; the Triton backend runs
   real kernels (transposed conv gather for grad_x, per-tile partials + fixed-order reduce for
-  grad_weight/grad_bias: bitwise reproducible); the reference backend differentiates the reference.
+  grad_weight/grad_bias: bitwise reproducible); the reference backend runs ATen's backward ops.
 - ``fastconv::depthwise_conv2d_cuda``     the CUDA forward kernel schema (csrc/depthwise_conv2d/, when
   built; multiplier 1, square kernels: other calls go to Triton). Its backward uses the Triton kernels.
 
@@ -23,7 +23,7 @@ from torch import Tensor
 from fastconv import reference
 from fastconv._common import (ACTS, _cuda_has, _status, check_act, check_input, check_int, check_param,
                               conv_out_size, empty_like_format, memory_format_of, resolve_backend)
-from fastconv.ops._glue import finish, kernel_inputs, like, reference_vjp, triton_module
+from fastconv.ops._glue import finish, kernel_inputs, like, triton_module
 
 OP = "depthwise_conv2d"
 # Why backend="cuda" cannot run this op when fastconv._C is built but registers no kernel for it.
@@ -103,10 +103,37 @@ def _depthwise_conv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, bias: Op
         if need_input:
             out[0] = out[0].contiguous(memory_format=memory_format_of(x))
         return out
-    gs = reference_vjp(lambda *t: reference.depthwise_conv2d(
-        *t, stride=stride, padding=padding, dilation=dilation, act=act), grad, (x, weight, bias))
+    return _reference_backward(grad, x, weight, bias, stride, padding, dilation, act, need_input, need_weight)
+
+
+def _act_backward(grad: Tensor, z: Tensor, act: str) -> Tensor:
+    """grad * act'(z) with PyTorch's own backward kernels (same conventions as autograd)."""
+    if act == "relu":
+        return torch.ops.aten.threshold_backward(grad, z, 0)
+    if act == "relu6":
+        return torch.ops.aten.hardtanh_backward(grad, z, 0.0, 6.0)
+    if act == "hardswish":
+        return torch.ops.aten.hardswish_backward(grad, z)
+    if act == "silu":
+        return torch.ops.aten.silu_backward(grad, z)
+    return grad
+
+
+def _reference_backward(grad, x, weight, bias, stride, padding, dilation, act, need_input, need_weight):
+    """The reference backward, spelled with ATen's backward ops (what autograd of the reference runs):
+    recompute z = conv(x) + bias for the act's derivative, then aten.convolution_backward."""
+    gz = grad
+    if act != "none":
+        z = torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation, x.shape[1])
+        gz = _act_backward(grad.to(z.dtype), z, act)
+    gx, gw, gb = torch.ops.aten.convolution_backward(
+        gz, x, weight, None if bias is None else [bias.shape[0]], stride, padding, dilation, False, [0, 0],
+        x.shape[1], [need_input, need_weight, need_weight and bias is not None])
     # a fresh empty tensor per missing gradient: a custom op's outputs may not alias each other
-    return [g if need else x.new_empty(0) for g, need in zip(gs, (need_input, need_weight, need_weight))]
+    gx = gx.contiguous(memory_format=memory_format_of(x)) if need_input else x.new_empty(0)
+    gw = gw.contiguous() if need_weight else x.new_empty(0)
+    gb = gb if (need_weight and bias is not None) else x.new_empty(0)
+    return [gx, gw, gb]
 
 
 @_depthwise_conv2d_backward.register_fake
