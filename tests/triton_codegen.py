@@ -78,10 +78,10 @@ def cases():
         for ks, st, mult in [(3, 1, 1), (7, 2, 1), (31, 1, 1), (5, 1, 2)]:
             base = dict(KH=ks, KW=ks, SH=st, SW=st, MULT=mult)
             yield f"depthwise fwd k{ks} s{st} m{mult}", dwc._fwd_kernel, dict(**base, HAS_BIAS=True, ACT=3, GRAD=False), \
-                dt, dwc._pix_configs()[1], ()
+                dt, dwc._pix_configs()[0], ()
             yield f"depthwise act-grad k{ks} s{st}", dwc._fwd_kernel, dict(**base, HAS_BIAS=True, ACT=4, GRAD=True), \
-                dt, dwc._pix_configs()[1], ()
-            yield f"depthwise dgrad k{ks} s{st} m{mult}", dwc._dgrad_kernel, base, dt, dwc._pix_configs()[1], ()
+                dt, dwc._pix_configs()[0], ()
+            yield f"depthwise dgrad k{ks} s{st} m{mult}", dwc._dgrad_kernel, base, dt, dwc._pix_configs()[0], ()
             for cl in (True, False):
                 plan = dwc.wgrad_plan(8 * 56 * 56, 96 * mult, ks, ks, cl)
                 cfg = triton.Config({"BLOCK_P": plan["BLOCK_P"], "BLOCK_C": plan["BLOCK_C"]}, num_warps=plan["num_warps"])
