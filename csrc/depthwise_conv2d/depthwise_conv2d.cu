@@ -6,7 +6,9 @@
 // (and every backward) to the Triton kernels. x arrives NCHW- or NHWC-contiguous; the output is
 // allocated in x's memory format.
 //
-// ptxas: see the table in the report of scripts/nvcc_check.sh (0 bytes spilled is required).
+// ptxas (CUDA 13.0, scripts/nvcc_check.sh, sm_90), 14 instantiations per dtype (KS/S in {3,5,7}x{1,2} +
+// generic, TILE 16/8), registers/thread, 0 bytes stack and 0 bytes spilled in every one:
+//   fp16 72-122, fp32 72-128.
 #include "common.h"
 #include "depthwise_conv2d/depthwise_conv2d.h"
 #include "stages/tile_copy.cuh"
