@@ -29,12 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import fastconv
 from bench.common import interpret_if_no_gpu
-
-HAS_GPU = interpret_if_no_gpu()
-
-import fastconv  # noqa: E402
-from fastconv import reference as ref  # noqa: E402
+from fastconv import reference as ref
 
 OP = "depthwise_conv2d"
 HAS_BN = False      # eager is the bare conv: no eager_folded variant
@@ -271,7 +268,10 @@ def main(argv=None) -> int:
     p.add_argument("--model", dest="models_list", nargs="+", default=list(TRAIN_MODELS), choices=TRAIN_MODELS)
     p.add_argument("--out", help="results folder (default bench/results/<device>/)")
     a = p.parse_args(argv)
-    on_gpu = HAS_GPU
+    # Set before the first Triton kernel import (fastconv imports them lazily); not at module import,
+    # which the block suite and its tests do too.
+    on_gpu = interpret_if_no_gpu()
+    fastconv.refresh_backends()
     device = torch.device("cuda" if on_gpu else "cpu")
     a.dtype = a.dtype or (["fp16", "fp32"] if on_gpu else ["fp32"])
     a.layout = a.layout or (["channels_last", "nchw"] if on_gpu else ["channels_last"])
