@@ -83,7 +83,9 @@ def _fwd_kernel(x_ptr, w_ptr, b_ptr, g_ptr, out_ptr,
     ci = offs_c // MULT
     ih0 = oh * SH - PH
     iw0 = ow * SW - PW
-    x_pix = x_ptr + n * sxn
+    # One tile of 64-bit pointers at tap (0, 0); every tap adds a scalar offset (per-tap pointer tiles
+    # of the unrolled kw loop cost 255 registers and a stack on sm_90 for k = 7).
+    x_tap0 = x_ptr + (n * sxn + ih0 * sxh + iw0 * sxw)[:, None] + (ci * sxc)[None, :]
     acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
     for kh in range(KH):  # a loop (kw unrolled): KH*KW unrolled taps make 31x31 compile forever
         ih = ih0 + kh * DH
@@ -91,7 +93,7 @@ def _fwd_kernel(x_ptr, w_ptr, b_ptr, g_ptr, out_ptr,
         for kw in tl.static_range(KW):
             iw = iw0 + kw * DW
             ok = row_ok & (iw >= 0) & (iw < W)
-            v = tl.load(x_pix[:, None] + (ih * sxh + iw * sxw)[:, None] + (ci * sxc)[None, :],
+            v = tl.load(x_tap0 + (kh * DH * sxh + kw * DW * sxw),
                         mask=ok[:, None] & mask_c[None, :], other=0.0)
             wv = tl.load(w_ptr + offs_c * (KH * KW) + (kh * KW + kw), mask=mask_c, other=0.0)
             acc += v.to(tl.float32) * wv.to(tl.float32)[None, :]
