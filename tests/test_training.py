@@ -109,18 +109,26 @@ def test_mobilenet_v2_one_step_same_loss_and_grads(backend):
     y = torch.randint(0, 10, (4,), device=DEVICE)
     loss_o, g_o = _step(original, x, y)
     loss_s, g_s = _step(swapped, x, y)
-    torch.testing.assert_close(loss_s, loss_o, rtol=1e-5 if backend == "reference" else 1e-4, atol=1e-6)
-    # The reference swap computes the same convs: equal up to rounding. Triton sums in another order,
-    # and training-mode BatchNorm over the 1x1 late maps of a 32x32 input (4 values per channel)
-    # amplifies fp32 rounding through the 17 layers to ~1e-3 of the largest gradient; a wrong kernel
-    # is off by O(1).
-    rel = 1e-4 if backend == "reference" else 5e-3
-    for n in g_o:
-        scale = max(1e-3, g_o[n].abs().max().item())
-        err = (g_s[n] - g_o[n]).abs().max().item()
-        assert err <= rel * scale + 1e-6, f"{n}: gradient error {err:.3g} (scale {scale:.3g})"
+    if backend == "reference":  # the same convs: equal up to rounding
+        torch.testing.assert_close(loss_s, loss_o, rtol=1e-5, atol=1e-6)
+        for n in g_o:
+            torch.testing.assert_close(g_s[n], g_o[n], rtol=1e-4, atol=1e-4 * max(1e-3, g_o[n].abs().max().item()))
+    else:
+        # Triton sums in another order, and training-mode BatchNorm over the tiny late maps of a 32x32
+        # input amplifies fp32 rounding through 17 layers (~1% of the largest first-layer gradient).
+        # So the project's rule: error vs an fp64 run of the original <= 4 x the original's own fp32
+        # error + a small floor. A wrong kernel is off by O(1).
+        truth = copy.deepcopy(original).double()
+        loss_t, g_t = _step(truth, x.double(), y)
+        assert abs(loss_s.item() - loss_t.item()) <= 4 * abs(loss_o.item() - loss_t.item()) + 1e-5
+        for n in g_o:
+            scale = max(1e-3, g_t[n].abs().max().item())
+            own = (g_o[n].double() - g_t[n]).abs().max().item()
+            err = (g_s[n].double() - g_t[n]).abs().max().item()
+            assert err <= 4 * own + 1e-4 * scale, f"{n}: error {err:.3g} vs fp64, the original's own {own:.3g}"
+    tol = dict(rtol=1e-5, atol=1e-6) if backend == "reference" else dict(rtol=1e-3, atol=1e-4)
     for (n, a), (_, b) in zip(original.named_buffers(), swapped.named_buffers()):  # BN statistics
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=n)
+        torch.testing.assert_close(a, b, msg=n, **tol)
 
 
 class _Tiny(nn.Module):
