@@ -8,7 +8,7 @@
 //
 // ptxas (CUDA 13.0, scripts/nvcc_check.sh, sm_90), 14 instantiations per dtype (KS/S in {3,5,7}x{1,2} +
 // generic, TILE 16/8), registers/thread, 0 bytes stack and 0 bytes spilled in every one:
-//   fp16 72-122, fp32 72-128.
+//   fp16 72-122, fp32 72-128, bf16 72-123.
 #include "common.h"
 #include "depthwise_conv2d/depthwise_conv2d.h"
 #include "stages/tile_copy.cuh"
