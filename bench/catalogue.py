@@ -12,6 +12,8 @@ groups, SE, activations). Blocks map to fastconv ops:
   ShuffleNetV2 units                                    -> shufflenet_v2_unit, their output shuffle -> channel_shuffle
   GhostNet ghost modules (timm; primary 1x1 + cheap dw + concat), MobileNetV4 universal inverted
         residuals' pw_exp -> dw_mid (timm)             -> pwdw_conv2d (concat <=> K == 2 * hidden)
+  every depthwise nn.Conv2d of those models, of efficientnet_b0 and convnext_tiny (7x7), and
+        RepLKNet-31B's 31x31 / 13x13 layers (listed, not built)  -> depthwise_conv2d (training op)
 
 Identical configs are merged into one Entry that lists every (model, block index, part) it stands for.
 ``python -m bench.catalogue`` prints the table.
@@ -99,7 +101,17 @@ MODELS: dict[str, tuple[str, Callable[[], nn.Module]]] = {
     "ghostnet_100": ("ghostnet", _timm("ghostnet_100")),
     "mobilenetv4_conv_small": ("mobilenet_v4", _timm("mobilenetv4_conv_small")),
 }
-FAMILIES = tuple(dict.fromkeys(f for f, _ in MODELS.values()))
+# depthwise_conv2d only: models walked for their depthwise convs (not for fused blocks), and RepLKNet-31B
+# (Ding et al. 2022: channels 128/256/512/1024 at strides 4/8/16/32, kernels 31/29/27/13), whose shapes are
+# listed rather than built (no torchvision/timm model).
+DW_MODELS: dict[str, tuple[str, Callable[[], nn.Module]]] = {
+    "efficientnet_b0": ("efficientnet", _tv("efficientnet_b0")),
+    "convnext_tiny": ("convnext", _tv("convnext_tiny")),
+}
+# (C, H, kernel): RepLKNet-31B at 224x224, one large-kernel layer per stage (the 5x5 small-kernel
+# branches are merged into the large kernel after training, and 31 stands for 29/27 as well).
+REPLKNET_31B = ((128, 56, 31), (256, 28, 31), (512, 14, 31), (1024, 7, 13))
+FAMILIES = tuple(dict.fromkeys([f for f, _ in MODELS.values()] + [f for f, _ in DW_MODELS.values()] + ["replknet"]))
 FASTCONV_FAMILIES = ("mobilenet_v1", "shufflenet_v1")  # defined in fastconv.models, not torchvision
 
 
@@ -145,6 +157,9 @@ class Entry:
         if self.op == "inverted_residual":
             se = "+se" if c["se"] else ""
             return f"ir {c['C']}>{c['hidden']}>{c['K']} k{c['kernel']}s{c['stride']}{se} {c['act']} {at}"
+        if self.op == "depthwise_conv2d":
+            m = f"x{c['K'] // c['C']}" if c["K"] != c["C"] else ""
+            return f"dw {c['C']}{m} k{c['kernel']}s{c['stride']} {at}"
         if self.op == "channel_shuffle":
             return f"shuffle {c['C']} g{c['groups']} {at}"
         if self.op == "group_conv1x1":
@@ -255,6 +270,16 @@ def _block_entries(kind: str, block: nn.Module, shapes: dict) -> list[tuple[str,
     return out
 
 
+def _run_hooked(model: nn.Module, handles: list) -> None:
+    """One meta-device forward of ``model`` at INPUT (the hooks record shapes), then drop the hooks."""
+    try:
+        with torch.no_grad():
+            model(torch.empty(INPUT, device="meta"))
+    finally:
+        for hd in handles:
+            hd.remove()
+
+
 def walk_model(name: str) -> list[tuple[str, Source, dict]]:
     """[(op, source, cfg)] for every catalogued block of model ``name``, in execution order."""
     family, ctor = MODELS[name]
@@ -281,12 +306,7 @@ def walk_model(name: str) -> list[tuple[str, Source, dict]]:
             handles.append(dw.conv.register_forward_hook(record(shapes, "dw")))
         # Execution order: the block-level hook fires after its children, so order by a pre-hook.
         handles.append(m.register_forward_pre_hook(lambda mod, inp, _e=(path, m, kind, shapes): seen.append(_e)))
-    try:
-        with torch.no_grad():
-            model(torch.empty(INPUT, device="meta"))
-    finally:
-        for hd in handles:
-            hd.remove()
+    _run_hooked(model, handles)
     out = []
     for index, (path, m, kind, shapes) in enumerate(seen):
         for op, part, cfg in _block_entries(kind, m, shapes):
@@ -297,6 +317,33 @@ def walk_model(name: str) -> list[tuple[str, Source, dict]]:
 @functools.lru_cache(maxsize=None)
 def _walk_cached(name: str) -> tuple:
     return tuple(walk_model(name))
+
+
+def walk_depthwise(name: str) -> list[tuple[str, Source, dict]]:
+    """[("depthwise_conv2d", source, cfg)] for every depthwise nn.Conv2d of model ``name`` (MODELS or
+    DW_MODELS), in execution order; "replknet_31b" gives the listed REPLKNET_31B layers."""
+    if name == "replknet_31b":
+        return [("depthwise_conv2d", Source(name, "replknet", i, f"stages.{i}.large_kernel"),
+                 _cfg(C=c, H=h, W=h, K=c, Ho=h, Wo=h, kernel=k, hidden=c)) for i, (c, h, k) in enumerate(REPLKNET_31B)]
+    family, ctor = (MODELS.get(name) or DW_MODELS[name])
+    with torch.device("meta"):
+        model = ctor().eval()
+    found: list = []
+    handles = [m.register_forward_hook(lambda mod, inp, out, _p=path: found.append((_p, mod, inp[0].shape, out.shape)))
+               for path, m in model.named_modules()
+               if isinstance(m, nn.Conv2d) and m.groups == m.in_channels > 1 and m.out_channels % m.in_channels == 0]
+    _run_hooked(model, handles)
+    out = []
+    for index, (path, conv, (_, c, h, w), (_, k, ho, wo)) in enumerate(found):
+        out.append(("depthwise_conv2d", Source(name, family, index, path),
+                    _cfg(C=c, H=h, W=w, K=k, Ho=ho, Wo=wo, kernel=conv.kernel_size[0], stride=conv.stride[0],
+                         hidden=c)))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _walk_dw_cached(name: str) -> tuple:
+    return tuple(walk_depthwise(name))
 
 
 def available_models() -> tuple[list[str], dict[str, str]]:
@@ -317,7 +364,7 @@ def build_catalogue(models: Optional[Iterable[str]] = None, families: Optional[I
     names, _ = available_models()
     if models is not None:
         wanted = set(models)
-        unknown = wanted - set(MODELS)
+        unknown = wanted - set(MODELS) - set(DW_MODELS) - {"replknet_31b"}
         if unknown:
             raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {list(MODELS)}")
         names = [n for n in names if n in wanted]
@@ -332,8 +379,15 @@ def build_catalogue(models: Optional[Iterable[str]] = None, families: Optional[I
     if unknown:
         raise ValueError(f"unknown op(s) {sorted(unknown)}; known: {list(OPS)}")
     by_key: dict[str, Entry] = {}
-    for name in names:
-        for op, src, cfg in _walk_cached(name):
+    walks = [(n, _walk_cached) for n in names]
+    if "depthwise_conv2d" in op_set:
+        dw_names = [n for n in (list(MODELS) + list(DW_MODELS) + ["replknet_31b"]) if models is None or n in models]
+        dw_names = [n for n in dw_names if n in names or n not in MODELS]
+        if families is not None:
+            dw_names = [n for n in dw_names if (MODELS.get(n) or DW_MODELS.get(n) or ("replknet",))[0] in fams]
+        walks += [(n, _walk_dw_cached) for n in dw_names]
+    for name, walk in walks:
+        for op, src, cfg in walk(name):
             if op not in op_set:
                 continue
             key = block_key(op, cfg)
@@ -404,6 +458,10 @@ def scaled_cfg(entry: Entry, s: int) -> dict:
         c["K"] = _up(c["K"], s, math.lcm(g, c["shuffle_out"] or 1))
     elif op == "channel_shuffle":
         c["C"] = c["K"] = _up(c["C"], s, c["groups"])
+    elif op == "depthwise_conv2d":
+        m = c["K"] // c["C"]
+        c["C"] = c["hidden"] = _up(c["C"], s)
+        c["K"] = c["C"] * m
     elif op == "shufflenet_v1_unit":
         g, g1 = c["groups"], c["first_groups"]
         c["hidden"] = _up(c["hidden"], s, math.lcm(g, g1))

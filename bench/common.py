@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 
 OPS = ("dwpw_conv2d", "inverted_residual", "channel_shuffle", "group_conv1x1",
-       "shufflenet_v1_unit", "shufflenet_v2_unit", "pwdw_conv2d")
+       "shufflenet_v1_unit", "shufflenet_v2_unit", "pwdw_conv2d",
+       "depthwise_conv2d")
 BASELINES = ("eager", "eager_folded", "compile")
 FASTCONV = ("fastconv_cuda", "fastconv_triton", "fastconv_auto")
 PROVIDERS = BASELINES + FASTCONV

@@ -49,6 +49,9 @@ def _params_and_macs(op: str, c: dict) -> tuple[int, int]:
         macs = (C // g) * K * H * W
     elif op == "channel_shuffle":
         params, macs = 0, 0
+    elif op == "depthwise_conv2d":
+        params = K * k * k + K
+        macs = k * k * K * Ho * Wo
     elif op == "shufflenet_v1_unit":
         M, g, g1 = c["hidden"], c["groups"], c["first_groups"]
         params = M * (C // g1) + M + M * 9 + M + K * (M // g) + K

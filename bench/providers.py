@@ -96,7 +96,8 @@ def make_case(entry: Entry, batch: int, dtype: torch.dtype, layout: str, mode: s
         p64 = random_params(mod.param_shapes(cfg), seed + 7)
     else:
         src = entry.sources[0]
-        block = real_block(src)
+        # ops whose cases are built from the config alone (depthwise_conv2d: RepLKNet is not a model here)
+        block = real_block(src) if getattr(mod, "REAL_BLOCK", True) else None
         eager = copy.deepcopy(mod.eager_module(entry, block, src.part)).eval()
         eager = eager.to(device=device, dtype=dtype, memory_format=memory_format(layout))
         p64 = mod.folded_params(entry, block, src.part)

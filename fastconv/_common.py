@@ -21,7 +21,7 @@ BLOCK_ACTS = ("none", "relu", "relu6", "hardswish", "silu", "gelu", "gelu_tanh")
 SE_GATES = ("hardsigmoid", "sigmoid")
 BACKENDS = ("reference", "triton", "cuda")
 OPS = ("dwpw_conv2d", "inverted_residual", "channel_shuffle", "group_conv1x1", "shufflenet_v1_unit",
-       "shufflenet_v2_unit", "pwdw_conv2d")
+       "shufflenet_v2_unit", "pwdw_conv2d", "depthwise_conv2d")
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 

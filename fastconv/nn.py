@@ -740,3 +740,92 @@ class PointwiseDepthwiseConv2d(_Fused):
 
 
 FUSED_MODULES = FUSED_MODULES + (PointwiseDepthwiseConv2d,)
+
+
+# ---------------------------------------------------------------------------------------------
+# DepthwiseConv2d (training: BatchNorm stays a separate module; fast forward and backward)
+# ---------------------------------------------------------------------------------------------
+
+from fastconv.ops.depthwise_conv2d import depthwise_conv2d as _depthwise_conv2d  # noqa: E402
+
+
+def _same_padding(kernel_size, dilation, stride) -> tuple[int, int]:
+    """nn.Conv2d's padding='same' as symmetric padding, when it is symmetric (odd kernel, stride 1)."""
+    if any(k % 2 == 0 for k in kernel_size) or any(s != 1 for s in stride):
+        raise Unsupported(f"padding='same' with kernel {kernel_size}, stride {stride} pads asymmetrically")
+    return tuple(d * (k // 2) for k, d in zip(kernel_size, dilation))
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d(C, C*m, k, stride, padding, dilation, groups=C, bias)`` computed by
+    ``fastconv.depthwise_conv2d`` (fast forward *and* backward: made for training).
+
+    x: (N, C, H, W) -> (N, C*m, H', W'). A subclass of ``nn.Conv2d`` with the same constructor
+    (``groups`` is always ``in_channels``), attributes, parameters (``weight`` (C*m, 1, kh, kw),
+    ``bias`` (C*m,)) and ``state_dict`` keys, plus ``act`` (an activation fused after the conv, "none"
+    by default) and ``backend``. :meth:`from_conv` wraps an existing depthwise conv, sharing its
+    Parameter objects (an optimizer built before the swap keeps training them).
+    """
+
+    def __init__(self, in_channels: int, out_channels: Optional[int] = None, kernel_size=3, stride=1,
+                 padding=0, dilation=1, groups: Optional[int] = None, bias: bool = True,
+                 padding_mode: str = "zeros", device=None, dtype=None, *, act: str = "none",
+                 backend: str = "auto"):
+        out_channels = in_channels if out_channels is None else out_channels
+        if groups is not None and groups != in_channels:
+            raise ValueError(f"DepthwiseConv2d has groups == in_channels ({in_channels}), got groups={groups}")
+        if out_channels % in_channels:
+            raise ValueError(f"out_channels ({out_channels}) must be a multiple of in_channels ({in_channels})")
+        if padding_mode != "zeros":
+            raise ValueError(f"DepthwiseConv2d supports padding_mode='zeros' only, got {padding_mode!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, in_channels, bias,
+                         padding_mode, device, dtype)
+        self.act = check_act("act", act)
+        self.backend = _check_backend(backend)
+        self._numeric_padding()
+
+    def _numeric_padding(self) -> None:
+        if self.padding == "valid":
+            self._pad = (0, 0)
+        elif self.padding == "same":
+            self._pad = _same_padding(self.kernel_size, self.dilation, self.stride)
+        else:
+            self._pad = tuple(self.padding)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _depthwise_conv2d(x, self.weight, self.bias, stride=self.stride, padding=self._pad,
+                                 dilation=self.dilation, act=self.act, backend=self.backend)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", act={self.act}, backend={self.backend}"
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, *, act: str = "none", backend: str = "auto") -> "DepthwiseConv2d":
+        """A DepthwiseConv2d computing exactly ``conv`` (an ``nn.Conv2d`` with groups == in_channels),
+        holding the *same* ``weight`` / ``bias`` Parameter objects; training mode is kept.
+        Raises :class:`Unsupported` (with the reason) for convs it cannot represent."""
+        if type(conv) is not nn.Conv2d:
+            raise Unsupported(f"{type(conv).__name__} is not a plain nn.Conv2d (a subclass may change forward)")
+        c = conv.in_channels
+        if conv.groups != c or conv.out_channels % c:
+            raise Unsupported(f"not depthwise (in {c}, out {conv.out_channels}, groups {conv.groups})")
+        if conv.padding_mode != "zeros":
+            raise Unsupported(f"padding_mode={conv.padding_mode!r}")
+        if conv.padding == "same":
+            _same_padding(conv.kernel_size, conv.dilation, conv.stride)
+        m = cls.__new__(cls)
+        nn.Module.__init__(m)
+        for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "transposed",
+                     "output_padding", "groups", "padding_mode", "_reversed_padding_repeated_twice"):
+            setattr(m, attr, getattr(conv, attr))
+        # the same Parameter objects: optimizers, hooks and DDP see no change
+        m.register_parameter("weight", conv.weight)
+        m.register_parameter("bias", conv.bias)
+        m.act = check_act("act", act)
+        m.backend = _check_backend(backend)
+        m._numeric_padding()
+        m.train(conv.training)
+        return m
+
+
+__all__ += ["DepthwiseConv2d"]

@@ -299,7 +299,8 @@ def _check_eval(model: nn.Module) -> None:
             "weights and biases are ordinary trainable parameters.)")
 
 
-def optimize(model: nn.Module, *, backend: str = "auto", inplace: bool = False) -> tuple[nn.Module, OptimizeReport]:
+def optimize(model: nn.Module, *, backend: str = "auto", inplace: bool = False,
+             training: bool = False) -> tuple[nn.Module, OptimizeReport]:
     """Fold BatchNorm into conv weights and replace every recognised block or graph chain with its fused module.
 
     Returns ``(model, report)``: the optimised model (a deep copy unless ``inplace=True``; the root
@@ -311,6 +312,9 @@ def optimize(model: nn.Module, *, backend: str = "auto", inplace: bool = False) 
     replaces nothing. ``backend`` is stored on each new fused module ("auto": the fastest backend
     available for each call's device and shape); change it later with :func:`set_backend`.
     """
+    if training:  # depthwise convs only, Parameters shared, in place, BatchNorm untouched: fastconv/train.py
+        from fastconv.train import optimize_for_training
+        return optimize_for_training(model, backend=backend)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if backend not in BACKENDS + ("auto",):

@@ -20,6 +20,19 @@ def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
+def depthwise_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, *, stride=1, padding=None,
+                     dilation=1, act: str = "none") -> Tensor:
+    """x: (N, C, H, W), weight: (C*m, 1, kh, kw) -> (N, C*m, H', W'); stride/padding/dilation int or
+    (h, w); padding None = dilation * (k // 2)."""
+    kh, kw = weight.shape[-2:]
+    stride = tuple(stride) if isinstance(stride, (tuple, list)) else (stride, stride)
+    dilation = tuple(dilation) if isinstance(dilation, (tuple, list)) else (dilation, dilation)
+    if padding is None:
+        padding = (dilation[0] * (kh // 2), dilation[1] * (kw // 2))
+    padding = tuple(padding) if isinstance(padding, (tuple, list)) else (padding, padding)
+    return apply_act(F.conv2d(x, weight, bias, stride, padding, dilation, groups=x.shape[1]), act)
+
+
 def dwpw_conv2d(x: Tensor, dw_weight: Tensor, pw_weight: Tensor, dw_bias: Optional[Tensor] = None,
                 pw_bias: Optional[Tensor] = None, *, stride: int = 1, padding: Optional[int] = None,
                 dilation: int = 1, dw_act: str = "none", pw_act: str = "none",

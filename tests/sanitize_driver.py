@@ -37,7 +37,7 @@ def _cuda_has(kernel_op: str) -> bool:
 
 
 OPS = ("dwpw_conv2d", "inverted_residual", "channel_shuffle", "group_conv1x1",
-       "shufflenet_v1_unit", "shufflenet_v2_unit")
+       "shufflenet_v1_unit", "shufflenet_v2_unit", "depthwise_conv2d")
 FUSED = ("triton", "cuda")
 # How x (and a residual) can be laid out in memory; every one is a valid input.
 LAYOUTS = ("nchw", "nhwc", "slice", "offset", "permuted", "nhwc_offset")
@@ -278,7 +278,26 @@ def _v2(cfg, dtype, dev, gen):
     return _finish("shufflenet_v2_unit", leaves, call, ref, cfg, dtype, dev)
 
 
-_BUILDERS = {"dwpw_conv2d": _dwpw, "inverted_residual": _ir, "channel_shuffle": _shuffle,
+def _dw(cfg, dtype, dev, gen):
+    n, c, h, w, k = (cfg[s] for s in ("n", "c", "h", "w", "k"))
+    m, kw_ = cfg.get("mult", 1), cfg.get("kw", k)
+    kw = dict(stride=cfg.get("stride", 1), padding=cfg.get("padding"), dilation=cfg.get("dilation", 1),
+              act=cfg.get("act", "none"))
+    leaves = [randn((n, c, h, w), dtype, dev, gen),
+              randn((c * m, 1, k, kw_), dtype, dev, gen, scale=(k * kw_) ** -0.5),
+              randn((c * m,), dtype, dev, gen, 0.1) if cfg.get("bias", True) else None]
+
+    def call(t, be):
+        if be == "cuda" and (m > 1 or kw_ != k):  # beyond the CUDA kernel: auto routes it to triton
+            be = "auto"
+        return fastconv.depthwise_conv2d(*t, backend=be, **kw)
+
+    def ref(t):
+        return reference.depthwise_conv2d(*t, **kw)
+    return _finish("depthwise_conv2d", leaves, call, ref, cfg, dtype, dev)
+
+
+_BUILDERS = {"depthwise_conv2d": _dw, "dwpw_conv2d": _dwpw, "inverted_residual": _ir, "channel_shuffle": _shuffle,
              "group_conv1x1": _gconv, "shufflenet_v1_unit": _v1, "shufflenet_v2_unit": _v2}
 
 
@@ -329,6 +348,15 @@ def standard_cfgs(op: str, size: str = "small") -> list[dict]:
         if real:
             out += [dict(n=16, c=116, h=28, w=28), dict(n=16, c=116, h=28, w=28, stride=2, branch=116,
                                                          layout="nhwc")]
+    elif op == "depthwise_conv2d":
+        out = [dict(n=2, c=8, h=9, w=7, k=3, act="relu6"),
+               dict(n=1, c=5, h=11, w=10, k=7, stride=2, act="hardswish", layout="nhwc"),
+               dict(n=2, c=6, h=8, w=8, k=5, mult=2, dilation=2, act="silu", bias=False),
+               dict(n=1, c=3, h=12, w=12, k=13, layout="nhwc")]
+        if real:
+            out += [dict(n=8, c=144, h=56, w=56, k=3, stride=2, layout="nhwc", act="relu6"),
+                    dict(n=4, c=384, h=14, w=14, k=7, layout="nhwc"),
+                    dict(n=2, c=256, h=28, w=28, k=31, layout="nhwc")]
     else:
         raise ValueError(op)
     return out

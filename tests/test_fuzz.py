@@ -199,8 +199,24 @@ def v2_cfg(draw, big):
     return cfg
 
 
+@st.composite
+def dw_cfg(draw, big):
+    cfg = draw(_common(big))
+    k = draw(st.sampled_from([1, 3, 3, 5, 7, 9]))
+    kw = draw(st.sampled_from([k, k, k, 3]))  # sometimes non-square
+    dil = draw(st.sampled_from([1, 1, 1, 2]))
+    stride = draw(st.sampled_from([1, 1, 2, 3]))
+    pad = draw(st.one_of(st.none(), st.integers(0, (max(k, kw) // 2) * dil)))
+    ph, pw = ((k // 2) * dil, (kw // 2) * dil) if pad is None else (pad, pad)
+    assume(cfg["h"] + 2 * ph >= dil * (k - 1) + 1 and cfg["w"] + 2 * pw >= dil * (kw - 1) + 1)
+    cfg.update(c=_chan(draw, big), k=k, kw=kw, mult=draw(st.sampled_from([1, 1, 1, 2])), stride=stride,
+               dilation=dil, padding=pad, act=draw(st.sampled_from(BLOCK_ACTS)), bias=draw(st.booleans()))
+    return cfg
+
+
 STRATEGIES = {"dwpw_conv2d": dwpw_cfg, "inverted_residual": ir_cfg, "channel_shuffle": shuffle_cfg,
-              "group_conv1x1": gconv_cfg, "shufflenet_v1_unit": v1_cfg, "shufflenet_v2_unit": v2_cfg}
+              "group_conv1x1": gconv_cfg, "shufflenet_v1_unit": v1_cfg, "shufflenet_v2_unit": v2_cfg,
+              "depthwise_conv2d": dw_cfg}
 FWD_DTYPES = st.sampled_from([torch.float32, torch.float16, torch.bfloat16])
 GRAD_DTYPES = st.sampled_from([torch.float32, torch.float32, torch.float16, torch.bfloat16])
 

@@ -49,15 +49,17 @@ from triton.compiler import ASTSource, make_backend  # noqa: E402
 from triton.runtime.jit import create_function_from_signature  # noqa: E402
 
 from fastconv.triton import channel_shuffle as cs  # noqa: E402
+from fastconv.triton import depthwise_conv2d as dwc  # noqa: E402
 from fastconv.triton import dwpw_conv2d as dw  # noqa: E402
 from fastconv.triton import group_conv1x1 as gc  # noqa: E402
 from fastconv.triton import inverted_residual as ir  # noqa: E402
+from fastconv.triton import pwdw_conv2d as pd  # noqa: E402
 from fastconv.triton import shufflenet_v1_unit as v1  # noqa: E402
 from fastconv.triton import shufflenet_v2_unit as v2  # noqa: E402
 
 TARGET = GPUTarget("cuda", 90, 32)
 SMEM_LIMIT = 227 * 1024  # H100 opt-in shared memory per block
-MODULES = (cs, dw, gc, ir, v1, v2)
+MODULES = (cs, dwc, dw, gc, ir, pd, v1, v2)
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 CUOBJDUMP = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
 # The default mode compiles, per kernel, dtype, layout, autotune config and value of these
@@ -135,6 +137,13 @@ def launch_op(op: str, cfg: dict, batch: int, dtype, fmt: str) -> None:
             p += [None] * 4
         for fuse in (True, False):  # both branch2 paths are reachable (forward's fuse_hidden)
             v2.forward(x, *p, s, fuse_hidden=fuse)
+    elif op == "pwdw_conv2d":
+        concat = cfg["K"] == 2 * cfg["hidden"]  # the catalogue's concat marker (bench/bench_pwdw_conv2d.py)
+        pd.forward(x, p[0], p[1], p[2], p[3], None, s, k // 2, 1, "relu", "relu", concat)
+    elif op == "depthwise_conv2d":  # forward and the three backward kernels (act grad, dgrad, wgrad)
+        out = dwc.forward(x, p[0], p[1], (s, s), (k // 2, k // 2), (1, 1), "relu")
+        dwc.backward(torch.empty_like(out), x, p[0], p[1], (s, s), (k // 2, k // 2), (1, 1), "hardswish",
+                     True, True)
     else:
         raise ValueError(f"unknown op {op!r}")
 

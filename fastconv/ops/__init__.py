@@ -1,5 +1,6 @@
 """Op registration: importing this declares every fastconv::* schema (with or without fastconv._C)."""
 from fastconv.ops.channel_shuffle import channel_shuffle
+from fastconv.ops.depthwise_conv2d import depthwise_conv2d
 from fastconv.ops.dwpw_conv2d import dwpw_conv2d
 from fastconv.ops.group_conv1x1 import group_conv1x1
 from fastconv.ops.inverted_residual import inverted_residual
@@ -15,5 +16,6 @@ def _load_extension() -> None:
     refresh_backends()
 
 
-__all__ = ["channel_shuffle", "dwpw_conv2d", "group_conv1x1", "inverted_residual", "pwdw_conv2d",
+__all__ = ["channel_shuffle", "depthwise_conv2d", "dwpw_conv2d", "group_conv1x1", "inverted_residual",
+           "pwdw_conv2d",
            "shufflenet_v1_unit", "shufflenet_v2_unit"]
