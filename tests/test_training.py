@@ -147,7 +147,14 @@ class _Tiny(nn.Module):
         return self.features(x)
 
 
-def test_convergence_follows_the_original():
+# (backend, steps): 100 steps on the fast backend where it runs natively; the Triton interpreter costs
+# ~0.5 s a step on CI's 2 cores, so there the 100-step curve runs on the reference backend (the op's
+# autograd and swap plumbing) and the Triton kernels follow the original for the first 20 steps.
+CURVES = [(FAST, 100)] if not INTERPRET or FAST == "reference" else [("reference", 100), ("triton", 20)]
+
+
+@pytest.mark.parametrize("backend,steps", CURVES)
+def test_convergence_follows_the_original(backend, steps):
     torch.manual_seed(3)
     # fixed synthetic task: the class is which quadrant carries a bright blob, plus noise
     n = 64
@@ -160,13 +167,13 @@ def test_convergence_follows_the_original():
     torch.manual_seed(4)
     original = _Tiny().to(DEVICE).train()
     swapped = copy.deepcopy(original)
-    _, report = fastconv.optimize(swapped, training=True, backend=FAST)
+    _, report = fastconv.optimize(swapped, training=True, backend=backend)
     assert report.num_replaced == 2
     curves = []
     for model in (original, swapped):
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         losses = []
-        for step in range(100):
+        for step in range(steps):
             idx = torch.arange(step * 16, step * 16 + 16) % n
             opt.zero_grad(set_to_none=True)
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
@@ -175,7 +182,8 @@ def test_convergence_follows_the_original():
             losses.append(loss.item())
         curves.append(torch.tensor(losses))
     orig, ours = curves
-    assert orig[-10:].mean() < 0.5 * orig[:10].mean(), "the task does not train: the test would prove nothing"
-    assert ours[-10:].mean() < 0.5 * ours[:10].mean()
+    w = min(10, steps // 4)
+    assert orig[-w:].mean() < 0.5 * orig[:w].mean(), "the task does not train: the test would prove nothing"
+    assert ours[-w:].mean() < 0.5 * ours[:w].mean()
     # same curve: fp32 summation-order differences grow through training, so a tolerance, not equality
     assert (ours - orig).abs().max() <= 0.05 + 0.05 * orig.abs().max(), (orig, ours)
