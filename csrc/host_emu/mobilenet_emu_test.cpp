@@ -232,7 +232,7 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     // SE (pass 1 + MLP + pass 2)
     test_ir<T>(2, 8, 9, 10, 72, 8, 3, 1, kHardswish, true, true, 6, true, nhwc);  // SE + residual
     test_ir<T>(1, 12, 13, 7, 24, 70, 5, 2, kSilu, true, true, 5, false, nhwc);    // SE, K > 64
-    test_ir<T>(1, 16, 7, 7, 16, 8, 3, 1, kSilu, false, true, 4, false, nhwc);     // SE without expansion
+    test_ir<T>(1, 20, 7, 7, 20, 8, 3, 1, kSilu, false, true, 4, false, nhwc);     // SE without expansion, E = 20
   }
 }
 

@@ -43,7 +43,8 @@
 //   maps < 9 px or K > 96); T8 s2 k3 17^2 / (4 x 64) = 1.13 vs the unfused expansion of H x W.
 //
 // Shared memory (fp16, see ir_layout): xh MX (Cp + 8) + hid IH IW EC + ap MP (EC + 8) + We 2 EC (Cp + 8)
-// + Wp 2 NB (EC + 8) elements + dw taps/biases in fp32, with the fp32 epilogue tile MP (NB + 8)
+// + Wp 2 NBR (EC + 8) elements (NBR = min(NB, round16(K))) + dw taps/biases in fp32, with the fp32
+// epilogue tile MP (NBR + 8)
 // aliasing {hid, ap, We, Wp}. 24-144-24 @56 T14: 82 KB (2 CTAs/SM); 96-576-96 @14 T14: 146 KB (1/SM).
 // Registers / occupancy per instantiation: inverted_residual.cu (ptxas).
 //
@@ -56,6 +57,8 @@
 //
 // KS, S = 3/5, 1/2 unroll the depthwise taps (sliding window); KS = S = 0 is the generic odd-k path.
 #pragma once
+
+#include <algorithm>
 
 #include "inverted_residual/inverted_residual.h"
 #include "stages/depthwise.cuh"
@@ -93,7 +96,9 @@ struct IrLayout {
 };
 
 template <typename T>
-__host__ __device__ inline IrLayout ir_layout(int mode, bool expand, int k, int s, int TH, int TW, int Cp, int NB) {
+// NBR = min(NB, K rounded up to 16): the rows of the Wp chunk buffer and the width of the epilogue
+// tile (a pass never reads B rows or writes accumulators past round16(K), since NT8P is even).
+__host__ __device__ inline IrLayout ir_layout(int mode, bool expand, int k, int s, int TH, int TW, int Cp, int NBR) {
   const int IH = stages::halo_extent(TH, k, s, 1), IW = stages::halo_extent(TW, k, s, 1);
   const int MX = round_up(IH * IW, 16), MP = round_up(TH * TW, 16), LDX = Cp + 8;
   IrLayout L{};
@@ -116,12 +121,12 @@ __host__ __device__ inline IrLayout ir_layout(int mode, bool expand, int k, int 
   L.ap = take(sizeof(T) * MP * LDA);
   L.we_buf = expand && mode != kSePass2 ? uint32_t(round_up(int(sizeof(T)) * EC * LDX, 128)) : 0;
   L.we = take(2 * size_t(L.we_buf));
-  L.wp_buf = mode != kSePass1 ? uint32_t(round_up(int(sizeof(T)) * NB * LDA, 128)) : 0;
+  L.wp_buf = mode != kSePass1 ? uint32_t(round_up(int(sizeof(T)) * NBR * LDA, 128)) : 0;
   L.wpb = take(2 * size_t(L.wp_buf));
   uint32_t end = off;
   if (mode != kSePass1) {
     off = u;
-    L.cs = take(sizeof(float) * MP * (NB + 8));
+    L.cs = take(sizeof(float) * MP * (NBR + 8));
     end = end > off ? end : off;
   }
   L.bytes = end;
@@ -138,7 +143,8 @@ __global__ void __launch_bounds__(NT, (NT8P <= 4 && sizeof(T) == 2) ? 2 : 1) ir_
   const int LDX = p.Cp + 8;
   const bool expand = p.we != nullptr;
   extern __shared__ __align__(128) unsigned char smem[];
-  const IrLayout L = ir_layout<T>(MODE, expand, ksz, s, TH, TW, p.Cp, NB);
+  const int nbr = min(NB, round_up(p.K, 16));
+  const IrLayout L = ir_layout<T>(MODE, expand, ksz, s, TH, TW, p.Cp, nbr);
   int* xpos = reinterpret_cast<int*>(smem + L.xpos);
   float* wt = reinterpret_cast<float*>(smem + L.wt);
   float* dwb = reinterpret_cast<float*>(smem + L.dwb);
@@ -188,7 +194,7 @@ __global__ void __launch_bounds__(NT, (NT8P <= 4 && sizeof(T) == 2) ? 2 : 1) ir_
       }
       if (MODE == kFused) {
         T* dst = reinterpret_cast<T*>(smem + L.wpb + buf * L.wp_buf);
-        stages::copy_rows<T, NT>(p.wpbytes, dst, LDA, NB, EC, p.E - e0, wp, 1, false, [&](int r) -> const T* {
+        stages::copy_rows<T, NT>(p.wpbytes, dst, LDA, nbr, EC, p.E - e0, wp, 1, false, [&](int r) -> const T* {
           return k0 + r < p.K ? wp + int64_t(k0 + r) * p.E + e0 : nullptr;
         });
       }
@@ -266,12 +272,17 @@ __global__ void __launch_bounds__(NT, (NT8P <= 4 && sizeof(T) == 2) ? 2 : 1) ir_
         if constexpr (MODE == kSePass1) {
           T* __restrict__ hb = static_cast<T*>(p.hbuf);
           const int64_t img = int64_t(n) * p.Ho * p.Wo;
-          if (p.hbytes == 16) {
-            const int ng = ecl / 8;  // E % 8 == 0 here, so ecl is too
+          if (p.hbytes == 16 && p.E % 8 == 0) {
+            const int ng = ecl / 8;  // E % 8 == 0, so ecl is too
+            constexpr int V = stages::kVec16<T>;
             for (int i = tid; i < Cfg::P * ng; i += NT) {
               const int r = i / ng, g = i - r * ng;
               const int pix = out_pix(r);
-              if (pix >= 0) stages::stg16(hb + (img + pix) * p.E + e0 + g * 8, stages::lds16(ap + r * LDA + g * 8));
+              if (pix >= 0) {
+#pragma unroll
+                for (int w = 0; w < stages::kWords8<T>; ++w)
+                  stages::stg16(hb + (img + pix) * p.E + e0 + g * 8 + w * V, stages::lds16(ap + r * LDA + g * 8 + w * V));
+              }
             }
           } else {
             for (int i = tid; i < Cfg::P * ecl; i += NT) {
@@ -297,14 +308,14 @@ __global__ void __launch_bounds__(NT, (NT8P <= 4 && sizeof(T) == 2) ? 2 : 1) ir_
           return pix >= 0 ? hb + (img + pix) * p.E + e0 : nullptr;
         });
         T* wdst = reinterpret_cast<T*>(smem + L.wpb);
-        stages::copy_rows<T, NT>(p.wpbytes, wdst, LDA, NB, EC, ecl, wp, 1, false, [&](int r) -> const T* {
+        stages::copy_rows<T, NT>(p.wpbytes, wdst, LDA, nbr, EC, ecl, wp, 1, false, [&](int r) -> const T* {
           return k0 + r < p.K ? wp + int64_t(k0 + r) * p.E + e0 : nullptr;
         });
         stages::cp_async_commit();
         stages::cp_async_wait<0>();
         __syncthreads();
         const float* gt = p.gate + int64_t(n) * p.E + e0;
-        for (int i = tid; i < NB * ecl; i += NT) {
+        for (int i = tid; i < nbr * ecl; i += NT) {
           const int r = i / ecl, e = i - r * ecl;
           wdst[r * LDA + e] = from_float<T>(to_float(wdst[r * LDA + e]) * gt[e]);
         }
@@ -315,16 +326,16 @@ __global__ void __launch_bounds__(NT, (NT8P <= 4 && sizeof(T) == 2) ? 2 : 1) ir_
     }
 
     if constexpr (MODE != kSePass1) {
-      constexpr int LDC = NB + 8;
+      const int ldc = nbr + 8;
       __syncthreads();  // cs aliases hid / ap / the weight buffers
       acc.for_each(mt, nt8, [&](int i, int r, int col, float v0, float v1) {
-        float* c = cs + ((wm + i * Cfg::WMP) * 16 + r) * LDC + wn * NT8P * 8 + col;
+        float* c = cs + ((wm + i * Cfg::WMP) * 16 + r) * ldc + wn * NT8P * 8 + col;
         c[0] = v0;
         c[1] = v1;
       });
       __syncthreads();
       stages::store_tile<T, MP, NB, NT>(
-          cs, LDC,
+          cs, ldc,
           [&](int r) {
             const int pix = out_pix(r);
             if (pix < 0) return stages::RowOffsets{-1, -1};
@@ -382,6 +393,7 @@ struct IrVariant {
 };
 
 inline int nb_of(int tile, int nt8p) { return (tile == 14 ? 1 : tile == 8 ? 2 : 8) * nt8p * 8; }
+inline int nbr_of(int tile, int nt8p, int K) { return std::min(nb_of(tile, nt8p), round_up(K, 16)); }
 
 // Fills p's tiling fields for `mode` and returns the variant; smem 0 = nothing fits in max_smem.
 // Candidates, first that fits: T14 (when eligible), T8 with NB covering K, T8 with NB = 64 (more
@@ -401,7 +413,7 @@ template <typename T> inline IrVariant plan(IrParams& p, int mode, size_t max_sm
   IrVariant v{};
   for (int i = 0; i < nc && v.smem == 0; ++i) {
     const size_t bytes =
-        ir_layout<T>(mode, expand, p.k, p.stride, cand[i].tile, cand[i].tile, p.Cp, nb_of(cand[i].tile, cand[i].nt8p)).bytes;
+        ir_layout<T>(mode, expand, p.k, p.stride, cand[i].tile, cand[i].tile, p.Cp, nbr_of(cand[i].tile, cand[i].nt8p, p.K)).bytes;
     if (bytes <= max_smem) {
       v = cand[i];
       v.smem = bytes;
