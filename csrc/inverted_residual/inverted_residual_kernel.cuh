@@ -12,7 +12,7 @@
 //   For each hidden chunk of EC = 48 channels (We / Wp chunk c+1 is prefetched with cp.async into the
 //   other half of a double buffer while chunk c computes; 3 barriers per chunk):
 //   1. expand GEMM xh . We_c^T (stages::WarpTile, ldmatrix + mma.sync; m16 tiles of the compacted
-//      halo round-robin over the warps, 2 per warp pass) -> + bias, act -> T into the smem halo
+//      halo round-robin over the warps, EMT = 2 per warp pass, 1 in the 2-CTA/SM T14 variant) -> + bias, act -> T into the smem halo
 //      hid[IH][IW][EC] (pixels outside the image stay 0: the depthwise pads h with zeros).
 //   2. stages::Depthwise from hid (register-blocked RW-wide strips, 16-byte smem vectors) -> + bias,
 //      act -> the A operand ap[TH TW][EC] of the project GEMM.
@@ -134,8 +134,11 @@ __host__ __device__ inline IrLayout ir_layout(int mode, bool expand, int k, int 
 }
 
 template <typename T, int KS, int S, int TH, int TW, int RW, int NT8P, int MODE>
-__global__ void __launch_bounds__(NT, (NT8P <= 4 && sizeof(T) == 2) ? 2 : 1) ir_kernel(const IrParams p) {
+__global__ void __launch_bounds__(NT, (NT8P <= 4 && TH != 4 && sizeof(T) == 2) ? 2 : 1) ir_kernel(const IrParams p) {
   using Cfg = TileCfg<TH, TW, NT8P>;
+  // Expand m tiles per warp pass: 2 halves the B fragment loads, but in the 2-CTA/SM T14 variant
+  // (128-register cap, 32 project accumulators live) 2 x 24 expand accumulators spill.
+  constexpr int EMT = TH == 14 && NT8P <= 4 ? 1 : 2;
   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
   constexpr int NB = Cfg::NB, MP = Cfg::MP;
   const int ksz = KS > 0 ? KS : p.k, s = S > 0 ? S : p.stride, kk = ksz * ksz;
@@ -248,10 +251,10 @@ __global__ void __launch_bounds__(NT, (NT8P <= 4 && sizeof(T) == 2) ? 2 : 1) ir_
           const T* wec = reinterpret_cast<const T*>(smem + L.we + buf * L.we_buf);
           const int mtiles = mxp / 16;
           const int act = p.act;
-          for (int mi = 2 * warp; mi < mtiles; mi += 16) {
-            stages::WarpTile<T, 2, EC / 8> te;
+          for (int mi = EMT * warp; mi < mtiles; mi += 8 * EMT) {
+            stages::WarpTile<T, EMT, EC / 8> te;
             te.zero();
-            const int mte = min(2, mtiles - mi);
+            const int mte = min(EMT, mtiles - mi);
             // All EC columns even for a short last chunk: the padded channels come out act(0), finite,
             // and meet zero Wp columns (no stale or NaN smem enters the project GEMM).
             te.mma(xh + mi * 16 * LDX, LDX, 16, wec, LDX, p.Cp / 16, mte, EC / 8);
