@@ -6,11 +6,8 @@
 // Without SE: one launch. With SE: pass 1 + SE MLP + pass 2 (three launches, h round-trips HBM
 // once), scratch h (N*Ho*Wo*E elements of T) and fp32 partial sums / gates from at::empty.
 //
-// ptxas (CUDA 13.0, scripts/nvcc_check.sh), registers/thread, 0 bytes spilled in every variant,
-// 256 threads, __launch_bounds__(256, 2) (se_mlp: 32 registers):
-//   sm_90  fused KB=64: 110-120, KB=128: 122-128 | SE pass 1: 92-101 | SE pass 2: 64-96
-//   sm_80  fused KB=64: 90-96,   KB=128: 112-128 | SE pass 1: 72-87  | SE pass 2: 56-84
-// (the top of each range is fp32 or bf16; fp16 is lowest.)
+// Tiling, copy widths, shared memory and the persistent grid are chosen per dtype by ir::plan
+// (inverted_residual_kernel.cuh, whose header also lists registers / smem / occupancy per variant).
 #include "common.h"
 #include "inverted_residual/inverted_residual.h"
 

@@ -46,7 +46,12 @@
 // + Wp 2 NBR (EC + 8) elements (NBR = min(NB, round16(K))) + dw taps/biases in fp32, with the fp32
 // epilogue tile MP (NBR + 8)
 // aliasing {hid, ap, We, Wp}. 24-144-24 @56 T14: 82 KB (2 CTAs/SM); 96-576-96 @14 T14: 146 KB (1/SM).
-// Registers / occupancy per instantiation: inverted_residual.cu (ptxas).
+// ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh, fp16 file; regs/thread, 0 spills unless noted),
+// occupancy = CTAs/SM (8 warps each) from registers and the smem above:
+//   fused T14 NB32 k3/k5 (2 CTAs/SM, 128 cap): with EMT = 2 it spilled 164-168 B -> EMT = 1 (see ir_kernel)
+//   fused T14 NB96 k3/k5: 246 (1/SM)   | fused T8 NB64: 123-125 (2/SM) | fused T8 NB320: 242-251 (1/SM)
+//   fused T4 (generic): 128 capped spilled 4 B -> uncapped (1/SM; fp32 smem fallback only)
+//   SE pass 1 T8: 117-128 (2/SM) | SE pass 2 T8 NB64: 128 (2/SM), NB320: 220 (1/SM) | se_mlp: 32
 //
 // With SE (the gate needs the global mean of h, so h must be complete before projecting):
 //   MODE kSePass1: steps 0-2 as above, then h tiles go to hbuf (N Ho Wo x E, T, pixel-major) and
