@@ -46,12 +46,14 @@
 // + Wp 2 NBR (EC + 8) elements (NBR = min(NB, round16(K))) + dw taps/biases in fp32, with the fp32
 // epilogue tile MP (NBR + 8)
 // aliasing {hid, ap, We, Wp}. 24-144-24 @56 T14: 82 KB (2 CTAs/SM); 96-576-96 @14 T14: 146 KB (1/SM).
-// ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh, fp16 file; regs/thread, 0 spills unless noted),
-// occupancy = CTAs/SM (8 warps each) from registers and the smem above:
-//   fused T14 NB32 k3/k5 (2 CTAs/SM, 128 cap): with EMT = 2 it spilled 164-168 B -> EMT = 1 (see ir_kernel)
-//   fused T14 NB96 k3/k5: 246 (1/SM)   | fused T8 NB64: 123-125 (2/SM) | fused T8 NB320: 242-251 (1/SM)
-//   fused T4 (generic): 128 capped spilled 4 B -> uncapped (1/SM; fp32 smem fallback only)
-//   SE pass 1 T8: 117-128 (2/SM) | SE pass 2 T8 NB64: 128 (2/SM), NB320: 220 (1/SM) | se_mlp: 32
+// ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh; regs/thread fp16 = bf16 | fp32), measured with the
+// 2-CTA cap (launch bounds (256, 2)) on the NB <= 64 variants, which then spilled -> now (256, 1):
+//   fused T14 NB96 k3/k5: 241 | 255, 0 spill     | fused T8 NB320: 237-252 | 239-251, 0 spill
+//   fused T14 NB32 k3/k5: 128 capped: 188-200 B spilled (fp32 uncapped: 198-200, 0 spill)
+//   fused T8 NB64: 128 capped: 0-24 B spilled (fp32 uncapped: 206-214, 0 spill)
+//   fused T4: 176 | 204 | SE pass 1 T8: 117-128 (capped, 0 spill) | 168 | SE pass 2 NB64: 128 | 168,
+//   NB320: 222 | 251 | T4: 148-160 | 156-168 | se_mlp: 32. With (256, 1) every variant has <= 255
+//   registers, so 1 CTA (8 warps) per SM; smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16.
 //
 // With SE (the gate needs the global mean of h, so h must be complete before projecting):
 //   MODE kSePass1: steps 0-2 as above, then h tiles go to hbuf (N Ho Wo x E, T, pixel-major) and
@@ -139,10 +141,12 @@ __host__ __device__ inline IrLayout ir_layout(int mode, bool expand, int k, int 
 }
 
 template <typename T, int KS, int S, int TH, int TW, int RW, int NT8P, int MODE>
-__global__ void __launch_bounds__(NT, (NT8P <= 4 && TH != 4 && sizeof(T) == 2) ? 2 : 1) ir_kernel(const IrParams p) {
+// __launch_bounds__(NT, 1): under the 2-CTA/SM cap (128 registers) the NB = 32/64 variants spilled
+// 16-200 B (ptxas sm_90), so every variant runs 1 CTA (8 warps) per SM for now.
+__global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
   using Cfg = TileCfg<TH, TW, NT8P>;
-  // Expand m tiles per warp pass: 2 halves the B fragment loads, but in the 2-CTA/SM T14 variant
-  // (128-register cap, 32 project accumulators live) 2 x 24 expand accumulators spill.
+  // Expand m tiles per warp pass: 2 halves the B fragment loads; 1 in T14 NB32 keeps its register
+  // count down (the variant that should get back to 2 CTAs/SM).
   constexpr int EMT = TH == 14 && NT8P <= 4 ? 1 : 2;
   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
   constexpr int NB = Cfg::NB, MP = Cfg::MP;
