@@ -52,8 +52,9 @@
 //   fused T14 NB32 k3/k5: 128 capped: 188-200 B spilled (fp32 uncapped: 198-200, 0 spill)
 //   fused T8 NB64: 128 capped: 0-24 B spilled (fp32 uncapped: 206-214, 0 spill)
 //   fused T4: 176 | 204 | SE pass 1 T8: 117-128 (capped, 0 spill) | 168 | SE pass 2 NB64: 128 | 168,
-//   NB320: 222 | 251 | T4: 148-160 | 156-168 | se_mlp: 32. With (256, 1) every variant has <= 255
-//   registers, so 1 CTA (8 warps) per SM; smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16.
+//   NB320: 222 | 251 | T4: 148-160 | 156-168 | se_mlp: 32. With (256, 1) (re-checked for fp16 k3 s1:
+//   T14 NB32 212, T8 NB64 190 registers, 0 spill) every variant has <= 255 registers: 1 CTA (8 warps)
+//   per SM; smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16 (the first perf follow-up).
 //
 // With SE (the gate needs the global mean of h, so h must be complete before projecting):
 //   MODE kSePass1: steps 0-2 as above, then h tiles go to hbuf (N Ho Wo x E, T, pixel-major) and
