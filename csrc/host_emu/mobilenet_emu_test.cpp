@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <random>
 #include <string>
+#include <type_traits>
 
 namespace fastconv { namespace dwpw { alignas(128) unsigned char smem[1 << 20]; }
 namespace ir { alignas(128) unsigned char smem[1 << 20]; alignas(16) float sm[1 << 16]; } }
@@ -117,10 +118,11 @@ static void test_dwpw(int N, int C, int H, int W, int K, int k, int stride, int 
   report<T>("dwpw", cfg, ref, out, smem_ok(dwpw::smem, p.smem));
 }
 
-static int pick_tile(int d) { if (d <= 8) return d; if (d % 8 == 0) return 8; if (d % 7 == 0) return 7; return 8; }
-
+// The IR launch mirrors the real launcher: ir::plan picks the variant (tile, project width, smem)
+// and ir::dispatch the instantiation; the grid is capped at 3 CTAs so the persistent loop runs
+// several work items per CTA. max_smem < the device's forces the smaller-tile fallbacks.
 template <typename T>
-static void test_ir(int N, int C, int H, int W, int E, int K, int k, int stride, int act, bool expand, bool bias, int S, bool residual, bool nhwc, int force_th = 0) {
+static void test_ir(int N, int C, int H, int W, int E, int K, int k, int stride, int act, bool expand, bool bias, int S, bool residual, bool nhwc, size_t max_smem = 227 * 1024) {
   if (!expand) E = C;
   int pad = k / 2;
   Tns x = make(N, C, H, W, nhwc, 1.0); auto xd = dev<T>(x.v);
@@ -168,34 +170,43 @@ static void test_ir(int N, int C, int H, int W, int E, int K, int k, int stride,
   p.be = bias && expand ? bed.data() : nullptr; p.bd = bias ? bdd.data() : nullptr; p.bp = bias ? bpd.data() : nullptr;
   p.out = out.data();
   p.N = N; p.C = C; p.H = H; p.W = W; p.E = E; p.K = K; p.Ho = Ho; p.Wo = Wo; p.k = k; p.stride = stride; p.pad = pad; p.act = act;
-  p.TH = force_th ? force_th : pick_tile(Ho); p.TW = force_th ? force_th : pick_tile(Wo);
-  p.tiles_h = (Ho + p.TH - 1) / p.TH; p.tiles_w = (Wo + p.TW - 1) / p.TW; p.M = N * Ho * Wo;
   for (int i = 0; i < 4; ++i) { p.xs[i] = x.s[i]; p.os[i] = ref.s[i]; }
   p.nhwc = nhwc; p.residual = residual;
   bool smok = true;
-  int tiles = N * p.tiles_h * p.tiles_w;
-  auto runf = [&](auto kern, int nkb, size_t by) {
-    smem_fill(ir::smem, by);
-    emu_launch(tiles * nkb, 256, [&] { kern(p); });
-    smok = smok && smem_ok(ir::smem, by);
+  std::string vdesc;
+  std::vector<T> hbuf(size_t(N) * Ho * Wo * E);
+  auto run = [&](auto mode_c, IrParams q) {
+    constexpr int MODE = decltype(mode_c)::value;
+    const ir::IrVariant v = ir::plan<T>(q, MODE, max_smem);
+    if (v.smem == 0) { smok = false; return q; }
+    char d[96];
+    snprintf(d, sizeof d, " m%d:T%d/nb%d/k%ds%d/%zuB", MODE, v.tile, ir::nb_of(v.tile, v.nt8p), v.ks, v.s, v.smem);
+    vdesc += d;
+    ir::dispatch<T, MODE>(v, [&](auto kern) {
+      smem_fill(ir::smem, v.smem);
+      const int grid = std::min(q.tiles * q.npass, 3);
+      emu_launch(grid, ir::NT, [&] { kern(q); });
+      smok = smok && smem_ok(ir::smem, v.smem);
+    });
+    return q;
   };
-#define IRK(KS, KB, SE) runf(ir::ir_fused_kernel<T, KS, KB, SE>, SE ? 1 : (K + KB - 1) / KB, ir::make_layout<T, KB, SE>(k, stride, p.TH, p.TW).bytes)
-#define IRSEL(KB, SE) do { if (k == 3) IRK(3, KB, SE); else if (k == 5) IRK(5, KB, SE); else if (k == 7) IRK(7, KB, SE); else IRK(0, KB, SE); } while (0)
-  std::vector<T> hbuf(size_t(p.M) * E); std::vector<float> partial(size_t(tiles) * E, NAN), gate(size_t(N) * E, NAN);
-  if (!S) { if (K <= 64) IRSEL(64, false); else IRSEL(128, false); }
+  if (!S) run(std::integral_constant<int, ir::kFused>{}, p);
   else {
-    p.hbuf = hbuf.data(); p.partial = partial.data(); p.gate = gate.data();
-    IRSEL(32, true);
+    p.hbuf = hbuf.data();
+    IrParams q1 = p;
+    ir::plan<T>(q1, ir::kSePass1, max_smem);
+    const int tiles_img = q1.tiles_h * q1.tiles_w;
+    std::vector<float> partial(size_t(N) * tiles_img * E, NAN), gate(size_t(N) * E, NAN);
+    p.partial = partial.data(); p.gate = gate.data();
+    run(std::integral_constant<int, ir::kSePass1>{}, p);
     SeParams s{}; s.partial = partial.data(); s.w1 = w1d.data(); s.b1 = bias ? b1d.data() : nullptr; s.w2 = w2d.data();
-    s.b2 = bias ? b2d.data() : nullptr; s.gate = gate.data(); s.N = N; s.E = E; s.S = S; s.tiles = p.tiles_h * p.tiles_w;
+    s.b2 = bias ? b2d.data() : nullptr; s.gate = gate.data(); s.N = N; s.E = E; s.S = S; s.tiles = tiles_img;
     s.inv_hw = 1.f / (Ho * Wo); s.se_act = kRelu; s.se_gate = kHardsigmoid;
     emu_launch(N, 256, [&] { ir::se_mlp_kernel<T>(s); });
-    auto runp = [&](auto kern, int KB, size_t by) { smem_fill(ir::smem, by); emu_launch((p.M + 63) / 64 * ((K + KB - 1) / KB), 256, [&] { kern(p); }); smok = smok && smem_ok(ir::smem, by); };
-    if (K <= 64) runp(ir::se_project_kernel<T, 64>, 64, ir::make_proj_layout<T, 64>().bytes);
-    else runp(ir::se_project_kernel<T, 128>, 128, ir::make_proj_layout<T, 128>().bytes);
+    run(std::integral_constant<int, ir::kSePass2>{}, p);
   }
   char cfg[256];
-  snprintf(cfg, sizeof cfg, "N%d C%d %dx%d E%d K%d k%d s%d act%d exp%d b%d S%d res%d tile%dx%d %s", N, C, H, W, E, K, k, stride, act, expand, bias, S, residual, p.TH, p.TW, nhwc ? "nhwc" : "nchw");
+  snprintf(cfg, sizeof cfg, "N%d C%d %dx%d E%d K%d k%d s%d act%d exp%d b%d S%d res%d %s%s", N, C, H, W, E, K, k, stride, act, expand, bias, S, residual, nhwc ? "nhwc" : "nchw", vdesc.c_str());
   report<T>("ir", cfg, ref, out, smok);
 }
 
@@ -217,17 +228,23 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_dwpw<T>(1, 72, 17, 15, 96, 5, 1, 1, 2, kSilu, kNone, true, true, nhwc);  // 3 x 2 tiles, cc < 64 with 5x5 fp32
   }
   if (which.find('i') != std::string::npos) {
-    test_ir<T>(2, 8, 9, 9, 24, 8, 3, 1, kRelu6, true, true, 0, true, nhwc);
-    test_ir<T>(1, 5, 7, 11, 12, 7, 3, 2, kHardswish, true, false, 0, false, nhwc);
-    test_ir<T>(1, 40, 14, 14, 70, 130, 5, 1, kSilu, true, true, 0, false, nhwc);   // C>32, E>64, K>128, 7x7 tiles
-    test_ir<T>(2, 16, 10, 10, 16, 16, 3, 1, kRelu, false, true, 0, true, nhwc);   // no expansion + residual
-    test_ir<T>(1, 6, 11, 9, 20, 10, 7, 2, kRelu6, true, true, 0, false, nhwc);
+    // T14 (stride 1, k 3/5, K <= 96, maps >= 9): C = 24 (16-byte copies, Cp 32), K = 24 (3 n8 tiles), E = 72 (short last chunk)
+    test_ir<T>(2, 24, 14, 14, 72, 24, 3, 1, kRelu6, true, true, 0, true, nhwc);
+    test_ir<T>(1, 24, 16, 15, 144, 24, 3, 1, kRelu6, true, true, 0, true, nhwc);  // MobileNetV2-like, 2 x 2 clipped tiles
+    test_ir<T>(1, 20, 11, 13, 40, 20, 5, 1, kHardswish, true, true, 0, true, nhwc);  // C, K = 20: 8-byte copies, scalar epilogue
+    test_ir<T>(1, 32, 14, 14, 96, 56, 5, 1, kSilu, true, false, 0, false, nhwc);   // T14 NB = 96 (7 n8 tiles)
+    test_ir<T>(1, 16, 10, 10, 16, 16, 3, 1, kRelu, false, true, 0, true, nhwc);    // no expansion + residual
+    // T8: stride 2, small maps, generic k, K > 96, multi-pass
+    test_ir<T>(1, 40, 9, 11, 96, 40, 3, 2, kSilu, true, false, 0, false, nhwc);
+    test_ir<T>(2, 58, 7, 9, 58, 58, 5, 2, kRelu6, false, true, 0, false, nhwc);    // no expansion, C = 58 (4-byte copies)
+    test_ir<T>(1, 6, 11, 9, 20, 10, 7, 2, kRelu6, true, true, 0, false, nhwc);     // generic k
+    test_ir<T>(1, 16, 10, 10, 32, 100, 3, 1, kRelu, true, true, 0, false, nhwc);   // K > 96: T8, NB = 320
+    test_ir<T>(1, 8, 5, 5, 16, 330, 3, 1, kHardswish, true, true, 0, false, nhwc); // K > 320: 2 passes
+    test_ir<T>(1, 24, 9, 9, 48, 24, 5, 2, kRelu, true, true, 0, false, nhwc, 72 * sizeof(T) / 2 * 1024);  // T4 fallback (small smem)
+    // SE (pass 1 + MLP + pass 2)
     test_ir<T>(2, 8, 9, 10, 72, 8, 3, 1, kHardswish, true, true, 6, true, nhwc);  // SE + residual
-    test_ir<T>(1, 12, 13, 7, 24, 70, 5, 2, kSilu, true, true, 5, false, nhwc);    // SE, K>64
-    test_ir<T>(1, 4, 9, 9, 8, 6, 9, 1, kRelu, true, true, 0, false, nhwc);        // generic k
-    test_ir<T>(1, 4, 9, 9, 8, 6, 3, 1, kRelu, true, true, 0, false, nhwc, 4);     // shrunken tile 4x4
-    test_ir<T>(1, 16, 7, 7, 16, 8, 3, 1, kSilu, false, true, 4, false, nhwc);     // SE without expansion
-    test_ir<T>(2, 24, 14, 14, 144, 24, 3, 1, kRelu6, true, true, 0, true, nhwc);  // MobileNetV2-like, 2 bands
+    test_ir<T>(1, 12, 13, 7, 24, 70, 5, 2, kSilu, true, true, 5, false, nhwc);    // SE, K > 64
+    test_ir<T>(1, 20, 7, 7, 20, 8, 3, 1, kSilu, false, true, 4, false, nhwc);     // SE without expansion, E = 20
   }
 }
 

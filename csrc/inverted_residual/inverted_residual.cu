@@ -6,34 +6,30 @@
 // Without SE: one launch. With SE: pass 1 + SE MLP + pass 2 (three launches, h round-trips HBM
 // once), scratch h (N*Ho*Wo*E elements of T) and fp32 partial sums / gates from at::empty.
 //
-// ptxas (CUDA 13.0, scripts/nvcc_check.sh), registers/thread, 0 bytes spilled in every variant,
-// 256 threads, __launch_bounds__(256, 2) (se_mlp: 32 registers):
-//   sm_90  fused KB=64: 110-120, KB=128: 122-128 | SE pass 1: 92-101 | SE pass 2: 64-96
-//   sm_80  fused KB=64: 90-96,   KB=128: 112-128 | SE pass 1: 72-87  | SE pass 2: 56-84
-// (the top of each range is fp32 or bf16; fp16 is lowest.)
+// Tiling, copy widths, shared memory and the persistent grid are chosen per dtype by ir::plan
+// (inverted_residual_kernel.cuh, whose header also lists registers / smem / occupancy per variant).
 #include "common.h"
 #include "inverted_residual/inverted_residual.h"
 
 namespace fastconv {
 
-extern template size_t ir_smem_bytes<float>(const IrParams&, bool);
-extern template size_t ir_smem_bytes<__half>(const IrParams&, bool);
-extern template size_t ir_smem_bytes<__nv_bfloat16>(const IrParams&, bool);
-extern template void launch_ir_fused<float>(const IrParams&, cudaStream_t);
-extern template void launch_ir_fused<__half>(const IrParams&, cudaStream_t);
-extern template void launch_ir_fused<__nv_bfloat16>(const IrParams&, cudaStream_t);
-extern template void launch_ir_se<float>(const IrParams&, const SeParams&, cudaStream_t);
-extern template void launch_ir_se<__half>(const IrParams&, const SeParams&, cudaStream_t);
-extern template void launch_ir_se<__nv_bfloat16>(const IrParams&, const SeParams&, cudaStream_t);
+extern template int ir_se_tiles<float>(IrParams);
+extern template int ir_se_tiles<__half>(IrParams);
+extern template int ir_se_tiles<__nv_bfloat16>(IrParams);
+extern template void launch_ir_fused<float>(IrParams, cudaStream_t);
+extern template void launch_ir_fused<__half>(IrParams, cudaStream_t);
+extern template void launch_ir_fused<__nv_bfloat16>(IrParams, cudaStream_t);
+extern template void launch_ir_se<float>(IrParams, SeParams, cudaStream_t);
+extern template void launch_ir_se<__half>(IrParams, SeParams, cudaStream_t);
+extern template void launch_ir_se<__nv_bfloat16>(IrParams, SeParams, cudaStream_t);
 
 namespace {
 
 // Functors rather than templated lambdas so the file also builds as C++17 (older torch).
-struct SmemBytes {
+struct SeTiles {
   const IrParams& p;
-  bool se;
-  size_t& bytes;
-  template <typename T> void operator()() const { bytes = ir_smem_bytes<T>(p, se); }
+  int& tiles;
+  template <typename T> void operator()() const { tiles = ir_se_tiles<T>(p); }
 };
 struct LaunchFused {
   const IrParams& p;
@@ -44,15 +40,6 @@ struct LaunchSe {
   const SeParams& s;
   template <typename T> void operator()() const { launch_ir_se<T>(p, s, stream()); }
 };
-
-// Output tile side: the whole side when it is short, else 8, or 7 when that divides it evenly
-// (28, 14: MobileNet/EfficientNet sizes) so no tile is mostly padding.
-int pick_tile(int d) {
-  if (d <= 8) return d;
-  if (d % 8 == 0) return 8;
-  if (d % 7 == 0) return 7;
-  return 8;
-}
 
 void check_opt(const std::optional<at::Tensor>& t, const at::Tensor& x, int64_t numel, const char* name) {
   if (!t) return;
@@ -125,7 +112,6 @@ at::Tensor inverted_residual_cuda(const at::Tensor& x, const std::optional<at::T
   p.N = int(N); p.C = int(C); p.H = int(H); p.W = int(W); p.E = int(E); p.K = int(K);
   p.Ho = int(Ho); p.Wo = int(Wo);
   p.k = int(k); p.stride = int(stride); p.pad = int(padding); p.act = int(act);
-  p.M = int(N * Ho * Wo);
   for (int i = 0; i < 4; ++i) {
     p.xs[i] = x.stride(i);
     p.os[i] = out.stride(i);
@@ -133,42 +119,17 @@ at::Tensor inverted_residual_cuda(const at::Tensor& x, const std::optional<at::T
   p.nhwc = nhwc;
   p.residual = residual;
 
-  int dev = 0, max_optin = 0, sms = 0;
-  C10_CUDA_CHECK(cudaGetDevice(&dev));
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&max_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  // The halo buffer grows with k and stride: shrink the output tile until the block fits.
-  p.TH = pick_tile(p.Ho);
-  p.TW = pick_tile(p.Wo);
-  for (;;) {
-    size_t bytes = 0;
-    dispatch_dtype(x.scalar_type(), "inverted_residual_cuda", SmemBytes{p, se, bytes});
-    if (bytes <= size_t(max_optin)) break;
-    TORCH_CHECK(p.TH > 1 || p.TW > 1, "inverted_residual_cuda: kernel size ", k, " with stride ", stride,
-                " needs more shared memory than the device has");
-    if (p.TH >= p.TW) p.TH = (p.TH + 1) / 2;
-    else p.TW = (p.TW + 1) / 2;
-  }
-  // Late stages (7x7, 14x14 maps) give a handful of tiles: trade halo recomputation for enough
-  // blocks to occupy the SMs, down to 4x4 tiles (smaller tiles only shrink shared memory).
-  const int64_t kblocks = se ? 1 : (K <= 64 ? 1 : (K + 127) / 128);
-  auto n_blocks = [&] { return N * ((p.Ho + p.TH - 1) / p.TH) * ((p.Wo + p.TW - 1) / p.TW) * kblocks; };
-  while (n_blocks() < sms && (p.TH > 4 || p.TW > 4)) {
-    if (p.TH >= p.TW) p.TH = (p.TH + 1) / 2;
-    else p.TW = (p.TW + 1) / 2;
-  }
-  p.tiles_h = (p.Ho + p.TH - 1) / p.TH;
-  p.tiles_w = (p.Wo + p.TW - 1) / p.TW;
-
+  // Tiling, copy widths and the persistent grid are chosen per dtype by ir::plan (inverted_residual_kernel.cuh).
   if (!se) {
     dispatch_dtype(x.scalar_type(), "inverted_residual_cuda", LaunchFused{p});
     return out;
   }
-  const int64_t tiles = N * p.tiles_h * p.tiles_w;
   at::Tensor hbuf = at::empty({N * Ho * Wo, E}, x.options());
-  at::Tensor partial = at::empty({tiles, E}, x.options().dtype(at::kFloat));
   at::Tensor gate = at::empty({N, E}, x.options().dtype(at::kFloat));
   p.hbuf = hbuf.data_ptr();
+  int tiles_img = 0;
+  dispatch_dtype(x.scalar_type(), "inverted_residual_cuda", SeTiles{p, tiles_img});
+  at::Tensor partial = at::empty({N * tiles_img, E}, x.options().dtype(at::kFloat));
   p.partial = partial.data_ptr<float>();
   p.gate = gate.data_ptr<float>();
   SeParams s{};
@@ -179,7 +140,7 @@ at::Tensor inverted_residual_cuda(const at::Tensor& x, const std::optional<at::T
   s.b2 = opt_ptr(se_b2);
   s.gate = gate.data_ptr<float>();
   s.N = int(N); s.E = int(E); s.S = int(S);
-  s.tiles = p.tiles_h * p.tiles_w;
+  s.tiles = tiles_img;
   s.inv_hw = float(1.0 / double(Ho * Wo));
   s.se_act = int(se_act);
   s.se_gate = int(se_gate);

@@ -7,70 +7,71 @@
 namespace fastconv {
 namespace ir {
 
-// ---------------------------------------------------------------------------------------------
-// launch helpers
-// ---------------------------------------------------------------------------------------------
+struct Device {
+  int max_optin = 0, sms = 0;
+};
 
-inline int max_smem_optin() {
-  int dev = 0, v = 0;
+inline Device device_info() {
+  int dev = 0;
+  Device d;
   C10_CUDA_CHECK(cudaGetDevice(&dev));
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&d.max_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev));
+  return d;
+}
+
+template <typename T>
+IrVariant checked_plan(IrParams& p, int mode, const Device& d) {
+  const IrVariant v = plan<T>(p, mode, size_t(d.max_optin));
+  TORCH_CHECK(v.smem > 0, "inverted_residual_cuda: ", p.C, " input channels with kernel size ", p.k, " and stride ",
+              p.stride, " need more shared memory per block than the device allows");
   return v;
 }
 
-template <typename K>
-void launch_dyn(K kernel, int64_t blocks, size_t smem, cudaStream_t stream, const IrParams& p, const char* what) {
-  TORCH_CHECK(smem <= size_t(max_smem_optin()), "inverted_residual_cuda: ", what, " needs ", smem,
-              " bytes of shared memory per block, more than the device allows");
-  TORCH_CHECK(blocks >= 1 && blocks <= INT32_MAX, "inverted_residual_cuda: bad grid size ", blocks);
-  if (smem > 48 * 1024)
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  kernel<<<unsigned(blocks), NT, smem, stream>>>(p);
-  FASTCONV_CHECK_LAUNCH();
-}
-
-template <typename T, int KB, bool SE>
-void launch_fused_k(const IrParams& p, cudaStream_t stream) {
-  const Layout L = make_layout<T, KB, SE>(p.k, p.stride, p.TH, p.TW);
-  const int64_t blocks = int64_t(p.N) * p.tiles_h * p.tiles_w * (SE ? 1 : (p.K + KB - 1) / KB);
-  switch (p.k) {
-    case 3: launch_dyn(ir_fused_kernel<T, 3, KB, SE>, blocks, L.bytes, stream, p, "the fused kernel"); break;
-    case 5: launch_dyn(ir_fused_kernel<T, 5, KB, SE>, blocks, L.bytes, stream, p, "the fused kernel"); break;
-    case 7: launch_dyn(ir_fused_kernel<T, 7, KB, SE>, blocks, L.bytes, stream, p, "the fused kernel"); break;
-    default: launch_dyn(ir_fused_kernel<T, 0, KB, SE>, blocks, L.bytes, stream, p, "the fused kernel"); break;
-  }
-}
-
-template <typename T, int KB>
-void launch_proj(const IrParams& p, cudaStream_t stream) {
-  const int64_t blocks = int64_t((p.M + TP - 1) / TP) * ((p.K + KB - 1) / KB);
-  launch_dyn(se_project_kernel<T, KB>, blocks, make_proj_layout<T, KB>().bytes, stream, p, "SE pass 2");
+// Persistent launch: grid = min(work items, SMs x resident CTAs of this instantiation).
+template <typename T, int MODE> void launch_mode(const IrParams& p, const IrVariant& v, const Device& d, cudaStream_t st) {
+  dispatch<T, MODE>(v, [&](auto kernel) {
+    if (v.smem > 48 * 1024)
+      C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(v.smem)));
+    int occ = 0;
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, NT, v.smem));
+    const int64_t items = int64_t(p.tiles) * p.npass;
+    const int64_t grid = std::min<int64_t>(items, int64_t(d.sms) * std::max(occ, 1));
+    TORCH_CHECK(grid >= 1 && grid <= INT32_MAX, "inverted_residual_cuda: bad grid size ", grid);
+    kernel<<<unsigned(grid), NT, v.smem, st>>>(p);
+    FASTCONV_CHECK_LAUNCH();
+  });
 }
 
 }  // namespace ir
 
-template <typename T> size_t ir_smem_bytes(const IrParams& p, bool se) {
-  if (se) return ir::make_layout<T, 32, true>(p.k, p.stride, p.TH, p.TW).bytes;
-  return p.K <= 64 ? ir::make_layout<T, 64, false>(p.k, p.stride, p.TH, p.TW).bytes
-                   : ir::make_layout<T, 128, false>(p.k, p.stride, p.TH, p.TW).bytes;
+template <typename T> int ir_se_tiles(IrParams p) {
+  const ir::Device d = ir::device_info();
+  ir::checked_plan<T>(p, ir::kSePass1, d);
+  return p.tiles_h * p.tiles_w;
 }
 
-template <typename T> void launch_ir_fused(const IrParams& p, cudaStream_t stream) {
-  if (p.K <= 64) ir::launch_fused_k<T, 64, false>(p, stream);
-  else ir::launch_fused_k<T, 128, false>(p, stream);
+template <typename T> void launch_ir_fused(IrParams p, cudaStream_t stream) {
+  const ir::Device d = ir::device_info();
+  const ir::IrVariant v = ir::checked_plan<T>(p, ir::kFused, d);
+  ir::launch_mode<T, ir::kFused>(p, v, d, stream);
 }
 
-template <typename T> void launch_ir_se(const IrParams& p, const SeParams& s, cudaStream_t stream) {
-  ir::launch_fused_k<T, 32, true>(p, stream);
+template <typename T> void launch_ir_se(IrParams p, SeParams s, cudaStream_t stream) {
+  const ir::Device d = ir::device_info();
+  IrParams p1 = p;
+  const ir::IrVariant v1 = ir::checked_plan<T>(p1, ir::kSePass1, d);
+  TORCH_CHECK(p1.tiles_h * p1.tiles_w == s.tiles, "inverted_residual_cuda: SE tile count mismatch");
+  ir::launch_mode<T, ir::kSePass1>(p1, v1, d, stream);
   const size_t mlp_smem = size_t(s.E + s.S) * sizeof(float);
-  TORCH_CHECK(mlp_smem <= size_t(ir::max_smem_optin()), "inverted_residual_cuda: SE with ", s.E, " + ", s.S,
+  TORCH_CHECK(mlp_smem <= size_t(d.max_optin), "inverted_residual_cuda: SE with ", s.E, " + ", s.S,
               " channels needs too much shared memory");
   if (mlp_smem > 48 * 1024)
     C10_CUDA_CHECK(cudaFuncSetAttribute(ir::se_mlp_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(mlp_smem)));
   ir::se_mlp_kernel<T><<<unsigned(s.N), ir::NT, mlp_smem, stream>>>(s);
   FASTCONV_CHECK_LAUNCH();
-  if (p.K <= 64) ir::launch_proj<T, 64>(p, stream);
-  else ir::launch_proj<T, 128>(p, stream);
+  const ir::IrVariant v2 = ir::checked_plan<T>(p, ir::kSePass2, d);
+  ir::launch_mode<T, ir::kSePass2>(p, v2, d, stream);
 }
 
 }  // namespace fastconv

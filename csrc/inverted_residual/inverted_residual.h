@@ -1,4 +1,4 @@
-// Host-visible parameters of the inverted residual kernels (see inverted_residual.cuh).
+// Host-visible parameters of the inverted residual kernels (see inverted_residual_kernel.cuh).
 #pragma once
 
 #include <cstdint>
@@ -21,10 +21,12 @@ struct IrParams {
   const float* gate; // SE pass 2 input: (N, E) gate values
   int N, C, H, W, E, K, Ho, Wo;
   int k, stride, pad, act;
-  int TH, TW, tiles_h, tiles_w;  // output tile (TH * TW <= 64) and tiles per image
-  int M;                         // N * Ho * Wo
-  int64_t xs[4], os[4];          // element strides, (n, c, h, w) order
-  bool nhwc, residual;
+  int tiles_h, tiles_w, tiles;  // output tiles (TH x TW fixed by the kernel instantiation); tiles = N th tw
+  int npass;                    // project passes per tile: ceil(K / NB) (1 whenever K fits one CTA)
+  int Cp;                       // C rounded up to 16: the expand GEMM's reduction depth
+  int xbytes, webytes, wpbytes, hbytes;  // cp.async widths for x rows, We rows, Wp rows, h rows (0: scalar)
+  int64_t xs[4], os[4];         // element strides, (n, c, h, w) order
+  bool nhwc, residual, vec_out; // vec_out: 16-byte epilogue (NHWC, K % 8 == 0, aligned pointers)
 };
 
 struct SeParams {
@@ -39,9 +41,10 @@ struct SeParams {
   int se_act, se_gate;
 };
 
-// Shared memory bytes the fused / SE-pass-1 kernel needs for this tile shape (0 if it cannot run).
-template <typename T> size_t ir_smem_bytes(const IrParams& p, bool se);
-template <typename T> void launch_ir_fused(const IrParams& p, cudaStream_t stream);
-template <typename T> void launch_ir_se(const IrParams& p, const SeParams& s, cudaStream_t stream);
+// Fused kernel (no SE), or the SE path's pass 1 + MLP + pass 2. p.tiles_* / p.npass / widths are
+// filled in by the launcher (ir::plan, inverted_residual_kernel.cuh).
+template <typename T> int ir_se_tiles(IrParams p);  // SE pass 1 tiles per image (partial-sum rows)
+template <typename T> void launch_ir_fused(IrParams p, cudaStream_t stream);
+template <typename T> void launch_ir_se(IrParams p, SeParams s, cudaStream_t stream);
 
 }  // namespace fastconv

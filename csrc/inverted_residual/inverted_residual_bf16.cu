@@ -3,7 +3,7 @@
 #include "inverted_residual/inverted_residual.cuh"
 
 namespace fastconv {
-template size_t ir_smem_bytes<__nv_bfloat16>(const IrParams&, bool);
-template void launch_ir_fused<__nv_bfloat16>(const IrParams&, cudaStream_t);
-template void launch_ir_se<__nv_bfloat16>(const IrParams&, const SeParams&, cudaStream_t);
+template int ir_se_tiles<__nv_bfloat16>(IrParams);
+template void launch_ir_fused<__nv_bfloat16>(IrParams, cudaStream_t);
+template void launch_ir_se<__nv_bfloat16>(IrParams, SeParams, cudaStream_t);
 }  // namespace fastconv

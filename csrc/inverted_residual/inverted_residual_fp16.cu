@@ -3,7 +3,7 @@
 #include "inverted_residual/inverted_residual.cuh"
 
 namespace fastconv {
-template size_t ir_smem_bytes<__half>(const IrParams&, bool);
-template void launch_ir_fused<__half>(const IrParams&, cudaStream_t);
-template void launch_ir_se<__half>(const IrParams&, const SeParams&, cudaStream_t);
+template int ir_se_tiles<__half>(IrParams);
+template void launch_ir_fused<__half>(IrParams, cudaStream_t);
+template void launch_ir_se<__half>(IrParams, SeParams, cudaStream_t);
 }  // namespace fastconv

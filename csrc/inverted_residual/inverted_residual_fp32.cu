@@ -3,7 +3,7 @@
 #include "inverted_residual/inverted_residual.cuh"
 
 namespace fastconv {
-template size_t ir_smem_bytes<float>(const IrParams&, bool);
-template void launch_ir_fused<float>(const IrParams&, cudaStream_t);
-template void launch_ir_se<float>(const IrParams&, const SeParams&, cudaStream_t);
+template int ir_se_tiles<float>(IrParams);
+template void launch_ir_fused<float>(IrParams, cudaStream_t);
+template void launch_ir_se<float>(IrParams, SeParams, cudaStream_t);
 }  // namespace fastconv

@@ -1,265 +1,364 @@
 // Inverted residual / MBConv block: expand 1x1 -> act -> depthwise k x k -> act -> [SE] ->
-// project 1x1 (+ x).
+// project 1x1 (+ x), built on the shared stages (csrc/stages/).
 //
-// ir_fused_kernel (no SE): one kernel; the expanded tensor never reaches HBM.
-//   A 256-thread block owns a TH x TW output tile (TH * TW <= 64, 8 x 8 or 7 x 7) of one image x KB
-//   output channels (KB = 64 when K <= 64, else 128; larger K runs ceil(K / KB) blocks per tile,
-//   each recomputing expand + dw). It walks the hidden channels in chunks of EC = 64:
-//   1. expand: the halo tile ((TH-1)s + k) x ((TW-1)s + k) pixels, recomputed by every tile that
-//      needs it, padded to 64-row bands. Per band: x rows (32 input channels at a time) and the
-//      expand weight chunk go to shared memory, TileAcc<T, 64> accumulates over all C, then
-//      bias + act, rounded to T, land in the shared halo buffer `hexp`. No expansion: hexp = x.
-//   2. depthwise from hexp (+bias, act) into a 64 x EC tile. hexp rows of halo pixels outside the
-//      image hold 0: the conv pads h (not x, not act(bias)) with zeros.
-//   3. project: TileAcc<T, KB> (registers, lives across all hidden chunks) += dw tile x Wp chunk.
-//   Epilogue: project bias, residual x, store in x's layout.
-//   HBM traffic: x (halo tiles re-read from L2 once per hidden chunk), weights, out. Nothing else.
+// ir_kernel<T, KS, S, TH, TW, RW, NT8P, MODE>, 256 threads (8 warps), persistent: the grid is
+// min(work items, SMs x resident CTAs) and each CTA loops over work items = (output tile, project
+// pass). MODE kFused: the whole block in one kernel, the expanded tensor never leaves shared memory.
+// Per work item (TH x TW output pixels of one image, NB output channels):
+//   0. The halo of the tile, clipped to the image (a rectangle of mx <= IH x IW pixels, IH =
+//      (TH - 1) S + k), is loaded ONCE with cp.async (16-byte when C % 8 == 0 in NHWC) as the expand
+//      A operand xh[mx][Cp] (Cp = C rounded up to 16; pixels compacted, so halo pixels outside the
+//      image cost no expand FLOPs), and stays resident for all hidden chunks.
+//   For each hidden chunk of EC = 48 channels (We / Wp chunk c+1 is prefetched with cp.async into the
+//   other half of a double buffer while chunk c computes; 3 barriers per chunk):
+//   1. expand GEMM xh . We_c^T (stages::WarpTile, ldmatrix + mma.sync; m16 tiles of the compacted
+//      halo round-robin over the warps, EMT = 2 per warp pass, 1 in the 2-CTA/SM T14 variant) -> + bias, act -> T into the smem halo
+//      hid[IH][IW][EC] (pixels outside the image stay 0: the depthwise pads h with zeros).
+//   2. stages::Depthwise from hid (register-blocked RW-wide strips, 16-byte smem vectors) -> + bias,
+//      act -> the A operand ap[TH TW][EC] of the project GEMM.
+//   3. project GEMM: acc (registers, live across all chunks) += ap . Wp_c^T over the NB channels.
+//   Epilogue: acc -> fp32 smem -> stages::store_tile (+ bias, + residual x; 16-byte loads/stores in
+//   NHWC with K % 8 == 0).
+// No expansion (E == C): step 0 is skipped, step 1 is the x halo chunk itself (Depthwise::load_input).
+//
+// Tiles (instantiated): T14 = 14 x 14 outputs (RW = 2), stride 1, k = 3/5, K <= 96; T8 = 8 x 8 (RW = 2)
+// for everything else (stride 2, small maps, generic k, K > 96, SE); T4 = 4 x 4 (generic depthwise,
+// 8 warps along N, NB = 128) only when T8 does not fit in shared memory (fp32 with C >~ 100 at k5 s2). NB = output channels per pass:
+// T14: 8 warps x 1 (m tiles w, w + 8), NB = 8 NT8P = 32 (NT8P = 4) or 96 (12); T8: 4 x 2 warps, NB =
+// 16 NT8P = 64 or 320. K > NB runs ceil(K / NB) passes per tile, each recomputing expand + dw (only
+// K > 96 at stride-1 k3/5 maps >= 9 px, which then use T8 with NB = 320, i.e. in practice K > 320).
+//
+// Executed / useful tensor-core FLOPs (expand and project each 2 Mu C E resp. 2 Mu E K useful,
+// Mu = output pixels; executed = rows x padded depth x padded width):
+//   MobileNetV2 24 -> 144 -> 24, 56 x 56, s1, T14: 4 x 4 tiles per image; the clipped halo has 16 or 15
+//     rows/cols (interior/border), all multiples of 16 rows after compaction except 15 x 15 = 225 -> 240:
+//     expand rows (4 x 256 + 8 x 240 + 4 x 240) / 3136 = 3904 / 3136 = 1.245 (halo factor),
+//     x C padding 32 / 24 = 1.333, E 144 = 3 x 48 exact: expand 1.66.
+//     project rows 208 / 196 = 1.061, K 24 = 3 n8 tiles exact, E exact: project 1.061.
+//     Equal useful FLOPs in both GEMMs -> (1.66 + 1.061) / 2 = 1.36 (target 1.6).
+//   96 -> 576 -> 96, 14 x 14, s1, T14: one tile = the image; the clipped halo is the image itself,
+//     196 -> 208 rows: expand 1.061 (C 96, E 576 = 12 x 48 exact); project 208 / 196 = 1.061, K 96 =
+//     NB: 1.061 overall (target 1.25).
+//   Halo (expand recompute) factors, interior tiles: T14 s1 k3 16^2 / 14^2 = 1.31; T8 s1 k3 1.56 (only
+//   maps < 9 px or K > 96); T8 s2 k3 17^2 / (4 x 64) = 1.13 vs the unfused expansion of H x W.
+//
+// Shared memory (fp16, see ir_layout): xh MX (Cp + 8) + hid IH IW EC + ap MP (EC + 8) + We 2 EC (Cp + 8)
+// + Wp 2 NBR (EC + 8) elements (NBR = min(NB, round16(K))) + dw taps/biases in fp32, with the fp32
+// epilogue tile MP (NBR + 8)
+// aliasing {hid, ap, We, Wp}. 24-144-24 @56 T14: 82 KB (2 CTAs/SM); 96-576-96 @14 T14: 146 KB (1/SM).
+// ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh; regs/thread fp16 = bf16 | fp32), measured with the
+// 2-CTA cap (launch bounds (256, 2)) on the NB <= 64 variants, which then spilled -> now (256, 1):
+//   fused T14 NB96 k3/k5: 241 | 255, 0 spill     | fused T8 NB320: 237-252 | 239-251, 0 spill
+//   fused T14 NB32 k3/k5: 128 capped: 188-200 B spilled (fp32 uncapped: 198-200, 0 spill)
+//   fused T8 NB64: 128 capped: 0-24 B spilled (fp32 uncapped: 206-214, 0 spill)
+//   fused T4: 176 | 204 | SE pass 1 T8: 117-128 (capped, 0 spill) | 168 | SE pass 2 NB64: 128 | 168,
+//   NB320: 222 | 251 | T4: 148-160 | 156-168 | se_mlp: 32. With (256, 1) (re-checked for fp16 k3 s1:
+//   T14 NB32 212, T8 NB64 190 registers, 0 spill) every variant has <= 255 registers: 1 CTA (8 warps)
+//   per SM; smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16 (the first perf follow-up).
 //
 // With SE (the gate needs the global mean of h, so h must be complete before projecting):
-//   pass 1 ir_se_pass1 (same kernel, SE = true): expand + dw as above; writes h (N*Ho*Wo x E, T,
-//          pixel-major) and per-tile channel sums (fp32, N * tiles x E). Moves: reads x, writes h.
-//   se_mlp: one block per image: mean, FC1 + se_act, FC2 + gate -> gate (N x E fp32). Tiny.
-//   pass 2 se_project: out = (h * gate) @ Wp^T + bias (+ x); 64 flattened pixels x KB channels per
-//          block, 32 hidden channels per step. Moves: reads h (once per output-channel block) and
-//          x for the residual, writes out.
-//   Per-tile sums reduced in a fixed order make the SE result deterministic (no atomics).
+//   MODE kSePass1: steps 0-2 as above, then h tiles go to hbuf (N Ho Wo x E, T, pixel-major) and
+//          per-tile channel sums (fp32, N tiles x E) instead of the project GEMM.
+//   se_mlp_kernel: one block per image: mean, FC1 + se_act, FC2 + gate -> gate (N x E fp32).
+//   MODE kSePass2: per chunk, ap = h tile (cp.async), Wp_c scaled by the image's gate in smem, then the
+//          same project GEMM and epilogue (+ x). Per-tile sums reduced in a fixed order: deterministic.
 //
-// Template KS = 3, 5, 7 unrolls the depthwise taps; KS = 0 is the generic odd-k path.
-// ptxas, sm_90: fused 110-128, SE pass 1 92-101, pass 2 64-96 registers/thread, no spills
-// (per-variant numbers in inverted_residual.cu).
+// KS, S = 3/5, 1/2 unroll the depthwise taps (sliding window); KS = S = 0 is the generic odd-k path.
 #pragma once
 
-#include "dwpw_conv2d/tile_gemm.cuh"
+#include <algorithm>
+
 #include "inverted_residual/inverted_residual.h"
+#include "stages/depthwise.cuh"
+#include "stages/gemm.cuh"
+#include "stages/ir_warp_tile.cuh"
 
 namespace fastconv {
 namespace ir {
 
-constexpr int TP = tile::kRows;  // output pixels per block (tile padded to 64 rows)
-constexpr int NT = tile::kThreads;
-constexpr int EC = 64;           // hidden channels per chunk
-constexpr int CX = 32;           // input channels per expand step
-constexpr int BAND = 64;         // halo rows per expand GEMM
-constexpr int CH = 32;           // hidden channels per step in SE pass 2
+constexpr int NT = 256;  // threads per CTA (8 warps)
+constexpr int EC = 48;   // hidden channels per chunk (144 = 3, 576 = 12, 960 = 20 chunks)
+constexpr int LDA = EC + 8;  // pitch of the project A tile and Wp chunk: 8 (mod 16) halves
+enum Mode { kFused = 0, kSePass1 = 1, kSePass2 = 2 };
 
-// Byte offsets are 32-bit on purpose: 64-bit ones cost the kernel registers (and spills).
-struct Layout {
-  int HH, WW, Q, Qpad;
-  uint32_t qoff, pout, pres, wdw, hexp, xs, bx, scratch, ds, ps, cf;
-  size_t bytes;
+__host__ __device__ constexpr int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+// Compile-time shape of an output tile and its project-GEMM warp grid.
+template <int TH, int TW, int NT8P> struct TileCfg {
+  static constexpr int P = TH * TW;               // output pixels
+  static constexpr int MP = round_up(P, 16);      // project GEMM rows
+  static constexpr int MTILES = MP / 16;
+  static constexpr int WMP = MTILES < 8 ? (MTILES < 4 ? MTILES : 4) : 8;  // warps along M
+  static constexpr int WNP = 8 / WMP;             // warps along N
+  static constexpr int MTW = (MTILES + WMP - 1) / WMP;  // m tiles per warp
+  static constexpr int NB = WNP * NT8P * 8;       // output channels per pass
+  static_assert(WMP * WNP == 8, "8 warps");
 };
 
-// Shared-memory layout of ir_fused_kernel / SE pass 1; host sizes the launch with the same code.
-// Buffers in the union region are live in disjoint phases separated by __syncthreads():
-// {xs, bx} (expand GEMM) -> scratch (expand accumulators) -> {ds, ps} (dw tile, Wp chunk) -> cf.
-template <typename T, int KB, bool SE>
-__host__ __device__ inline Layout make_layout(int k, int stride, int TH, int TW) {
-  constexpr int LDX = tile::pad_ld<T>(CX), LDH = tile::pad_ld<T>(EC);
-  Layout L;
-  L.HH = (TH - 1) * stride + k;
-  L.WW = (TW - 1) * stride + k;
-  L.Q = L.HH * L.WW;
-  L.Qpad = (L.Q + BAND - 1) / BAND * BAND;
-  tile::SmemCarver s;
-  L.qoff = s.take<int64_t>(L.Qpad);
-  L.pout = s.take<int64_t>(TP);
-  L.pres = s.take<int64_t>(TP);
-  L.wdw = s.take<float>(EC * k * k);
-  L.hexp = s.take<T>(size_t(L.Qpad) * LDH);
-  const size_t u = s.off;
-  size_t end = u;
-  s.off = u;
-  L.xs = s.take<T>(BAND * LDX);
-  L.bx = s.take<T>(EC * LDX);
-  end = end > s.off ? end : s.off;
-  s.off = u;
-  L.scratch = s.take<float>(BAND * tile::acc_ld(EC));
-  end = end > s.off ? end : s.off;
-  s.off = u;
-  L.ds = s.take<T>(TP * LDH);
-  L.ps = s.take<T>(SE ? 0 : KB * LDH);
-  end = end > s.off ? end : s.off;
-  s.off = u;
-  L.cf = s.take<float>(SE ? 0 : TP * tile::acc_ld(KB));
-  end = end > s.off ? end : s.off;
+// Shared-memory carve-up, identical on host (launch size) and device. 32-bit offsets: 64-bit ones
+// cost registers.
+struct IrLayout {
+  uint32_t xpos, wt, dwb, eb, xh, hid, ap, we, wpb, cs;
+  uint32_t we_buf, wp_buf;  // bytes between the two halves of the double buffers
+  uint32_t bytes;
+};
+
+template <typename T>
+// NBR = min(NB, K rounded up to 16): the rows of the Wp chunk buffer and the width of the epilogue
+// tile (a pass never reads B rows or writes accumulators past round16(K), since NT8P is even).
+__host__ __device__ inline IrLayout ir_layout(int mode, bool expand, int k, int s, int TH, int TW, int Cp, int NBR) {
+  const int IH = stages::halo_extent(TH, k, s, 1), IW = stages::halo_extent(TW, k, s, 1);
+  const int MX = round_up(IH * IW, 16), MP = round_up(TH * TW, 16), LDX = Cp + 8;
+  IrLayout L{};
+  uint32_t off = 0;
+  auto take = [&](size_t bytes) {
+    off = (off + 127u) & ~127u;
+    const uint32_t o = off;
+    off += uint32_t(bytes);
+    return o;
+  };
+  if (mode != kSePass2) {
+    L.xpos = take(sizeof(int) * MX);
+    L.wt = take(sizeof(float) * k * k * EC);
+    L.dwb = take(sizeof(float) * EC);
+    L.eb = take(sizeof(float) * EC);
+    if (expand) L.xh = take(sizeof(T) * MX * LDX);
+  }
+  const uint32_t u = (off + 127u) & ~127u;  // union: chunk buffers | epilogue tile
+  if (mode != kSePass2) L.hid = take(sizeof(T) * IH * IW * EC);
+  L.ap = take(sizeof(T) * MP * LDA);
+  L.we_buf = expand && mode != kSePass2 ? uint32_t(round_up(int(sizeof(T)) * EC * LDX, 128)) : 0;
+  L.we = take(2 * size_t(L.we_buf));
+  L.wp_buf = mode != kSePass1 ? uint32_t(round_up(int(sizeof(T)) * NBR * LDA, 128)) : 0;
+  L.wpb = take(2 * size_t(L.wp_buf));
+  uint32_t end = off;
+  if (mode != kSePass1) {
+    off = u;
+    L.cs = take(sizeof(float) * MP * (NBR + 8));
+    end = end > off ? end : off;
+  }
   L.bytes = end;
   return L;
 }
 
-// One kernel for both modes: SE = false fuses the project GEMM, SE = true is pass 1 (writes h and
-// per-tile sums instead). KB is ignored when SE.
-template <typename T, int KS, int KB, bool SE>
-__global__ void __launch_bounds__(NT, 2) ir_fused_kernel(const IrParams p) {
-  constexpr int LDX = tile::pad_ld<T>(CX), LDH = tile::pad_ld<T>(EC);
-  constexpr int LDS = tile::acc_ld(EC), LDC = tile::acc_ld(KB);
-  const int ksz = KS > 0 ? KS : p.k;
-  const int kk = ksz * ksz;
-  const int s = p.stride;
+template <typename T, int KS, int S, int TH, int TW, int RW, int NT8P, int MODE>
+// __launch_bounds__(NT, 1): under the 2-CTA/SM cap (128 registers) the NB = 32/64 variants spilled
+// 16-200 B (ptxas sm_90), so every variant runs 1 CTA (8 warps) per SM for now.
+__global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
+  using Cfg = TileCfg<TH, TW, NT8P>;
+  // Expand m tiles per warp pass: 2 halves the B fragment loads; 1 in T14 NB32 keeps its register
+  // count down (the variant that should get back to 2 CTAs/SM).
+  constexpr int EMT = TH == 14 && NT8P <= 4 ? 1 : 2;
+  using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
+  constexpr int NB = Cfg::NB, MP = Cfg::MP;
+  const int ksz = KS > 0 ? KS : p.k, s = S > 0 ? S : p.stride, kk = ksz * ksz;
+  const int IH = stages::halo_extent(TH, ksz, s, 1), IW = stages::halo_extent(TW, ksz, s, 1);
+  const int LDX = p.Cp + 8;
+  const bool expand = p.we != nullptr;
   extern __shared__ __align__(128) unsigned char smem[];
-  const Layout L = make_layout<T, KB, SE>(ksz, s, p.TH, p.TW);
-  int64_t* qoff = reinterpret_cast<int64_t*>(smem + L.qoff);
-  int64_t* pout = reinterpret_cast<int64_t*>(smem + L.pout);
-  int64_t* pres = reinterpret_cast<int64_t*>(smem + L.pres);
-  float* wdw = reinterpret_cast<float*>(smem + L.wdw);
-  T* hexp = reinterpret_cast<T*>(smem + L.hexp);
-  T* xs = reinterpret_cast<T*>(smem + L.xs);
-  T* bx = reinterpret_cast<T*>(smem + L.bx);
-  float* scratch = reinterpret_cast<float*>(smem + L.scratch);
-  T* ds = reinterpret_cast<T*>(smem + L.ds);
-  T* ps = reinterpret_cast<T*>(smem + L.ps);
-  float* cf = reinterpret_cast<float*>(smem + L.cf);
+  const int nbr = min(NB, round_up(p.K, 16));
+  const IrLayout L = ir_layout<T>(MODE, expand, ksz, s, TH, TW, p.Cp, nbr);
+  int* xpos = reinterpret_cast<int*>(smem + L.xpos);
+  float* wt = reinterpret_cast<float*>(smem + L.wt);
+  float* dwb = reinterpret_cast<float*>(smem + L.dwb);
+  float* eb = reinterpret_cast<float*>(smem + L.eb);
+  T* xh = reinterpret_cast<T*>(smem + L.xh);
+  T* hid = reinterpret_cast<T*>(smem + L.hid);
+  T* ap = reinterpret_cast<T*>(smem + L.ap);
+  float* cs = reinterpret_cast<float*>(smem + L.cs);
 
+  const T* __restrict__ x = static_cast<const T*>(p.x);
   const T* __restrict__ we = static_cast<const T*>(p.we);
-  const T* __restrict__ wd = static_cast<const T*>(p.wd);
   const T* __restrict__ wp = static_cast<const T*>(p.wp);
   const T* __restrict__ be = static_cast<const T*>(p.be);
-  const T* __restrict__ bd = static_cast<const T*>(p.bd);
-  const int tid = threadIdx.x;
-  const int nkb = SE ? 1 : (p.K + KB - 1) / KB;
-  const int kb = blockIdx.x % nkb;
-  const int tile_id = blockIdx.x / nkb;  // (n * tiles_h + th) * tiles_w + tw
+  const int tid = threadIdx.x, warp = tid >> 5;
+  const int wm = warp % Cfg::WMP, wn = warp / Cfg::WMP;
+  const int nchunks = (p.E + EC - 1) / EC;
   const int tiles_img = p.tiles_h * p.tiles_w;
-  const int n = tile_id / tiles_img;
-  const int t_in = tile_id - n * tiles_img;
-  const int th = t_in / p.tiles_w, tw = t_in - th * p.tiles_w;
-  const int ho0 = th * p.TH, wo0 = tw * p.TW;
-  const int hi_org = ho0 * s - p.pad, wi_org = wo0 * s - p.pad;
-  const int k0 = kb * KB;
-  const T* __restrict__ xn = static_cast<const T*>(p.x) + n * p.xs[0];
+  const int items = p.tiles * p.npass;
 
-  // Halo pixel q -> offset inside image n, or -1 outside the image (or past the halo).
-  for (int q = tid; q < L.Qpad; q += NT) {
-    int64_t off = -1;
-    if (q < L.Q) {
-      const int qh = q / L.WW, qw = q - qh * L.WW;
-      const int hi = hi_org + qh, wi = wi_org + qw;
-      if (unsigned(hi) < unsigned(p.H) && unsigned(wi) < unsigned(p.W)) off = hi * p.xs[2] + wi * p.xs[3];
-    }
-    qoff[q] = off;
-  }
-  // Output pixel p -> out offset (fused) or h row (SE), and residual offset; -1 when masked.
-  if (tid < TP) {
-    const int ph = tid / p.TW, pw = tid - ph * p.TW;
-    const int ho = ho0 + ph, wo = wo0 + pw;
-    const bool ok = tid < p.TH * p.TW && ho < p.Ho && wo < p.Wo;
-    if (SE) pout[tid] = ok ? (int64_t(n) * p.Ho + ho) * p.Wo + wo : -1;
-    else pout[tid] = ok ? n * p.os[0] + ho * p.os[2] + wo * p.os[3] : -1;
-    pres[tid] = ok ? n * p.xs[0] + ho * p.xs[2] + wo * p.xs[3] : -1;
-  }
+  for (int item = blockIdx.x; item < items; item += gridDim.x) {
+    const int pass = item % p.npass, tile = item / p.npass;
+    const int n = tile / tiles_img, t_in = tile - n * tiles_img;
+    const int th = t_in / p.tiles_w, tw = t_in - th * p.tiles_w;
+    const int oy0 = th * TH, ox0 = tw * TW;
+    const int h0 = oy0 * s - p.pad, w0 = ox0 * s - p.pad;
+    const int k0 = pass * NB;
+    const T* __restrict__ xn = x + n * p.xs[0];
+    // The halo clipped to the image: rows y_lo..y_hi-1, columns x_lo..x_hi-1 of the IH x IW halo.
+    const int y_lo = h0 < 0 ? -h0 : 0, x_lo = w0 < 0 ? -w0 : 0;
+    const int y_hi = min(IH, p.H - h0), x_hi = min(IW, p.W - w0);
+    const int rw = x_hi > x_lo ? x_hi - x_lo : 0, rh = y_hi > y_lo ? y_hi - y_lo : 0;
+    const int mx = rw * rh, mxp = round_up(mx, 16);
+    // Output row r of the tile -> image pixel, or -1 (outside the image).
+    auto out_pix = [&](int r) -> int {
+      const int oy = r / TW, ox = r - (r / TW) * TW;
+      return r < Cfg::P && oy0 + oy < p.Ho && ox0 + ox < p.Wo ? (oy0 + oy) * p.Wo + ox0 + ox : -1;
+    };
 
-  tile::TileAcc<T, (SE ? 32 : KB)> acc_p;
-  if constexpr (!SE) acc_p.zero();
-
-  for (int e0 = 0; e0 < p.E; e0 += EC) {
-    {  // dw weights (E, k*k) contiguous: the chunk is one run. Last read before the previous
-       // chunk's final barrier, first read after this chunk's expand barriers.
-      const int64_t base = int64_t(e0) * kk, lim = int64_t(p.E) * kk;
-      for (int i = tid; i < EC * kk; i += NT) wdw[i] = base + i < lim ? to_float(wd[base + i]) : 0.f;
-    }
-    __syncthreads();  // qoff/pout ready (first chunk); the previous chunk's readers of ds/ps are done
-
-    if (we != nullptr) {
-      for (int b0 = 0; b0 < L.Qpad; b0 += BAND) {
-        tile::TileAcc<T, EC> acc_e;
-        acc_e.zero();
-        for (int c0 = 0; c0 < p.C; c0 += CX) {
-          for (int i = tid; i < BAND * CX; i += NT) {
-            const int cl = p.nhwc ? i % CX : i / BAND;
-            const int r = p.nhwc ? i / CX : i % BAND;
-            const int c = c0 + cl;
-            const int64_t off = qoff[b0 + r];
-            xs[r * LDX + cl] = (off >= 0 && c < p.C) ? xn[off + c * p.xs[1]] : from_float<T>(0.f);
-          }
-          for (int i = tid; i < EC * CX; i += NT) {
-            const int e = i / CX, cl = i - e * CX;
-            const int eg = e0 + e, c = c0 + cl;
-            bx[e * LDX + cl] = (eg < p.E && c < p.C) ? we[int64_t(eg) * p.C + c] : from_float<T>(0.f);
-          }
-          __syncthreads();
-          acc_e.template mma<CX / 16>(xs, LDX, bx, LDX);
-          __syncthreads();  // xs/bx reused next step; scratch aliases them
+    __syncthreads();  // the previous item's readers of every buffer are done
+    auto issue_weights = [&](int c) {
+      const int e0 = c * EC, buf = c & 1;
+      if (MODE != kSePass2 && expand) {
+        T* dst = reinterpret_cast<T*>(smem + L.we + buf * L.we_buf);
+        stages::copy_rows<T, NT>(p.webytes, dst, LDX, EC, p.Cp, p.C, we, 1, false, [&](int r) -> const T* {
+          return e0 + r < p.E ? we + int64_t(e0 + r) * p.C : nullptr;
+        });
+      }
+      if (MODE == kFused) {
+        T* dst = reinterpret_cast<T*>(smem + L.wpb + buf * L.wp_buf);
+        stages::copy_rows<T, NT>(p.wpbytes, dst, LDA, nbr, EC, p.E - e0, wp, 1, false, [&](int r) -> const T* {
+          return k0 + r < p.K ? wp + int64_t(k0 + r) * p.E + e0 : nullptr;
+        });
+      }
+    };
+    if constexpr (MODE != kSePass2) {
+      for (int r = tid; r < round_up(IH * IW, 16); r += NT)
+        xpos[r] = r < mx ? (y_lo + r / rw) * IW + x_lo + r % rw : -1;
+      if (expand) {
+        if (mx < IH * IW) {  // halo pixels outside the image: the depthwise conv's zero padding of h
+          const int nvec = IH * IW * EC * int(sizeof(T)) / 16;
+          for (int i = tid; i < nvec; i += NT) stages::sts16(hid + i * (16 / int(sizeof(T))), uint4{0, 0, 0, 0});
         }
-        acc_e.store(scratch, LDS);
+        stages::copy_rows<T, NT>(p.xbytes, xh, LDX, mxp, p.Cp, p.C, x, p.xs[1], !p.nhwc, [&](int r) -> const T* {
+          if (r >= mx) return nullptr;
+          const int hi = h0 + y_lo + r / rw, wi = w0 + x_lo + r % rw;
+          return xn + hi * p.xs[2] + wi * p.xs[3];
+        });
+      }
+      issue_weights(0);
+      stages::cp_async_commit();
+    }
+
+    stages::WarpTile<T, Cfg::MTW, NT8P> acc;
+    acc.zero();
+    // Warp's project extent: m tiles wm, wm + WMP, ..., n8 tiles wn NT8P .. of this pass's channels.
+    const int kpass = min(NB, p.K - k0);
+    const int nt8_all = (kpass + 7) / 8 - wn * NT8P;
+    const int nt8 = nt8_all < 0 ? 0 : (nt8_all > NT8P ? NT8P : nt8_all);
+    const int mt_all = (Cfg::MTILES - wm + Cfg::WMP - 1) / Cfg::WMP;
+    const int mt = mt_all > Cfg::MTW ? Cfg::MTW : mt_all;
+
+    for (int c = 0; c < nchunks; ++c) {
+      const int e0 = c * EC, ecl = min(EC, p.E - e0), buf = c & 1;
+      const T* wpc = reinterpret_cast<const T*>(smem + L.wpb + (MODE == kSePass2 ? 0 : buf * L.wp_buf));
+      if constexpr (MODE != kSePass2) {
+        // Taps and biases of this chunk: the last readers (previous chunk's depthwise) passed a barrier.
+        DW::load_weights(wt, dwb, static_cast<const T*>(p.wd), static_cast<const T*>(p.bd), e0, p.E, kk, EC);
+        if (expand) {
+          for (int i = tid; i < EC; i += NT) eb[i] = be != nullptr && e0 + i < p.E ? to_float(be[e0 + i]) : 0.f;
+        } else {  // the hidden chunk is x itself
+          DW::load_input(p.xbytes, hid, x, p.xs, n, h0, w0, p.H, p.W, IH, IW, e0, p.C, EC);
+          stages::cp_async_commit();
+        }
+        stages::cp_async_wait<0>();
+        __syncthreads();  // x halo, We_c, Wp_c landed; everyone finished chunk c-1 (buffers c+1 free)
+        if (c + 1 < nchunks) {
+          issue_weights(c + 1);
+          stages::cp_async_commit();
+        }
+        if (expand) {
+          const T* wec = reinterpret_cast<const T*>(smem + L.we + buf * L.we_buf);
+          const int mtiles = mxp / 16;
+          const int act = p.act;
+          for (int mi = EMT * warp; mi < mtiles; mi += 8 * EMT) {
+            stages::WarpTile<T, EMT, EC / 8> te;
+            te.zero();
+            const int mte = min(EMT, mtiles - mi);
+            // All EC columns even for a short last chunk: the padded channels come out act(0), finite,
+            // and meet zero Wp columns (no stale or NaN smem enters the project GEMM).
+            te.mma(xh + mi * 16 * LDX, LDX, 16, wec, LDX, p.Cp / 16, mte, EC / 8);
+            te.for_each(mte, EC / 8, [&](int i, int r, int col, float v0, float v1) {
+              const int row = (mi + i) * 16 + r;
+              if (row < mx) {
+                T* h = hid + xpos[row] * EC + col;
+                h[0] = from_float<T>(apply_act(v0 + eb[col], act));
+                h[1] = from_float<T>(apply_act(v1 + eb[col + 1], act));
+              }
+            });
+          }
+        }
+        __syncthreads();  // hid complete
+        DW::compute(hid, wt, dwb, p.act, ksz, s, 1, IW, EC,
+                    [&](int row, int g, float (&v)[8]) { stages::sts8<T>(ap + row * LDA + g * 8, v); });
+        __syncthreads();  // ap complete
+        if constexpr (MODE == kSePass1) {
+          T* __restrict__ hb = static_cast<T*>(p.hbuf);
+          const int64_t img = int64_t(n) * p.Ho * p.Wo;
+          if (p.hbytes == 16 && p.E % 8 == 0) {
+            const int ng = ecl / 8;  // E % 8 == 0, so ecl is too
+            constexpr int V = stages::kVec16<T>;
+            for (int i = tid; i < Cfg::P * ng; i += NT) {
+              const int r = i / ng, g = i - r * ng;
+              const int pix = out_pix(r);
+              if (pix >= 0) {
+#pragma unroll
+                for (int w = 0; w < stages::kWords8<T>; ++w)
+                  stages::stg16(hb + (img + pix) * p.E + e0 + g * 8 + w * V, stages::lds16(ap + r * LDA + g * 8 + w * V));
+              }
+            }
+          } else {
+            for (int i = tid; i < Cfg::P * ecl; i += NT) {
+              const int r = i / ecl, e = i - r * ecl;
+              const int pix = out_pix(r);
+              if (pix >= 0) hb[(img + pix) * p.E + e0 + e] = ap[r * LDA + e];
+            }
+          }
+          if (tid < ecl) {
+            float sum = 0.f;
+            for (int r = 0; r < Cfg::P; ++r)
+              if (out_pix(r) >= 0) sum += to_float(ap[r * LDA + tid]);
+            p.partial[int64_t(tile) * p.E + e0 + tid] = sum;
+          }
+          continue;  // the next chunk's barrier orders these reads of ap before it is rewritten
+        }
+      } else {  // kSePass2: ap = h tile, B = Wp_c * gate
+        __syncthreads();  // previous chunk's GEMM readers of ap / Wp done
+        const T* __restrict__ hb = static_cast<const T*>(p.hbuf);
+        const int64_t img = int64_t(n) * p.Ho * p.Wo;
+        stages::copy_rows<T, NT>(p.hbytes, ap, LDA, MP, EC, ecl, hb, 1, false, [&](int r) -> const T* {
+          const int pix = out_pix(r);
+          return pix >= 0 ? hb + (img + pix) * p.E + e0 : nullptr;
+        });
+        T* wdst = reinterpret_cast<T*>(smem + L.wpb);
+        stages::copy_rows<T, NT>(p.wpbytes, wdst, LDA, nbr, EC, ecl, wp, 1, false, [&](int r) -> const T* {
+          return k0 + r < p.K ? wp + int64_t(k0 + r) * p.E + e0 : nullptr;
+        });
+        stages::cp_async_commit();
+        stages::cp_async_wait<0>();
         __syncthreads();
-        for (int i = tid; i < BAND * EC; i += NT) {
-          const int r = i / EC, e = i - r * EC;
-          const int eg = e0 + e;
-          float v = scratch[r * LDS + e];
-          if (be != nullptr && eg < p.E) v += to_float(be[eg]);
-          // Halo pixels outside the image are the depthwise conv's zero padding of h.
-          hexp[(b0 + r) * LDH + e] = from_float<T>(qoff[b0 + r] >= 0 ? apply_act(v, p.act) : 0.f);
+        const float* gt = p.gate + int64_t(n) * p.E + e0;
+        for (int i = tid; i < nbr * ecl; i += NT) {
+          const int r = i / ecl, e = i - r * ecl;
+          wdst[r * LDA + e] = from_float<T>(to_float(wdst[r * LDA + e]) * gt[e]);
         }
-        __syncthreads();  // next band's xs aliases scratch; dw below reads hexp
+        __syncthreads();
       }
-    } else {
-      for (int i = tid; i < L.Qpad * EC; i += NT) {
-        const int e = p.nhwc ? i % EC : i / L.Qpad;
-        const int q = p.nhwc ? i / EC : i % L.Qpad;
-        const int eg = e0 + e;
-        const int64_t off = qoff[q];
-        hexp[q * LDH + e] = (off >= 0 && eg < p.E) ? xn[off + eg * p.xs[1]] : from_float<T>(0.f);
-      }
+      if constexpr (MODE != kSePass1)
+        acc.mma(ap + wm * 16 * LDA, LDA, 16 * Cfg::WMP, wpc + wn * NT8P * 8 * LDA, LDA, (ecl + 15) / 16, mt, nt8);
+    }
+
+    if constexpr (MODE != kSePass1) {
+      const int ldc = nbr + 8;
+      __syncthreads();  // cs aliases hid / ap / the weight buffers
+      acc.for_each(mt, nt8, [&](int i, int r, int col, float v0, float v1) {
+        float* c = cs + ((wm + i * Cfg::WMP) * 16 + r) * ldc + wn * NT8P * 8 + col;
+        c[0] = v0;
+        c[1] = v1;
+      });
       __syncthreads();
+      stages::store_tile<T, MP, NB, NT>(
+          cs, ldc,
+          [&](int r) {
+            const int pix = out_pix(r);
+            if (pix < 0) return stages::RowOffsets{-1, -1};
+            const int ho = pix / p.Wo, wo = pix - ho * p.Wo;
+            return stages::RowOffsets{n * p.os[0] + ho * p.os[2] + wo * p.os[3],
+                                      n * p.xs[0] + ho * p.xs[2] + wo * p.xs[3]};
+          },
+          k0, p.K, static_cast<const T*>(p.bp), kNone, p.residual ? x : nullptr, p.xs[1], static_cast<T*>(p.out),
+          p.os[1], p.vec_out);
     }
-
-    // Depthwise from the halo buffer; ds/ps alias the expand buffers (all readers passed a barrier).
-    for (int i = tid; i < TP * EC; i += NT) {
-      const int px = i / EC, e = i - px * EC;
-      const int eg = e0 + e;
-      float v = 0.f;
-      if (pout[px] >= 0 && eg < p.E) {
-        const int ph = px / p.TW, pw = px - ph * p.TW;
-        const float* wk = wdw + e * kk;
-        float acc = bd != nullptr ? to_float(bd[eg]) : 0.f;
-        // ksz is a compile-time constant when KS > 0, so these loops unroll fully.
-#pragma unroll
-        for (int ky = 0; ky < ksz; ++ky) {
-          const int qrow = (ph * s + ky) * L.WW + pw * s;
-#pragma unroll
-          for (int kx = 0; kx < ksz; ++kx) {
-            acc = fmaf(to_float(hexp[(qrow + kx) * LDH + e]), wk[ky * ksz + kx], acc);
-          }
-        }
-        v = apply_act(acc, p.act);
-      }
-      ds[px * LDH + e] = from_float<T>(v);
-    }
-    if constexpr (!SE) {
-      for (int i = tid; i < KB * EC; i += NT) {
-        const int kl = i / EC, e = i - kl * EC;
-        const int ko = k0 + kl, eg = e0 + e;
-        ps[kl * LDH + e] = (ko < p.K && eg < p.E) ? wp[int64_t(ko) * p.E + eg] : from_float<T>(0.f);
-      }
-    }
-    __syncthreads();
-
-    if constexpr (!SE) {
-      acc_p.template mma<EC / 16>(ds, LDH, ps, LDH);
-    } else {
-      T* __restrict__ hbuf = static_cast<T*>(p.hbuf);
-      for (int i = tid; i < TP * EC; i += NT) {
-        const int px = i / EC, e = i - px * EC;
-        const int64_t row = pout[px];
-        if (row >= 0 && e0 + e < p.E) hbuf[row * p.E + e0 + e] = ds[px * LDH + e];
-      }
-      if (tid < EC && e0 + tid < p.E) {
-        float sum = 0.f;
-        for (int px = 0; px < TP; ++px)
-          if (pout[px] >= 0) sum += to_float(ds[px * LDH + tid]);
-        p.partial[int64_t(tile_id) * p.E + e0 + tid] = sum;
-      }
-    }
-    // The next chunk's first barrier (after the wdw load, which nobody reads here) orders these
-    // reads of ds/ps before the expand phase overwrites them.
-  }
-
-  if constexpr (!SE) {
-    __syncthreads();  // cf aliases ds/ps
-    acc_p.store(cf, LDC);
-    __syncthreads();
-    tile::write_tile<T, KB>(cf, LDC, pout, pres, k0, p.K, static_cast<const T*>(p.bp), kNone,
-                            p.residual ? static_cast<const T*>(p.x) : nullptr, p.xs[1], static_cast<T*>(p.out),
-                            p.os[1], p.nhwc);
   }
 }
 
@@ -295,88 +394,93 @@ __global__ void __launch_bounds__(NT) se_mlp_kernel(const SeParams p) {
   }
 }
 
-struct ProjLayout {
-  uint32_t a, b, cf, pout, pres, pn;
-  size_t bytes;
+// ---------------------------------------------------------------------------------------------
+// Host-side plan (shared by the launcher and the host emulator test, so both run the same variant).
+// ---------------------------------------------------------------------------------------------
+
+struct IrVariant {
+  int tile;   // 14 (T14) or 8 (T8)
+  int nt8p;   // project n8 tiles per warp
+  int ks, s;  // depthwise instantiation (0, 0: generic)
+  size_t smem;
 };
 
-template <typename T, int KB>
-__host__ __device__ inline ProjLayout make_proj_layout() {
-  constexpr int LDA = tile::pad_ld<T>(CH);
-  tile::SmemCarver s;
-  ProjLayout L;
-  L.a = s.take<T>(TP * LDA);
-  L.b = s.take<T>(KB * LDA);
-  const size_t ab_end = s.off;
-  s.off = 0;
-  L.cf = s.take<float>(TP * tile::acc_ld(KB));
-  s.at_least(ab_end);
-  L.pout = s.take<int64_t>(TP);
-  L.pres = s.take<int64_t>(TP);
-  L.pn = s.take<int>(TP);
-  L.bytes = s.off;
-  return L;
+inline int nb_of(int tile, int nt8p) { return (tile == 14 ? 1 : tile == 8 ? 2 : 8) * nt8p * 8; }
+inline int nbr_of(int tile, int nt8p, int K) { return std::min(nb_of(tile, nt8p), round_up(K, 16)); }
+
+// Fills p's tiling fields for `mode` and returns the variant; smem 0 = nothing fits in max_smem.
+// Candidates, first that fits: T14 (when eligible), T8 with NB covering K, T8 with NB = 64 (more
+// passes), T4 (generic depthwise, NB = 128).
+template <typename T> inline IrVariant plan(IrParams& p, int mode, size_t max_smem) {
+  const bool expand = p.we != nullptr;
+  const bool fast = (p.k == 3 || p.k == 5) && (p.stride == 1 || p.stride == 2);
+  p.Cp = round_up(p.C, 16);
+  IrVariant cand[4];
+  int nc = 0;
+  if (mode == kFused && fast && p.stride == 1 && p.K <= 96 && p.Ho >= 9 && p.Wo >= 9)
+    cand[nc++] = IrVariant{14, p.K <= 32 ? 4 : 12, p.k, p.stride, 0};
+  const int ks = fast ? p.k : 0, st = fast ? p.stride : 0;
+  if (mode != kSePass1 && p.K > 64) cand[nc++] = IrVariant{8, 20, ks, st, 0};
+  cand[nc++] = IrVariant{8, 4, ks, st, 0};
+  cand[nc++] = IrVariant{4, 2, 0, 0, 0};
+  IrVariant v{};
+  for (int i = 0; i < nc && v.smem == 0; ++i) {
+    const size_t bytes =
+        ir_layout<T>(mode, expand, p.k, p.stride, cand[i].tile, cand[i].tile, p.Cp, nbr_of(cand[i].tile, cand[i].nt8p, p.K)).bytes;
+    if (bytes <= max_smem) {
+      v = cand[i];
+      v.smem = bytes;
+    }
+  }
+  if (v.smem == 0) return v;
+  const int nb = nb_of(v.tile, v.nt8p);
+  p.tiles_h = (p.Ho + v.tile - 1) / v.tile;
+  p.tiles_w = (p.Wo + v.tile - 1) / v.tile;
+  p.tiles = p.N * p.tiles_h * p.tiles_w;
+  p.npass = mode == kSePass1 ? 1 : (p.K + nb - 1) / nb;
+  const int es = int(sizeof(T));
+  p.xbytes = p.nhwc ? stages::vec_bytes(p.x, p.C, es) : 0;
+  p.webytes = expand ? stages::vec_bytes(p.we, p.C, es) : 0;
+  p.wpbytes = stages::vec_bytes(p.wp, p.E, es);
+  p.hbytes = p.hbuf ? stages::vec_bytes(p.hbuf, p.E, es) : 0;
+  auto a16 = [](const void* q) { return q == nullptr || reinterpret_cast<uintptr_t>(q) % 16 == 0; };
+  p.vec_out = p.nhwc && p.K % 8 == 0 && a16(p.out) && a16(p.bp) && (!p.residual || a16(p.x));
+  return v;
 }
 
-// SE pass 2: out[m, :] = (h[m, :] * gate[n(m), :]) @ Wp^T + bp (+ x); 64 flattened pixels x KB.
-template <typename T, int KB>
-__global__ void __launch_bounds__(NT, 2) se_project_kernel(const IrParams p) {
-  constexpr int LDA = tile::pad_ld<T>(CH), LDC = tile::acc_ld(KB);
-  extern __shared__ __align__(128) unsigned char smem[];
-  const ProjLayout L = make_proj_layout<T, KB>();
-  T* As = reinterpret_cast<T*>(smem + L.a);
-  T* Bs = reinterpret_cast<T*>(smem + L.b);
-  float* cf = reinterpret_cast<float*>(smem + L.cf);
-  int64_t* pout = reinterpret_cast<int64_t*>(smem + L.pout);
-  int64_t* pres = reinterpret_cast<int64_t*>(smem + L.pres);
-  int* pn = reinterpret_cast<int*>(smem + L.pn);
-  const T* __restrict__ hbuf = static_cast<const T*>(p.hbuf);
-  const T* __restrict__ wp = static_cast<const T*>(p.wp);
-  const int tid = threadIdx.x;
-  const int nkb = (p.K + KB - 1) / KB;
-  const int kb = blockIdx.x % nkb;
-  const int m0 = (blockIdx.x / nkb) * TP;
-  const int k0 = kb * KB;
-  if (tid < TP) {
-    const int m = m0 + tid;
-    if (m < p.M) {
-      const int hw = p.Ho * p.Wo;
-      const int n = m / hw, r = m - n * hw;
-      const int ho = r / p.Wo, wo = r - ho * p.Wo;
-      pn[tid] = n;
-      pout[tid] = n * p.os[0] + ho * p.os[2] + wo * p.os[3];
-      pres[tid] = n * p.xs[0] + ho * p.xs[2] + wo * p.xs[3];
+// Calls f(kernel) with the instantiation of variant v for MODE (f launches it).
+template <typename T, int MODE, int TH, int NT8P, class F> inline void dispatch_ks(const IrVariant& v, F&& f) {
+  if constexpr (MODE == kSePass2 || TH == 4) {
+    f(ir_kernel<T, 0, 0, TH, TH, 2, NT8P, MODE>);
+  } else if constexpr (TH == 14) {
+    if (v.ks == 3) f(ir_kernel<T, 3, 1, 14, 14, 2, NT8P, MODE>);
+    else f(ir_kernel<T, 5, 1, 14, 14, 2, NT8P, MODE>);
+  } else {
+    if (v.ks == 3 && v.s == 1) f(ir_kernel<T, 3, 1, 8, 8, 2, NT8P, MODE>);
+    else if (v.ks == 3) f(ir_kernel<T, 3, 2, 8, 8, 2, NT8P, MODE>);
+    else if (v.ks == 5 && v.s == 1) f(ir_kernel<T, 5, 1, 8, 8, 2, NT8P, MODE>);
+    else if (v.ks == 5) f(ir_kernel<T, 5, 2, 8, 8, 2, NT8P, MODE>);
+    else f(ir_kernel<T, 0, 0, 8, 8, 2, NT8P, MODE>);
+  }
+}
+
+template <typename T, int MODE, class F> inline void dispatch(const IrVariant& v, F&& f) {
+  if (v.tile == 4) {
+    dispatch_ks<T, MODE, 4, 2>(v, f);
+  } else if constexpr (MODE == kSePass1) {
+    dispatch_ks<T, MODE, 8, 4>(v, f);
+  } else {
+    if (v.tile == 14) {
+      if constexpr (MODE == kFused) {
+        if (v.nt8p == 4) dispatch_ks<T, MODE, 14, 4>(v, f);
+        else dispatch_ks<T, MODE, 14, 12>(v, f);
+      }
+    } else if (v.nt8p == 4) {
+      dispatch_ks<T, MODE, 8, 4>(v, f);
     } else {
-      pn[tid] = -1;
-      pout[tid] = -1;
-      pres[tid] = -1;
+      dispatch_ks<T, MODE, 8, 20>(v, f);
     }
   }
-  __syncthreads();
-  tile::TileAcc<T, KB> acc;
-  acc.zero();
-  for (int e0 = 0; e0 < p.E; e0 += CH) {
-    for (int i = tid; i < TP * CH; i += NT) {
-      const int px = i / CH, e = i - px * CH;
-      const int eg = e0 + e, n = pn[px];
-      float v = 0.f;
-      if (n >= 0 && eg < p.E) v = to_float(hbuf[int64_t(m0 + px) * p.E + eg]) * p.gate[int64_t(n) * p.E + eg];
-      As[px * LDA + e] = from_float<T>(v);
-    }
-    for (int i = tid; i < KB * CH; i += NT) {
-      const int kl = i / CH, e = i - kl * CH;
-      const int ko = k0 + kl, eg = e0 + e;
-      Bs[kl * LDA + e] = (ko < p.K && eg < p.E) ? wp[int64_t(ko) * p.E + eg] : from_float<T>(0.f);
-    }
-    __syncthreads();
-    acc.template mma<CH / 16>(As, LDA, Bs, LDA);
-    __syncthreads();
-  }
-  acc.store(cf, LDC);
-  __syncthreads();
-  tile::write_tile<T, KB>(cf, LDC, pout, pres, k0, p.K, static_cast<const T*>(p.bp), kNone,
-                          p.residual ? static_cast<const T*>(p.x) : nullptr, p.xs[1], static_cast<T*>(p.out),
-                          p.os[1], p.nhwc);
 }
 
 }  // namespace ir

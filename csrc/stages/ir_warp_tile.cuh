@@ -1,0 +1,105 @@
+// Stage: one warp's GEMM tile at a caller-chosen place, with runtime-trimmed extents.
+//
+// WarpTile<T, MT, NT8>: a (16 MT) x (8 NT8) fp32 accumulator tile owned by ONE warp;
+//   mma(A, lda, mstride, B, ldb, ksteps, mt, nt8): acc[i][j] += A_i[16][16 ksteps] . B_j[8][16 ksteps]^T
+//   for i < mt, j < nt8 (warp-uniform runtime bounds <= MT, NT8), where A_i = the 16 rows starting at
+//   A + i * mstride * lda (m tiles need not be adjacent: a warp can own tiles w, w + 8, ...) and
+//   B_j = the 8 rows starting at B + 8 j * ldb (a 1x1 weight slab, row = output channel, as stored).
+//   for_each(f): f(row, col, v0, v1) for (row, col) and (row, col + 1) of the trimmed tile; row counts
+//   m tiles in units of 16 (row = 16 i + r, the caller maps i to its own m-tile index).
+// Why not stages::Gemm: that tile is a CTA-wide rectangle with compile-time extents; the inverted
+// residual needs (a) m tiles distributed round-robin over warps (13 m tiles of a 14 x 14 tile on 8
+// warps), (b) trimming to the rows/channels that exist (a clipped halo, K = 24 = 3 n8 tiles, a short
+// last hidden chunk) without padding to the CTA tile, and (c) a runtime k depth.
+// fp16/bf16: ldmatrix.x4 + mma.sync.m16n8k16 (stages/mma.cuh); per k step MT A ldmatrix, NT8/2 B
+// ldmatrix, MT NT8 mma. B always loads n8 tiles in pairs: the B buffer must hold rows up to
+// 16 ceil(nt8 / 2) (zero-filled past the real channels). Rows 16-byte aligned, lda, ldb = 8 (mod 16)
+// halves: the 8 rows of each ldmatrix phase fall in distinct 16-byte bank groups (conflict-free).
+// fp32: FMA with the same accumulator layout (so for_each is shared), 2 MT + 2 NT8 LDS per k.
+#pragma once
+
+#include "stages/gemm.cuh"
+
+namespace fastconv {
+namespace stages {
+
+template <typename T, int MT, int NT8, bool MMA = kTensorCore<T>> struct WarpTile {
+  static_assert(NT8 % 2 == 0, "B n8 tiles are loaded in pairs");
+  float acc[MT][NT8][4];
+
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+      for (int j = 0; j < NT8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+  }
+
+  __device__ __forceinline__ void mma(const T* A, int lda, int mstride, const T* B, int ldb, int ksteps, int mt,
+                                      int nt8) {
+    const int lane = threadIdx.x & 31;
+    if constexpr (MMA) {
+      // Row addresses per lane (stages/mma.cuh): A matrices j = (rows + 8 (j & 1), k + 8 (j >> 1)),
+      // B matrices j = (n + 8 (j >> 1), k + 8 (j & 1)).
+      const T* a_row = A + (lane & 15) * lda + (lane >> 4) * 8;
+      const T* b_row = B + ((lane >> 4) * 8 + (lane & 7)) * ldb + ((lane >> 3) & 1) * 8;
+#pragma unroll 1
+      for (int ks = 0; ks < ksteps; ++ks) {
+        uint32_t a[MT][4], b[NT8][2];
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+          if (i < mt) ldmatrix_x4(a[i], a_row + i * mstride * lda + ks * 16);
+#pragma unroll
+        for (int j = 0; j < NT8; j += 2)
+          if (j < nt8) {
+            uint32_t r[4];
+            ldmatrix_x4(r, b_row + j * 8 * ldb + ks * 16);
+            b[j][0] = r[0]; b[j][1] = r[1]; b[j + 1][0] = r[2]; b[j + 1][1] = r[3];
+          }
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+          for (int j = 0; j < NT8; ++j)
+            if (i < mt && j < nt8) mma_16816<T>(acc[i][j], a[i], b[j]);
+      }
+    } else {
+      const int g = lane >> 2, t = lane & 3;
+#pragma unroll 2
+      for (int k = 0; k < 16 * ksteps; ++k) {
+        float a[MT][2], b[NT8][2];
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) a[i][h] = i < mt ? to_float(A[(i * mstride + g + 8 * h) * lda + k]) : 0.f;
+#pragma unroll
+        for (int j = 0; j < NT8; ++j)
+#pragma unroll
+          for (int q = 0; q < 2; ++q) b[j][q] = j < nt8 ? to_float(B[(8 * j + 2 * t + q) * ldb + k]) : 0.f;
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+          for (int j = 0; j < NT8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = fmaf(a[i][e >> 1], b[j][e & 1], acc[i][j][e]);
+      }
+    }
+  }
+
+  // f(i, r, col, v0, v1): m tile i (< mt), row r (0..15) inside it, columns col and col + 1.
+  template <class F> __device__ __forceinline__ void for_each(int mt, int nt8, F&& f) const {
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2, c = (lane & 3) * 2;
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+      for (int j = 0; j < NT8; ++j)
+        if (i < mt && j < nt8) {
+          f(i, g, 8 * j + c, acc[i][j][0], acc[i][j][1]);
+          f(i, g + 8, 8 * j + c, acc[i][j][2], acc[i][j][3]);
+        }
+  }
+};
+
+}  // namespace stages
+}  // namespace fastconv
