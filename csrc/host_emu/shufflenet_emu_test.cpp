@@ -27,29 +27,20 @@ inline Tensor empty(IntArrayRef, TensorOptions) { return {}; }
 #include "channel_shuffle/channel_shuffle.cuh"
 #include "group_conv1x1/gconv.h"
 
-// gconv_kernel.cuh keeps its launcher (with <<<>>>) beside the kernel and uses static __shared__
-// arrays. The launcher body is swallowed into an ignored attribute's token list (it is mirrored
-// below), and __shared__ becomes `static` so that all emulated threads of a block share the arrays
-// (blocks run one at a time).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wattributes"
-#undef __shared__
-#define __shared__ static
-#define launch(...) launch(__VA_ARGS__) { [[emu::launcher_not_emulated(
-#undef FASTCONV_CHECK_LAUNCH
-#define FASTCONV_CHECK_LAUNCH() } )]]
 #include "group_conv1x1/gconv_kernel.cuh"
-#undef launch
-#undef FASTCONV_CHECK_LAUNCH
-#define FASTCONV_CHECK_LAUNCH()
-#undef __shared__
-#define __shared__
-#pragma GCC diagnostic pop
+
+// The kernels' dynamic shared memory (extern __shared__ inside the kernel refers to this array;
+// blocks run one at a time). A canary after the planned size catches overflows.
+namespace fastconv { namespace gconv { alignas(128) unsigned char smem[1 << 20]; } }
+static void smem_fill(size_t bytes) { memset(fastconv::gconv::smem + bytes, 0xAB, 65536); }
+static bool smem_ok(size_t bytes) { for (int i = 0; i < 65536; ++i) if (fastconv::gconv::smem[bytes + i] != 0xAB) return false; return true; }
 
 using namespace fastconv;
 
 static std::mt19937 rng(321);
 static int fails = 0;
+static bool g_smem_bad = false;           // set by run_gconv, reported by the next compare
+static size_t g_smem_max = 227 * 1024;    // the device's opt-in limit the launches are planned for
 
 static void verdict(bool ok, const char* what, const std::string& cfg, double err, double mx) {
   if (!ok) ++fails;
@@ -158,22 +149,28 @@ template <typename T> static void compare(const char* what, const std::string& c
   double mx = 1, err = 0;
   for (double e : ref.v) mx = std::max(mx, std::fabs(e));
   for (size_t i = 0; i < ref.v.size(); ++i) { double d = std::fabs(to_float(out[i]) - ref.v[i]); if (!(d <= err)) err = std::isnan(d) ? 1e30 : std::max(err, d); }
-  verdict(err <= tol<T>() * mx, what, cfg + " " + tname<T>(), err, mx);
+  const bool smok = !g_smem_bad;
+  g_smem_bad = false;
+  verdict(err <= tol<T>() * mx && smok, what, cfg + " " + tname<T>() + (smok ? "" : " SMEM OVERFLOW"), err, mx);
 }
 
-// Mirrors gconv::run (shape checks) + gconv::launch (grid) for one Params.
-template <typename T> static void run_gconv(bool dw, bool nhwc, const gconv::Params& p) {
+// Mirrors gconv::run (shape checks) + gconv::launch (plan for an H100/H200's 227 KB opt-in limit,
+// or a small smem_max to force the depthwise recompute path; grid; instantiation by stride).
+template <typename T> static void run_gconv(bool dw, bool nhwc, gconv::Params p) {
   assert(p.groups >= 1 && p.Cg >= 1 && p.Kg >= 1);
   assert(!dw || p.shuffle_in == 0);
   assert(dw || (p.Ho == p.H && p.Wo == p.W));
+  assert(dw || p.side == gconv::kSideNone);
   assert(p.side != gconv::kSideCopy || (p.Ho == p.H && p.Wo == p.W));
-  const int64_t np = int64_t(p.N) * p.Ho * p.Wo;
-  const int mtiles = (p.Kg + gconv::BM - 1) / gconv::BM;
-  const int side_blocks = p.side != gconv::kSideNone ? (p.side_C + gconv::SIDE_C - 1) / gconv::SIDE_C : 0;
-  const int gx = int((np + gconv::BN - 1) / gconv::BN), gy = p.groups * mtiles + side_blocks;
-  auto go = [&](auto kern) { emu_launch2d(gx, gy, gconv::THREADS, [&] { kern(p); }); };
-  if (dw) { if (nhwc) go(gconv::gconv_kernel<T, true, true>); else go(gconv::gconv_kernel<T, true, false>); }
-  else { if (nhwc) go(gconv::gconv_kernel<T, false, true>); else go(gconv::gconv_kernel<T, false, false>); }
+  const char* why = gconv::plan<T>(p, dw, nhwc, g_smem_max);
+  if (why) { printf("FAIL plan: %s\n", why); ++fails; return; }
+  const gconv::Grid g = gconv::grid_of(p, dw);
+  smem_fill(p.smem);
+  auto go = [&](auto kern) { emu_launch2d(g.x, g.y, gconv::NT, [&] { kern(p); }); };
+  if (!dw) { if (nhwc) go(gconv::gconv_kernel<T, false, true, 1>); else go(gconv::gconv_kernel<T, false, false, 1>); }
+  else if (p.stride == 1) { if (nhwc) go(gconv::gconv_kernel<T, true, true, 1>); else go(gconv::gconv_kernel<T, true, false, 1>); }
+  else { if (nhwc) go(gconv::gconv_kernel<T, true, true, 2>); else go(gconv::gconv_kernel<T, true, false, 2>); }
+  if (!smem_ok(p.smem)) g_smem_bad = true;
 }
 
 // ---------------------------------------------------------------- group_conv1x1
@@ -310,17 +307,37 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_gconv<T>(1, 64, 3, 3, 128, 8, 8, 8, true, kNone, nhwc);
     test_gconv<T>(3, 24, 7, 7, 12, 3, 0, 0, false, kSilu, nhwc);      // 147 pixels: partial pixel tile
     test_gconv<T>(1, 24, 4, 4, 24, 2, 3, 4, true, kRelu, nhwc);       // shuffle factors != groups
+    test_gconv<T>(1, 232, 3, 5, 232, 1, 0, 0, true, kRelu, nhwc);     // V2 pw 232: 8 slabs through 3 stages, 4 m-tiles
+    test_gconv<T>(1, 24, 5, 5, 58, 1, 0, 0, true, kRelu, nhwc);       // V2 24 -> 58 (Kg % 8 != 0: scalar epilogue)
+    test_gconv<T>(1, 384, 3, 3, 96, 8, 0, 8, true, kRelu, nhwc);      // V1 g=8 gconv1 (Cg 48, Kg 12)
+    test_gconv<T>(1, 480, 2, 3, 120, 3, 0, 3, true, kRelu, nhwc);     // V1 g=3 stage 3 gconv1
+    test_gconv<T>(2, 9, 3, 3, 15, 3, 0, 0, true, kRelu, nhwc);        // Cg = 3: unaligned rows, scalar loads
+    test_gconv<T>(1, 116, 3, 3, 64, 2, 0, 0, true, kNone, nhwc);      // Cg = 58: 4-byte copies
   }
   if (which.find('v') != std::string::npos) {
     test_v1<T>(1, 48, 6, 5, 12, 48, 3, 3, 1, true, nhwc);
     test_v1<T>(1, 24, 7, 6, 36, 36, 3, 1, 2, true, nhwc);             // first_groups=1, odd size
     test_v1<T>(1, 72, 5, 5, 24, 48, 4, 4, 2, false, nhwc);            // 2 side blocks, no biases
+    test_v1<T>(1, 24, 7, 7, 60, 216, 3, 1, 2, true, nhwc);            // g=3 stage-2 head: 24 -> 240
+    test_v1<T>(1, 240, 5, 6, 60, 240, 3, 3, 1, true, nhwc);           // g=3 stage 2 (Cg 20, Kg 80)
+    test_v1<T>(1, 480, 3, 3, 120, 480, 3, 3, 1, true, nhwc);          // g=3 stage 3 (Cg 40, Kg 160)
+    test_v1<T>(1, 384, 4, 4, 96, 384, 8, 8, 1, true, nhwc);           // g=8 stage 2 (Cg 12, Kg 48)
+    test_v1<T>(1, 200, 3, 4, 50, 200, 2, 2, 1, true, nhwc);           // g=2 stage 2 (Cg 25: scalar halo)
+    test_v1<T>(1, 144, 9, 9, 36, 144, 1, 1, 1, true, nhwc);           // g=1, 9x9: 4 spatial tiles
+    test_v1<T>(1, 200, 6, 5, 50, 200, 2, 2, 2, true, nhwc);           // g=2 stride 2
   }
   if (which.find('w') != std::string::npos) {
     test_v2<T>(2, 48, 6, 6, 24, 1, true, nhwc);
     test_v2<T>(1, 116, 4, 4, 58, 1, true, nhwc);                      // B=58: partial tiles, 116-ch passthrough
     test_v2<T>(1, 24, 7, 7, 24, 2, true, nhwc);
-    test_v2<T>(1, 24, 7, 5, 58, 2, false, nhwc);
+    test_v2<T>(1, 24, 7, 5, 58, 2, false, nhwc);                      // stage-2 head: 24 -> 116
+    test_v2<T>(1, 232, 3, 4, 116, 1, true, nhwc);                     // stage 3
+    test_v2<T>(1, 464, 3, 3, 232, 1, true, nhwc);                     // stage 4: 232 branch, 4 m-tiles
+    test_v2<T>(1, 232, 5, 5, 232, 2, true, nhwc);                     // stage-4 head: branch1 Cg 232
+    test_v2<T>(1, 116, 9, 9, 116, 2, false, nhwc);                    // stage-3 head, 2 x 2... tiles of 5x5 out
+    g_smem_max = 64 * 1024;                                           // forces the depthwise recompute path
+    test_v2<T>(1, 464, 3, 3, 232, 1, true, nhwc);
+    g_smem_max = 227 * 1024;
   }
 }
 
