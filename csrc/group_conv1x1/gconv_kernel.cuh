@@ -27,9 +27,9 @@
 //   per thread, 2 x (2 A + 1 B ldmatrix.x4, 4 mma) per warp. DW (s1, Cg = 232): halo 10 x 10 x Cg
 //   read once (1.56x the tile's input), 9 FFMA x 8 ch per output from smem, then per output tile
 //   8 weight slabs of 64 x 32 from L2.
-// Shared memory (dynamic; make_layout_*): plain fp16 31 KB, fp32 56 KB (opt-in); DW fp16 s1
+// Shared memory (dynamic; make_layout_*): plain fp16 30 KB, fp32 54 KB (opt-in); DW fp16 s1
 //   Cg = 232: A 64 x 264 T (33 KB) + 2 halos 10x10x32 / 2 slabs 64x40 (12.8 KB) + Cs 18 KB
-//   + dw taps 1.3 KB = 66 KB. Registers/occupancy: see gconv_f16.cu.
+//   + dw taps 1.3 KB = 65 KB. Registers (186-217 DW, 86-99 plain, 0 spills) / occupancy: gconv_f16.cu.
 #pragma once
 
 #include <initializer_list>
