@@ -82,7 +82,9 @@ __global__ void __launch_bounds__(256) shuffle_nchw_gather_kernel(const E* __res
     if (v < nvec) {
       reinterpret_cast<uint4*>(out)[v] = pack.u;
     } else {
-      for (int j = 0; j < cnt; ++j) out[base + j] = pack.e[j];
+#pragma unroll
+      for (int j = 0; j < V; ++j)  // compile-time indices keep pack in registers
+        if (j < cnt) out[base + j] = pack.e[j];
     }
   }
 }

@@ -1,5 +1,5 @@
 // Launch + explicit instantiations of the channel_shuffle kernels for 2- and 4-byte elements.
-// ptxas sm_90: every variant well under 32 registers, no spills, no shared memory.
+// ptxas sm_90: 14-34 registers (the NCHW gather kernel the most), no spills or stack, no shared memory.
 #include "channel_shuffle/channel_shuffle.cuh"
 
 namespace fastconv {
