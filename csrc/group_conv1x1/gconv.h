@@ -8,7 +8,7 @@
 //   plain (DW=false): B[ch][P] = x[img, x_c0 + shuffle_src(ch), ho, wo]           (Ho == H, Wo == W)
 //   DW=true:          B[ch][P] = dw_b[ch] + sum_3x3 dw_w[ch] * x[img, x_c0 + ch, ho*stride-1+dy, wo*stride-1+dx]
 //   out[img, out_mul * shuffle_dst(k) + out_off, ho, wo] = act(acc + bias[k] (+ res at that same index))
-// Extra blocks (grid.y beyond the GEMM tiles) write a side branch into the same output:
+// Extra blocks (grid.y beyond the GEMM tiles; DW launches only) write a side branch into the same output:
 //   kSideAvgPool: out[img, side_mul*c + side_off] = act'(avg_pool3x3(side_x[img, c]), stride, pad 1, /9)
 //   kSideCopy:    out[img, side_mul*c + side_off] = act'(side_x[img, c, ho, wo])   (stride 1 only)
 // x, side_x, res and out share one memory format (NHWC template flag) and element type.
@@ -50,9 +50,17 @@ struct Params {
   int side_xC = 0;             // channel count of the side_x tensor
   int side_mul = 1, side_off = 0;
   int side_act = 0;
+  // Filled by gconv::plan (gconv_kernel.cuh), shared by the launcher and the host emulator:
+  int tiles_h = 0, tiles_w = 0;  // DW: 8 x 8 output tiles per image
+  int cc = 0;                    // DW: depthwise channel chunk (one halo buffer's depth)
+  int ca = 0;                    // DW: channels of the depthwise result resident in smem
+  int xbytes = 0, wbytes = 0;    // cp.async width for x rows / weight rows (16, 8, 4; 0 = scalar)
+  bool vec_out = false;          // 16-byte epilogue stores
+  bool side_vec_in = false, side_vec_out = false;  // 8-channel side-branch loads / stores
+  size_t smem = 0;               // dynamic shared memory per CTA
 };
 
-// Defined (explicitly instantiated) in gconv_{f32,f16,bf16}.cu.
+// Defined in gconv_launch.cuh, explicitly instantiated in gconv_{f32,f16,bf16}.cu.
 template <typename T, bool DW, bool NHWC>
 void launch(const Params& p, cudaStream_t stream);
 

@@ -1,50 +1,152 @@
-// gconv_kernel: the grouped 1x1 GEMM behind group_conv1x1 and the ShuffleNet units (see gconv.h
-// for the exact math and Params).
+// gconv_kernel: the grouped 1x1 GEMM behind group_conv1x1 and the ShuffleNet units (see gconv.h for
+// the exact math and Params), built on csrc/stages. Two CTA bodies share the epilogue:
 //
-// Tiling: one 128-thread block computes a BM=64 (out channels of one group) x BN=64 (pixels) tile,
-// stepping over the group's Cg input channels in BK=32 slices staged in shared memory.
-//   fp16/bf16: 4 warps in 2x2, each 32x32 = 2x2 nvcuda::wmma 16x16x16 fragments, fp32 accumulate.
-//   fp32:      each thread a 4 (m) x 8 (n) register tile of FMAs.
-// The accumulator tile is then staged through shared memory (aliasing the operand tiles) so the
-// epilogue stores coalesce along pixels (NCHW) or along channels (NHWC).
-// Fused: shuffle_in in the B loader's channel index, a whole 3x3 depthwise conv in the B loader
-// (DW=true: the dw output never reaches global memory), bias + residual + activation +
-// shuffle_out / channel interleave / channel offset in the epilogue's store index, and a side
-// branch (avg-pool or passthrough copy) written by extra blocks of the same launch.
-// Registers (ptxas -O3): 79-105 per instantiation, no spills on sm_80/sm_90 (notes in gconv_*.cu);
-// __launch_bounds__(128, 4) keeps 4 blocks/SM and removed small sm_80 spills seen without it.
+// Plain (DW = false): one 256-thread CTA computes BM = 64 pixels x BN = 64 output channels of one
+//   group, stepping over the group's Cg input channels in BK = 32 slices through a 3-stage cp.async
+//   pipeline (x pixel rows and weight rows, 16/8/4-byte copies as alignment allows; NHWC only:
+//   NCHW and shuffle_in use synchronous scalar loads into the same pipeline buffers). shuffle_in
+//   is folded into that loader's channel index.
+// DW (DW = true, template stride S = 1 or 2): one CTA owns an 8 x 8 output tile of one image and ALL
+//   Kg output channels of its group. It computes the 3x3 depthwise of the tile ONCE per CTA from an
+//   smem halo (stages::Depthwise, 8 channels x 2 outputs per thread strip; halo chunks of cc
+//   channels double-buffered with cp.async) into a resident A tile of ca >= Cg channels (rounded to
+//   BK), then loops over the ceil(Kg / BN) output-channel tiles with 64 x 32 weight slabs
+//   double-buffered through cp.async (the next tile's first slab prefetched under the epilogue).
+//   Only when Cg does not fit in shared memory is the depthwise recomputed per (tile, slab).
+//   Extra CTAs (grid.y >= groups) write the side branch (avg-pool / passthrough copy) of the same
+//   8 x 8 tile: 8-channel vector loads in NHWC, scalar otherwise.
+// GEMM: stages::Gemm<T, 64, 64, 2, 4>: fp16/bf16 ldmatrix + mma.sync.m16n8k16 (fp32 accumulate),
+//   8 warps of 32 x 16; fp32: FMA (16 x 16 thread grid, 4 x 4 per thread).
+// Epilogue (both bodies): accumulators -> fp32 staging tile -> out = act(acc + bias (+ res)),
+//   stored at out_mul * shuffle_out(k) + out_off. vec_out (NHWC, out_mul 1, no shuffle_out, Kg,
+//   out_C, out_off multiples of 8, aligned): one 16-byte load of Cs x2, bias, residual and one
+//   16-byte store per 8 channels. Otherwise scalar stores (channel-fastest in NHWC: the
+//   interleaved / shuffled layouts are byte-masked partial sectors), pixel-fastest in NCHW.
+//
+// Per-tile budget (fp16, NHWC): plain: per 32-deep slice one 16-byte cp.async of x and one of w
+//   per thread, 2 x (2 A + 1 B ldmatrix.x4, 4 mma) per warp. DW (s1, Cg = 232): halo 10 x 10 x Cg
+//   read once (1.56x the tile's input), 9 FFMA x 8 ch per output from smem, then per output tile
+//   8 weight slabs of 64 x 32 from L2.
+// Shared memory (dynamic; make_layout_*): plain fp16 30 KB, fp32 54 KB (opt-in); DW fp16 s1
+//   Cg = 232: A 64 x 264 T (33 KB) + 2 halos 10x10x32 / 2 slabs 64x40 (12.8 KB) + Cs 18 KB
+//   + dw taps 1.3 KB = 65 KB. Registers (186-217 DW, 86-99 plain, 0 spills) / occupancy: gconv_f16.cu.
 #pragma once
 
-#include <mma.h>
-
-#include <cstdint>
-#include <type_traits>
+#include <initializer_list>
 
 #include "group_conv1x1/gconv.h"
+#include "stages/depthwise.cuh"
+#include "stages/gemm.cuh"
 
 namespace fastconv {
 namespace gconv {
 
-constexpr int BM = 64, BN = 64, BK = 32, THREADS = 128;
-constexpr int SIDE_C = 64;  // channels per side-branch block
+constexpr int BM = 64;      // GEMM rows: pixels (plain: flattened; DW: an 8 x 8 tile)
+constexpr int BN = 64;      // output channels per tile
+constexpr int BK = 32;      // reduction channels per slab
+constexpr int NT = 256;
+constexpr int WM = 2, WN = 4;
+constexpr int STAGES = 3;   // plain-path cp.async pipeline depth
+constexpr int TH = 8, TW = 8;
+constexpr int SIDE_C = 64;  // channels per side-branch CTA
+constexpr int LDC = BN + 8;
+constexpr size_t kHaloBudget = 48 * 1024;  // both depthwise halo buffers together
+static_assert(TH * TW == BM, "the DW tile is the GEMM's row block");
 
-// Shared-memory layout (bytes), operand tiles aliased with the fp32 accumulator tile.
-// 16-bit types: As[BM][LDA] row-major (m, k), Bs[BK][LDB] row-major (k, n): wmma wants ldm % 8 == 0
-// and 32-byte aligned fragment pointers; every fragment row offset below is a multiple of 16 rows.
-// fp32: As[BK][LDAF] (k-major, so a thread reads 4 consecutive m as a float4), Bs[BK][LDB_F].
-constexpr int LDA_H = BK + 8;   // 40 halfs
-constexpr int LDB_H = BN + 8;   // 72 halfs
-constexpr int LDA_F = BM + 4;   // 68 floats
-constexpr int LDB_F = BN + 4;   // 68 floats
-constexpr int LDC = BN + 4;     // 68 floats
-constexpr int A_BYTES_H = BM * LDA_H * 2, B_BYTES_H = BK * LDB_H * 2;
-constexpr int A_BYTES_F = BK * LDA_F * 4, B_BYTES_F = BK * LDB_F * 4;
-constexpr int C_BYTES = BM * LDC * 4;
-constexpr int cmax(int a, int b) { return a > b ? a : b; }
-constexpr int SMEM_BYTES = cmax(C_BYTES, cmax(A_BYTES_H + B_BYTES_H, A_BYTES_F + B_BYTES_F));
-static_assert(SMEM_BYTES <= 48 * 1024, "gconv static shared memory must stay under 48 KB");
-static_assert(A_BYTES_H % 128 == 0 && A_BYTES_F % 128 == 0, "B tile must stay 128-byte aligned");
-static_assert(THREADS == 128 && BM == 64 && BN == 64 && BK == 32, "thread maps below assume these");
+template <typename T> __host__ __device__ constexpr int pad_elems() { return 16 / int(sizeof(T)); }
+__host__ __device__ inline size_t align128(size_t v) { return (v + 127) & ~size_t(127); }
+__host__ __device__ inline int cdiv(int a, int b) { return (a + b - 1) / b; }
+
+struct Layout {
+  size_t a, region, halo1, b1, cs, wt, bias, rows, bytes;  // byte offsets
+  size_t stage;  // plain: bytes per pipeline stage (A slab then B slab)
+  int lda, ldb;
+};
+
+// Plain path: STAGES x (A [BM][BK+pad] + B [BN][BK+pad]); Cs aliases the pipeline after the loop.
+template <typename T> __host__ __device__ inline Layout make_layout_plain() {
+  Layout L{};
+  L.lda = L.ldb = BK + pad_elems<T>();
+  L.stage = align128(size_t(BM + BN) * L.lda * sizeof(T));
+  L.a = 0;
+  L.cs = 0;
+  const size_t pipe = STAGES * L.stage, cs = align128(size_t(BM) * LDC * sizeof(float));
+  L.rows = pipe > cs ? pipe : cs;
+  L.bytes = L.rows + align128(2 * BM * sizeof(int));
+  return L;
+}
+
+// DW path: resident A [BM][ca+pad]; a region holding either 2 halos or 2 weight slabs; Cs; taps.
+template <typename T> __host__ __device__ inline Layout make_layout_dw(int s, int cc, int ca) {
+  Layout L{};
+  L.lda = ca + pad_elems<T>();
+  L.ldb = BK + pad_elems<T>();
+  const size_t ih = stages::halo_extent(TH, 3, s, 1), iw = stages::halo_extent(TW, 3, s, 1);
+  const size_t halo = align128(ih * iw * cc * sizeof(T));
+  const size_t bslab = align128(size_t(BN) * L.ldb * sizeof(T));
+  L.a = 0;
+  L.region = align128(size_t(BM) * L.lda * sizeof(T));
+  L.halo1 = L.region + halo;
+  L.b1 = L.region + bslab;
+  L.cs = L.region + (halo > bslab ? 2 * halo : 2 * bslab);
+  L.wt = L.cs + align128(size_t(BM) * LDC * sizeof(float));
+  L.bias = L.wt + align128(size_t(9) * cc * sizeof(float));
+  L.rows = L.bias + align128(size_t(cc) * sizeof(float));
+  L.bytes = L.rows + align128(2 * BM * sizeof(int));
+  return L;
+}
+
+struct Grid {
+  int x, y;
+};
+inline Grid grid_of(const Params& p, bool dw) {
+  const int side_blocks = p.side != kSideNone ? cdiv(p.side_C, SIDE_C) : 0;
+  if (dw) return {p.N * p.tiles_h * p.tiles_w, p.groups + side_blocks};
+  const int64_t np = int64_t(p.N) * p.Ho * p.Wo;
+  return {int((np + BM - 1) / BM), p.groups * cdiv(p.Kg, BN)};
+}
+
+// Fills the derived fields of p (tiling, copy widths, vector flags, smem) for a device allowing
+// smem_max bytes of dynamic shared memory per CTA. Returns nullptr, or why the shape cannot run.
+template <typename T> inline const char* plan(Params& p, bool dw, bool nhwc, size_t smem_max) {
+  const int e = int(sizeof(T));
+  auto vb = [&](const void* ptr, std::initializer_list<int64_t> pitches) {
+    int b = 16;
+    for (int64_t q : pitches) {
+      const int v = stages::vec_bytes(ptr, q, e);
+      b = v < b ? v : b;
+    }
+    return b;
+  };
+  auto al16 = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  p.xbytes = nhwc && p.shuffle_in == 0 ? vb(p.x, {p.x_C, p.x_c0, p.Cg}) : 0;
+  p.wbytes = vb(p.w, {p.Cg});
+  p.vec_out = nhwc && p.out_mul == 1 && p.shuffle_out == 0 && p.Kg % 8 == 0 && p.out_C % 8 == 0 &&
+              p.out_off % 8 == 0 && al16(p.out) && (!p.bias || al16(p.bias)) && (!p.res || al16(p.res));
+  p.side_vec_in = nhwc && p.side != kSideNone && p.side_xC % 8 == 0 && al16(p.side_x);
+  p.side_vec_out = p.side_vec_in && p.side_mul == 1 && p.side_off % 8 == 0 && p.out_C % 8 == 0 && al16(p.out);
+  if (!dw) {
+    p.smem = make_layout_plain<T>().bytes;
+    return p.smem > smem_max ? "the GEMM pipeline does not fit in shared memory" : nullptr;
+  }
+  if (p.stride != 1 && p.stride != 2) return "the depthwise loader supports stride 1 and 2";
+  p.tiles_h = cdiv(p.Ho, TH);
+  p.tiles_w = cdiv(p.Wo, TW);
+  const size_t ih = stages::halo_extent(TH, 3, p.stride, 1), iw = stages::halo_extent(TW, 3, p.stride, 1);
+  p.cc = 8;
+  for (int cc = BK; cc > 8; cc /= 2)
+    if (2 * ih * iw * cc * sizeof(T) <= kHaloBudget) {
+      p.cc = cc;
+      break;
+    }
+  const int cpad = cdiv(p.Cg, BK) * BK;
+  if (make_layout_dw<T>(p.stride, p.cc, BK).bytes > smem_max) return "the depthwise halo does not fit in shared memory";
+  long ca = cpad;
+  while (ca > BK && make_layout_dw<T>(p.stride, p.cc, int(ca)).bytes > smem_max) ca -= BK;
+  p.ca = int(ca);
+  p.smem = make_layout_dw<T>(p.stride, p.cc, p.ca).bytes;
+  return nullptr;
+}
 
 // Logical (shuffled) channel ch of a tensor with C channels -> the unshuffled source channel.
 __device__ __forceinline__ int shuffle_src(int ch, int s, int C) { return (ch % s) * (C / s) + ch / s; }
@@ -55,254 +157,340 @@ __device__ __forceinline__ int shuffle_dst(int k, int s, int K) {
 }
 
 // Element offset of (img, c, pixel index hw) in a tensor with C channels and HW pixels per plane.
-template <bool NHWC>
-__device__ __forceinline__ int64_t act_offset(int img, int c, int hw, int C, int HW) {
+template <bool NHWC> __device__ __forceinline__ int64_t act_offset(int img, int c, int hw, int C, int HW) {
   return NHWC ? ((int64_t)img * HW + hw) * C + c : ((int64_t)img * C + c) * HW + hw;
 }
 
-// One B-operand element: logical input channel ch at output pixel (img, ho, wo); img >= 0.
-template <typename T, bool DW, bool NHWC>
-__device__ __forceinline__ float load_b(const Params& p, int ch, int img, int ho, int wo) {
-  const T* __restrict__ x = static_cast<const T*>(p.x);
-  const int HW = p.H * p.W;
-  if (!DW) {
-    const int cin = p.groups * p.Cg;
-    const int xc = p.x_c0 + (p.shuffle_in ? shuffle_src(ch, p.shuffle_in, cin) : ch);
-    return to_float<T>(x[act_offset<NHWC>(img, xc, ho * p.W + wo, p.x_C, HW)]);
-  } else {
-    const T* __restrict__ wt = static_cast<const T*>(p.dw_w) + ch * 9;
-    float a = p.dw_b ? to_float<T>(static_cast<const T*>(p.dw_b)[ch]) : 0.f;
-    const int xc = p.x_c0 + ch;
-    // Base of channel xc in image img; pixel (hi, wi) is at base + (hi*W + wi) * pix_stride.
-    const T* __restrict__ base = x + act_offset<NHWC>(img, xc, 0, p.x_C, HW);
-    const int64_t pix_stride = NHWC ? p.x_C : 1;
-    const int hi0 = ho * p.stride - 1, wi0 = wo * p.stride - 1;
-#pragma unroll
-    for (int dy = 0; dy < 3; ++dy) {
-      const int hi = hi0 + dy;
-      if (hi < 0 || hi >= p.H) continue;
-#pragma unroll
-      for (int dx = 0; dx < 3; ++dx) {
-        const int wi = wi0 + dx;
-        if (wi < 0 || wi >= p.W) continue;
-        a = fmaf(to_float<T>(wt[dy * 3 + dx]), to_float<T>(base[(int64_t)(hi * p.W + wi) * pix_stride]), a);
-      }
-    }
-    return a;
-  }
-}
-
-// Side branch: channels [cb*SIDE_C, +SIDE_C) of side_x for this block's BN pixels.
+// Output tile m0.. (within group grp) from the staging tile Cs; rows[r] / rows[BM + r] = image
+// (-1: masked row) / output pixel index.
 template <typename T, bool NHWC>
-__device__ void side_job(const Params& p, int cb, const int* s_img, const int* s_ho, const int* s_wo) {
-  const T* __restrict__ sx = static_cast<const T*>(p.side_x);
-  T* __restrict__ out = static_cast<T*>(p.out);
-  const int HW = p.H * p.W, HWo = p.Ho * p.Wo;
-  for (int i = threadIdx.x; i < SIDE_C * BN; i += THREADS) {
-    const int n = NHWC ? i / SIDE_C : i % BN;
-    const int c = cb * SIDE_C + (NHWC ? i % SIDE_C : i / BN);
-    const int img = s_img[n];
-    if (img < 0 || c >= p.side_C) continue;
-    const int ho = s_ho[n], wo = s_wo[n];
-    float v;
-    if (p.side == kSideAvgPool) {
-      const T* __restrict__ base = sx + act_offset<NHWC>(img, c, 0, p.side_xC, HW);
-      const int64_t pix_stride = NHWC ? p.side_xC : 1;
-      const int hi0 = ho * p.stride - 1, wi0 = wo * p.stride - 1;
-      float s = 0.f;
-#pragma unroll
-      for (int dy = 0; dy < 3; ++dy) {
-        const int hi = hi0 + dy;
-        if (hi < 0 || hi >= p.H) continue;
-#pragma unroll
-        for (int dx = 0; dx < 3; ++dx) {
-          const int wi = wi0 + dx;
-          if (wi < 0 || wi >= p.W) continue;
-          s += to_float<T>(base[(int64_t)(hi * p.W + wi) * pix_stride]);
-        }
-      }
-      v = s * (1.f / 9.f);  // count_include_pad=True: always the full window
-    } else {                // kSideCopy: stride 1, same pixel
-      v = to_float<T>(sx[act_offset<NHWC>(img, c, ho * p.W + wo, p.side_xC, HW)]);
-    }
-    v = apply_act(v, p.side_act);
-    out[act_offset<NHWC>(img, p.side_mul * c + p.side_off, ho * p.Wo + wo, p.out_C, HWo)] = from_float<T>(v);
-  }
-}
-
-template <typename T, bool DW, bool NHWC>
-__global__ void __launch_bounds__(THREADS, 4) gconv_kernel(const Params p) {
-  constexpr bool kHalf = !std::is_same<T, float>::value;
-  __shared__ __align__(128) unsigned char smem[SMEM_BYTES];
-  __shared__ int s_img[BN], s_ho[BN], s_wo[BN];
-  const int tid = threadIdx.x;
-  const int HWo = p.Ho * p.Wo;
-  const int NP = p.N * HWo;  // < 2^31, checked by run()
-  const int p0 = blockIdx.x * BN;
-  if (tid < BN) {
-    const int P = p0 + tid;
-    if (P < NP) {
-      const int img = P / HWo, r = P - img * HWo, ho = r / p.Wo;
-      s_img[tid] = img;
-      s_ho[tid] = ho;
-      s_wo[tid] = r - ho * p.Wo;
-    } else {
-      s_img[tid] = -1;
-      s_ho[tid] = 0;
-      s_wo[tid] = 0;
-    }
-  }
-  __syncthreads();
-
-  const int mtiles = (p.Kg + BM - 1) / BM;
-  const int gemm_y = p.groups * mtiles;
-  if ((int)blockIdx.y >= gemm_y) {  // uniform per block
-    side_job<T, NHWC>(p, blockIdx.y - gemm_y, s_img, s_ho, s_wo);
-    return;
-  }
-  const int grp = blockIdx.y / mtiles, mt = blockIdx.y - grp * mtiles;
-  const int m0 = mt * BM;
-  const int mvalid = min(BM, p.Kg - m0);
-  const int kbase = grp * p.Kg + m0;  // logical out channel of tile row 0
-  const int cbase = grp * p.Cg;       // logical in channel of slice column 0
-  const T* __restrict__ w = static_cast<const T*>(p.w) + (int64_t)kbase * p.Cg;
-
-  float* Cs = reinterpret_cast<float*>(smem);  // [BM][LDC], valid after the K loop
-
-  // fp32 path state
-  float acc[4][8];
-  const int tm = tid >> 3, tn = tid & 7;  // rows tm*4.., cols tn*4.. and 32+tn*4..
-  // wmma path state
-  const int warp = tid >> 5, wm = warp >> 1, wn = warp & 1;
-  nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> cf[2][2];
-  if constexpr (kHalf) {
-#pragma unroll
-    for (int i = 0; i < 2; ++i)
-#pragma unroll
-      for (int j = 0; j < 2; ++j) nvcuda::wmma::fill_fragment(cf[i][j], 0.f);
-  } else {
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-      for (int j = 0; j < 8; ++j) acc[i][j] = 0.f;
-  }
-
-  for (int k0 = 0; k0 < p.Cg; k0 += BK) {
-    const int kvalid = min(BK, p.Cg - k0);
-    // A tile: w[kbase + m][k0 + k], k fastest (coalesced weight rows).
-#pragma unroll 4
-    for (int i = tid; i < BM * BK; i += THREADS) {
-      const int m = i / BK, k = i % BK;
-      const T v = (m < mvalid && k < kvalid) ? w[m * p.Cg + k0 + k] : from_float<T>(0.f);
-      if constexpr (kHalf) {
-        reinterpret_cast<T*>(smem)[m * LDA_H + k] = v;
-      } else {
-        reinterpret_cast<float*>(smem)[k * LDA_F + m] = v;
-      }
-    }
-    // B tile: NCHW walks pixels fastest (contiguous planes), NHWC channels fastest (pixel rows).
-#pragma unroll 4
-    for (int i = tid; i < BK * BN; i += THREADS) {
-      const int n = NHWC ? i / BK : i % BN;
-      const int k = NHWC ? i % BK : i / BN;
-      const int img = s_img[n];
-      float v = 0.f;
-      if (img >= 0 && k < kvalid) v = load_b<T, DW, NHWC>(p, cbase + k0 + k, img, s_ho[n], s_wo[n]);
-      if constexpr (kHalf) {
-        reinterpret_cast<T*>(smem + A_BYTES_H)[k * LDB_H + n] = from_float<T>(v);
-      } else {
-        reinterpret_cast<float*>(smem + A_BYTES_F)[k * LDB_F + n] = v;
-      }
-    }
-    __syncthreads();
-    if constexpr (kHalf) {
-      const T* As = reinterpret_cast<const T*>(smem);
-      const T* Bs = reinterpret_cast<const T*>(smem + A_BYTES_H);
-#pragma unroll
-      for (int kk = 0; kk < BK; kk += 16) {
-        nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, T, nvcuda::wmma::row_major> af[2];
-        nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, T, nvcuda::wmma::row_major> bf[2];
-#pragma unroll
-        for (int i = 0; i < 2; ++i) nvcuda::wmma::load_matrix_sync(af[i], As + (wm * 32 + i * 16) * LDA_H + kk, LDA_H);
-#pragma unroll
-        for (int j = 0; j < 2; ++j) nvcuda::wmma::load_matrix_sync(bf[j], Bs + kk * LDB_H + wn * 32 + j * 16, LDB_H);
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-#pragma unroll
-          for (int j = 0; j < 2; ++j) nvcuda::wmma::mma_sync(cf[i][j], af[i], bf[j], cf[i][j]);
-      }
-    } else {
-      const float* As = reinterpret_cast<const float*>(smem);
-      const float* Bs = reinterpret_cast<const float*>(smem + A_BYTES_F);
-#pragma unroll 8
-      for (int k = 0; k < BK; ++k) {
-        const float4 a = *reinterpret_cast<const float4*>(As + k * LDA_F + tm * 4);
-        const float4 b0 = *reinterpret_cast<const float4*>(Bs + k * LDB_F + tn * 4);
-        const float4 b1 = *reinterpret_cast<const float4*>(Bs + k * LDB_F + 32 + tn * 4);
-        const float av[4] = {a.x, a.y, a.z, a.w};
-        const float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-          for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
-      }
-    }
-    __syncthreads();  // operand tiles are overwritten next step (or by Cs below)
-  }
-
-  // Accumulators -> Cs (aliases the operand tiles; the loop ended with a barrier).
-  if constexpr (kHalf) {
-#pragma unroll
-    for (int i = 0; i < 2; ++i)
-#pragma unroll
-      for (int j = 0; j < 2; ++j)
-        nvcuda::wmma::store_matrix_sync(Cs + (wm * 32 + i * 16) * LDC + wn * 32 + j * 16, cf[i][j], LDC,
-                                        nvcuda::wmma::mem_row_major);
-  } else {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      float* row = Cs + (tm * 4 + i) * LDC;
-      *reinterpret_cast<float4*>(row + tn * 4) = make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
-      *reinterpret_cast<float4*>(row + 32 + tn * 4) = make_float4(acc[i][4], acc[i][5], acc[i][6], acc[i][7]);
-    }
-  }
-  __syncthreads();
-
-  // Epilogue: bias, residual, activation, shuffled / interleaved store.
+__device__ __forceinline__ void epilogue(const Params& p, const float* Cs, const int* rows, int grp, int m0) {
   const T* __restrict__ bias = static_cast<const T*>(p.bias);
   const T* __restrict__ res = static_cast<const T*>(p.res);
   T* __restrict__ out = static_cast<T*>(p.out);
-  const int K = p.groups * p.Kg;
-  for (int i = tid; i < BM * BN; i += THREADS) {
-    const int n = NHWC ? i / BM : i % BN;
-    const int m = NHWC ? i % BM : i / BN;
-    const int img = s_img[n];
-    if (img < 0 || m >= mvalid) continue;
-    const int k = kbase + m;
-    float v = Cs[m * LDC + n];
-    if (bias) v += to_float<T>(bias[k]);
+  const int HWo = p.Ho * p.Wo, K = p.groups * p.Kg, kb = grp * p.Kg + m0;
+  if constexpr (NHWC) {
+    if (p.vec_out) {
+      constexpr int G = BN / 8;
+      for (int i = threadIdx.x; i < BM * G; i += NT) {
+        const int r = i / G, n = (i - r * G) * 8;
+        const int img = rows[r];
+        if (img < 0 || m0 + n >= p.Kg) continue;
+        float v[8];
+        stages::lds8f(Cs + r * LDC + n, v);
+        if (bias) {
+          float b[8];
+          stages::ldg8(bias + kb + n, b);
+#pragma unroll
+          for (int c = 0; c < 8; ++c) v[c] += b[c];
+        }
+        const int64_t off = act_offset<true>(img, p.out_off + kb + n, rows[BM + r], p.out_C, HWo);
+        if (res) {
+          float q[8];
+          stages::ldg8(res + off, q);
+#pragma unroll
+          for (int c = 0; c < 8; ++c) v[c] += q[c];
+        }
+        stages::act_n(v, p.act);
+        stages::stg8(out + off, v);
+      }
+      return;
+    }
+  }
+  for (int i = threadIdx.x; i < BM * BN; i += NT) {
+    const int n = NHWC ? i % BN : i / BM, r = NHWC ? i / BN : i % BM;
+    const int img = rows[r];
+    if (img < 0 || m0 + n >= p.Kg) continue;
+    const int k = kb + n;
+    float v = Cs[r * LDC + n];
+    if (bias) v += to_float(bias[k]);
     const int oc = p.out_mul * (p.shuffle_out ? shuffle_dst(k, p.shuffle_out, K) : k) + p.out_off;
-    const int64_t off = act_offset<NHWC>(img, oc, s_ho[n] * p.Wo + s_wo[n], p.out_C, HWo);
-    if (res) v += to_float<T>(res[off]);
+    const int64_t off = act_offset<NHWC>(img, oc, rows[BM + r], p.out_C, HWo);
+    if (res) v += to_float(res[off]);
     out[off] = from_float<T>(apply_act(v, p.act));
   }
 }
 
-template <typename T, bool DW, bool NHWC>
-void launch(const Params& p, cudaStream_t stream) {
-  const int64_t np = (int64_t)p.N * p.Ho * p.Wo;
-  const int mtiles = (p.Kg + BM - 1) / BM;
-  const int side_blocks = p.side != kSideNone ? (p.side_C + SIDE_C - 1) / SIDE_C : 0;
-  const dim3 grid((unsigned)((np + BN - 1) / BN), (unsigned)(p.groups * mtiles + side_blocks));
-  gconv_kernel<T, DW, NHWC><<<grid, THREADS, 0, stream>>>(p);
-  FASTCONV_CHECK_LAUNCH();
+// Side branch of the DW CTA's 8 x 8 output tile: channels [cb*SIDE_C, +SIDE_C) of side_x.
+template <typename T, bool NHWC>
+__device__ __forceinline__ void side_job(const Params& p, int cb, int n, int oy0, int ox0) {
+  const T* __restrict__ sx = static_cast<const T*>(p.side_x);
+  T* __restrict__ out = static_cast<T*>(p.out);
+  const int HW = p.H * p.W, HWo = p.Ho * p.Wo;
+  const int c_lo = cb * SIDE_C, c_hi = min(p.side_C, c_lo + SIDE_C);
+  const bool pool = p.side == kSideAvgPool;
+  // Sum of channel c over the pooling window (or the pixel itself) of output (oy, ox).
+  auto gather = [&](int c, int oy, int ox) {
+    if (!pool) return to_float(sx[act_offset<NHWC>(n, c, oy * p.W + ox, p.side_xC, HW)]);
+    float s = 0.f;
+    for (int dy = 0; dy < 3; ++dy) {
+      const int hi = oy * p.stride - 1 + dy;
+      if (unsigned(hi) >= unsigned(p.H)) continue;
+      for (int dx = 0; dx < 3; ++dx) {
+        const int wi = ox * p.stride - 1 + dx;
+        if (unsigned(wi) < unsigned(p.W)) s += to_float(sx[act_offset<NHWC>(n, c, hi * p.W + wi, p.side_xC, HW)]);
+      }
+    }
+    return s * (1.f / 9.f);  // count_include_pad=True: always the full window
+  };
+  if constexpr (NHWC) {
+    if (p.side_vec_in) {
+      constexpr int G = SIDE_C / 8;
+      for (int i = threadIdx.x; i < BM * G; i += NT) {
+        const int r = i / G, c = c_lo + (i - r * G) * 8;
+        const int oy = oy0 + r / TW, ox = ox0 + r % TW;
+        if (c >= c_hi || oy >= p.Ho || ox >= p.Wo) continue;
+        const int nv = min(8, c_hi - c);
+        float v[8];
+        if (nv == 8) {
+          if (!pool) {
+            stages::ldg8(sx + act_offset<true>(n, c, oy * p.W + ox, p.side_xC, HW), v);
+          } else {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) v[j] = 0.f;
+            for (int dy = 0; dy < 3; ++dy) {
+              const int hi = oy * p.stride - 1 + dy;
+              if (unsigned(hi) >= unsigned(p.H)) continue;
+              for (int dx = 0; dx < 3; ++dx) {
+                const int wi = ox * p.stride - 1 + dx;
+                if (unsigned(wi) >= unsigned(p.W)) continue;
+                float q[8];
+                stages::ldg8(sx + act_offset<true>(n, c, hi * p.W + wi, p.side_xC, HW), q);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) v[j] += q[j];
+              }
+            }
+#pragma unroll
+            for (int j = 0; j < 8; ++j) v[j] *= 1.f / 9.f;
+          }
+        } else {
+#pragma unroll
+          for (int j = 0; j < 8; ++j) v[j] = j < nv ? gather(c + j, oy, ox) : 0.f;
+        }
+        stages::act_n(v, p.side_act);
+        const int64_t ob = act_offset<true>(n, 0, oy * p.Wo + ox, p.out_C, HWo);
+        if (nv == 8 && p.side_vec_out) {
+          stages::stg8(out + ob + p.side_off + c, v);
+        } else {
+#pragma unroll
+          for (int j = 0; j < 8; ++j)
+            if (j < nv) out[ob + p.side_mul * (c + j) + p.side_off] = from_float<T>(v[j]);
+        }
+      }
+      return;
+    }
+  }
+  for (int i = threadIdx.x; i < BM * SIDE_C; i += NT) {
+    const int r = NHWC ? i / SIDE_C : i % BM, c = c_lo + (NHWC ? i % SIDE_C : i / BM);
+    const int oy = oy0 + r / TW, ox = ox0 + r % TW;
+    if (c >= c_hi || oy >= p.Ho || ox >= p.Wo) continue;
+    const float v = apply_act(gather(c, oy, ox), p.side_act);
+    out[act_offset<NHWC>(n, p.side_mul * c + p.side_off, oy * p.Wo + ox, p.out_C, HWo)] = from_float<T>(v);
+  }
 }
 
-#define FASTCONV_GCONV_INSTANTIATE(T)                                   \
-  template void launch<T, false, false>(const Params&, cudaStream_t); \
-  template void launch<T, false, true>(const Params&, cudaStream_t);  \
-  template void launch<T, true, false>(const Params&, cudaStream_t);  \
-  template void launch<T, true, true>(const Params&, cudaStream_t);
+template <typename T, bool NHWC>
+__device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem) {
+  using Gemm = stages::Gemm<T, BM, BN, WM, WN>;
+  const Layout L = make_layout_plain<T>();
+  int* rows = reinterpret_cast<int*>(smem + L.rows);
+  float* Cs = reinterpret_cast<float*>(smem + L.cs);
+  const int HW = p.H * p.W, NP = p.N * HW;  // Ho == H, Wo == W
+  const int p0 = blockIdx.x * BM;
+  const int mtiles = cdiv(p.Kg, BN);
+  const int grp = blockIdx.y / mtiles, m0 = (blockIdx.y - grp * mtiles) * BN;
+  const int cbase = grp * p.Cg;
+  const int cin = p.groups * p.Cg;
+  for (int r = threadIdx.x; r < BM; r += NT) {
+    const int P = p0 + r, img = P < NP ? P / HW : -1;
+    rows[r] = img;
+    rows[BM + r] = P < NP ? P - img * HW : 0;
+  }
+  __syncthreads();
+  const T* __restrict__ x = static_cast<const T*>(p.x);
+  const T* __restrict__ w = static_cast<const T*>(p.w);
+  const T* wg = w + int64_t(grp * p.Kg + m0) * p.Cg;
+  // Pipeline buffers as base + stage * step (a runtime-indexed pointer array would go to local memory).
+  auto abuf = [&](int s) { return reinterpret_cast<T*>(smem + L.a + s * L.stage); };
+  auto bbuf = [&](int s) { return abuf(s) + BM * L.lda; };
+  auto load = [&](int s, int k0) {
+    T* a = abuf(s);
+    const int valid = p.Cg - k0;
+    if (p.shuffle_in == 0) {
+      const int c0 = p.x_c0 + cbase + k0;
+      if (NHWC) {
+        stages::copy_rows<T, NT>(p.xbytes, a, L.lda, BM, BK, valid, x, 1, false, [&](int r) -> const T* {
+          return rows[r] >= 0 ? x + int64_t(p0 + r) * p.x_C + c0 : nullptr;
+        });
+      } else {
+        stages::copy_rows<T, NT>(0, a, L.lda, BM, BK, valid, x, HW, true, [&](int r) -> const T* {
+          return rows[r] >= 0 ? x + act_offset<false>(rows[r], c0, rows[BM + r], p.x_C, HW) : nullptr;
+        });
+      }
+    } else {  // shuffle_in: the logical channel's source is not a fixed stride away
+      for (int i = threadIdx.x; i < BM * BK; i += NT) {
+        const int r = NHWC ? i / BK : i % BM, c = NHWC ? i % BK : i / BM;
+        const int img = rows[r];
+        T v = from_float<T>(0.f);
+        if (img >= 0 && c < valid) {
+          const int xc = p.x_c0 + shuffle_src(cbase + k0 + c, p.shuffle_in, cin);
+          v = x[act_offset<NHWC>(img, xc, rows[BM + r], p.x_C, HW)];
+        }
+        a[r * L.lda + c] = v;
+      }
+    }
+    stages::copy_rows<T, NT>(p.wbytes, bbuf(s), L.ldb, BN, BK, valid, w, 1, false, [&](int r) -> const T* {
+      return m0 + r < p.Kg ? wg + int64_t(r) * p.Cg + k0 : nullptr;
+    });
+  };
+
+  const int nk = cdiv(p.Cg, BK);
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < nk) load(s, s * BK);
+    stages::cp_async_commit();
+  }
+  Gemm g;
+  g.zero();
+  int cur = 0;
+  for (int kc = 0; kc < nk; ++kc) {
+    stages::cp_async_wait<STAGES - 2>();
+    __syncthreads();  // slab kc visible to all; slab kc - 1 (the one refilled below) consumed by all
+    const int nx = kc + STAGES - 1;
+    if (nx < nk) load(cur == 0 ? STAGES - 1 : cur - 1, nx * BK);
+    stages::cp_async_commit();
+    g.template mma<BK / 16>(abuf(cur), L.lda, bbuf(cur), L.ldb);
+    cur = cur == STAGES - 1 ? 0 : cur + 1;
+  }
+  stages::cp_async_wait<0>();
+  __syncthreads();  // pipeline buffers free: Cs aliases them
+  g.store(Cs, LDC);
+  __syncthreads();
+  epilogue<T, NHWC>(p, Cs, rows, grp, m0);
+}
+
+template <typename T, bool NHWC, int S>
+__device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
+  constexpr int RW = 2;  // outputs per depthwise strip (as dwpw: 4 spilled under the 128-register cap)
+  using DW = stages::Depthwise<T, 3, S, TH, TW, RW, NT>;
+  using Gemm = stages::Gemm<T, BM, BN, WM, WN>;
+  const int cc = p.cc;
+  const Layout L = make_layout_dw<T>(S, cc, p.ca);
+  T* A = reinterpret_cast<T*>(smem + L.a);
+  T* const region = reinterpret_cast<T*>(smem + L.region);
+  const size_t halo_step = (L.halo1 - L.region) / sizeof(T), b_step = (L.b1 - L.region) / sizeof(T);
+  auto halo = [&](int j) { return region + (j & 1) * halo_step; };
+  auto bbuf = [&](int j) { return region + (j & 1) * b_step; };
+  float* Cs = reinterpret_cast<float*>(smem + L.cs);
+  float* wt = reinterpret_cast<float*>(smem + L.wt);
+  float* dwb = reinterpret_cast<float*>(smem + L.bias);
+  int* rows = reinterpret_cast<int*>(smem + L.rows);
+
+  int t = blockIdx.x;
+  const int tw = t % p.tiles_w;
+  t /= p.tiles_w;
+  const int th = t % p.tiles_h, n = t / p.tiles_h;
+  const int oy0 = th * TH, ox0 = tw * TW;
+  if ((int)blockIdx.y >= p.groups) {  // uniform per CTA
+    side_job<T, NHWC>(p, blockIdx.y - p.groups, n, oy0, ox0);
+    return;
+  }
+  const int grp = blockIdx.y;
+  for (int r = threadIdx.x; r < BM; r += NT) {
+    const int oy = oy0 + r / TW, ox = ox0 + r % TW;
+    const bool ok = oy < p.Ho && ox < p.Wo;
+    rows[r] = ok ? n : -1;
+    rows[BM + r] = ok ? oy * p.Wo + ox : 0;
+  }
+  // (the first barrier below publishes rows before the epilogue reads them)
+  const int HW = p.H * p.W;
+  const int64_t xs[4] = {int64_t(p.x_C) * HW, NHWC ? 1 : HW, NHWC ? int64_t(p.W) * p.x_C : p.W, NHWC ? p.x_C : 1};
+  const int cbase = grp * p.Cg;
+  const T* xg = static_cast<const T*>(p.x) + (p.x_c0 + cbase) * xs[1];
+  const T* dww = static_cast<const T*>(p.dw_w) + cbase * 9;
+  const T* dwbias = p.dw_b ? static_cast<const T*>(p.dw_b) + cbase : nullptr;
+  const T* __restrict__ w = static_cast<const T*>(p.w);
+  const T* wg = w + int64_t(grp) * p.Kg * p.Cg;
+  const int h0 = oy0 * S - 1, w0 = ox0 * S - 1;
+  constexpr int ih = stages::halo_extent(TH, 3, S, 1), iw = stages::halo_extent(TW, 3, S, 1);
+  const int cpad = cdiv(p.Cg, BK) * BK;
+  const bool resident = p.ca >= cpad;
+  const int nkt = cdiv(p.Kg, BN);
+
+  // Weight slab [BN][BK] of output tile nt, reduction channels c0.. (zero past Kg and Cg).
+  auto load_b = [&](T* dst, int nt, int c0) {
+    stages::copy_rows<T, NT>(p.wbytes, dst, L.ldb, BN, BK, p.Cg - c0, w, 1, false, [&](int r) -> const T* {
+      const int ko = nt * BN + r;
+      return ko < p.Kg ? wg + int64_t(ko) * p.Cg + c0 : nullptr;
+    });
+  };
+
+  Gemm g;
+  bool prefetched = false;
+  // Loops kept rolled: unrolled copies of the slab loop (loads inlined 4 ways) spilled at 128 regs.
+#pragma unroll 1
+  for (int nt = 0; nt < nkt; ++nt) {
+#pragma unroll 1
+    for (int sc0 = 0; sc0 < cpad; sc0 += p.ca) {
+      const int scw = min(p.ca, cpad - sc0);
+      if (!resident || nt == 0) {
+        const int nch = scw / cc;
+        DW::load_input(p.xbytes, halo(0), xg, xs, n, h0, w0, p.H, p.W, ih, iw, sc0, p.Cg, cc);
+        stages::cp_async_commit();
+#pragma unroll 1
+        for (int j = 0; j < nch; ++j) {
+          if (j + 1 < nch)
+            DW::load_input(p.xbytes, halo(j + 1), xg, xs, n, h0, w0, p.H, p.W, ih, iw, sc0 + (j + 1) * cc, p.Cg, cc);
+          stages::cp_async_commit();
+          DW::load_weights(wt, dwb, dww, dwbias, sc0 + j * cc, p.Cg, 9, cc);
+          stages::cp_async_wait<1>();
+          __syncthreads();  // halo j, taps j visible
+          T* acol = A + j * cc;
+          DW::compute(halo(j), wt, dwb, kNone, 3, S, 1, iw, cc,
+                      [&](int row, int g8, float (&v)[8]) { stages::sts8<T>(acol + row * L.lda + g8 * 8, v); });
+          __syncthreads();  // halo j & 1, taps free; (last chunk) A complete, region free
+        }
+      }
+      g.zero();
+      const int nk = scw / BK;
+      if (!prefetched) {
+        load_b(bbuf(0), nt, sc0);
+        stages::cp_async_commit();
+      }
+      prefetched = false;
+#pragma unroll 1
+      for (int kc = 0; kc < nk; ++kc) {
+        if (kc + 1 < nk) load_b(bbuf(kc + 1), nt, sc0 + (kc + 1) * BK);
+        stages::cp_async_commit();
+        stages::cp_async_wait<1>();
+        __syncthreads();  // slab kc visible
+        g.template mma<BK / 16>(A + kc * BK, L.lda, bbuf(kc), L.ldb);
+        __syncthreads();  // slab kc & 1 free
+      }
+      // Partial sums of a Cg split go to the staging tile: no accumulator stays live across the
+      // next slab's depthwise phase.
+      g.store(Cs, LDC, sc0 > 0);
+    }
+    if (resident && nt + 1 < nkt) {  // overlap the next tile's first slab with this epilogue
+      load_b(bbuf(0), nt + 1, 0);
+      stages::cp_async_commit();
+      prefetched = true;
+    }
+    __syncthreads();
+    epilogue<T, NHWC>(p, Cs, rows, grp, nt * BN);
+    __syncthreads();  // Cs free for the next tile
+  }
+  stages::cp_async_wait<0>();
+}
+
+// DW: one CTA per SM. Capped at 128 registers (2 CTAs/SM) the DW bodies spilled 146-450 bytes;
+// uncapped they take about 200 and spill nothing (smem would allow 3 CTAs of 66 KB).
+template <typename T, bool DW, bool NHWC, int S>
+__global__ void __launch_bounds__(NT, DW ? 1 : 2) gconv_kernel(const Params p) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  if constexpr (DW) dw_body<T, NHWC, S>(p, smem);
+  else plain_body<T, NHWC>(p, smem);
+}
 
 }  // namespace gconv
 }  // namespace fastconv

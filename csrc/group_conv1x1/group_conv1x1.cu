@@ -26,9 +26,13 @@ void run(at::ScalarType dtype, bool dw, bool nhwc, const Params& p, cudaStream_t
   TORCH_CHECK(!dw || p.shuffle_in == 0, "gconv: shuffle_in is not supported with a depthwise loader");
   TORCH_CHECK(dw || (p.Ho == p.H && p.Wo == p.W), "gconv: a 1x1 conv keeps the spatial size");
   TORCH_CHECK(p.side != kSideCopy || (p.Ho == p.H && p.Wo == p.W), "gconv: side copy needs stride 1");
+  TORCH_CHECK(!dw || p.stride == 1 || p.stride == 2, "gconv: the depthwise loader supports stride 1 and 2");
+  TORCH_CHECK(dw || p.side == kSideNone, "gconv: a side branch needs the depthwise launch");
+  // grid.y: groups * ceil(Kg / 64) (plain) or groups + side CTAs (DW); this bounds both.
   const int64_t mtiles = (p.Kg + 63) / 64;
   const int64_t side_blocks = p.side != kSideNone ? (p.side_C + 63) / 64 : 0;
   TORCH_CHECK(p.groups * mtiles + side_blocks <= 65535, "gconv: too many channel tiles for grid.y");
+  TORCH_CHECK(!dw || (int64_t)p.N * ((p.Ho + 7) / 8) * ((p.Wo + 7) / 8) <= kIntMax, "gconv: too many spatial tiles");
   switch (dtype) {
     case at::kFloat: run_typed<float>(dw, nhwc, p, s); break;
     case at::kHalf: run_typed<__half>(dw, nhwc, p, s); break;

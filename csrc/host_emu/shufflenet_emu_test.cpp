@@ -27,29 +27,20 @@ inline Tensor empty(IntArrayRef, TensorOptions) { return {}; }
 #include "channel_shuffle/channel_shuffle.cuh"
 #include "group_conv1x1/gconv.h"
 
-// gconv_kernel.cuh keeps its launcher (with <<<>>>) beside the kernel and uses static __shared__
-// arrays. The launcher body is swallowed into an ignored attribute's token list (it is mirrored
-// below), and __shared__ becomes `static` so that all emulated threads of a block share the arrays
-// (blocks run one at a time).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wattributes"
-#undef __shared__
-#define __shared__ static
-#define launch(...) launch(__VA_ARGS__) { [[emu::launcher_not_emulated(
-#undef FASTCONV_CHECK_LAUNCH
-#define FASTCONV_CHECK_LAUNCH() } )]]
 #include "group_conv1x1/gconv_kernel.cuh"
-#undef launch
-#undef FASTCONV_CHECK_LAUNCH
-#define FASTCONV_CHECK_LAUNCH()
-#undef __shared__
-#define __shared__
-#pragma GCC diagnostic pop
+
+// The kernels' dynamic shared memory (extern __shared__ inside the kernel refers to this array;
+// blocks run one at a time). A canary after the planned size catches overflows.
+namespace fastconv { namespace gconv { alignas(128) unsigned char smem[1 << 20]; } }
+static void smem_fill(size_t bytes) { memset(fastconv::gconv::smem + bytes, 0xAB, 65536); }
+static bool smem_ok(size_t bytes) { for (int i = 0; i < 65536; ++i) if (fastconv::gconv::smem[bytes + i] != 0xAB) return false; return true; }
 
 using namespace fastconv;
 
 static std::mt19937 rng(321);
 static int fails = 0;
+static bool g_smem_bad = false;           // set by run_gconv, reported by the next compare
+static size_t g_smem_max = 227 * 1024;    // the device's opt-in limit the launches are planned for
 
 static void verdict(bool ok, const char* what, const std::string& cfg, double err, double mx) {
   if (!ok) ++fails;
@@ -81,8 +72,15 @@ static void test_shuffle(int N, int C, int H, int W, int g, bool nhwc, int x_off
       else shuffle::shuffle_nchw_kernel<E, VEC, I>(x, out, I(C), I(HW), cpg, I(g), I(tv));
     });
   };
+  auto gather = [&](auto itag) {  // NCHW planes without whole vectors: gathered 16-byte stores
+    using I = decltype(itag);
+    const int blocks = int(std::min<int64_t>((total / V + 1 + 255) / 256, 2));
+    emu_launch(blocks, 256, [&] { shuffle::shuffle_nchw_gather_kernel<E, I>(x, out, I(C), I(HW), I(C / g), I(g), I(total)); });
+  };
+  const bool gath = !vec && !nhwc && reinterpret_cast<uintptr_t>(out) % 16 == 0;
   using Vv = std::integral_constant<int, V>; using V1 = std::integral_constant<int, 1>;
   if (vec) { if (wide_index) go(Vv{}, uint64_t{}); else go(Vv{}, uint32_t{}); }
+  else if (gath) { if (wide_index) gather(uint64_t{}); else gather(uint32_t{}); }
   else { if (wide_index) go(V1{}, uint64_t{}); else go(V1{}, uint32_t{}); }
   int64_t bad = 0;
   const int cpg = C / g;
@@ -95,7 +93,7 @@ static void test_shuffle(int N, int C, int H, int W, int g, bool nhwc, int x_off
   for (size_t i = total; i < obuf.size(); ++i) bad += obuf[i] != E(0);  // nothing written past the end
   char cfg[200];
   snprintf(cfg, sizeof cfg, "N%d C%d %dx%d g%d %s e%zu x+%d %s%s", N, C, H, W, g, nhwc ? "nhwc" : "nchw", sizeof(E), x_off,
-           vec ? "vec" : "scalar", wide_index ? " i64" : "");
+           vec ? "vec" : gath ? "gather" : "scalar", wide_index ? " i64" : "");
   verdict(bad == 0, "shuf", cfg, double(bad), 0);
 }
 
@@ -158,22 +156,28 @@ template <typename T> static void compare(const char* what, const std::string& c
   double mx = 1, err = 0;
   for (double e : ref.v) mx = std::max(mx, std::fabs(e));
   for (size_t i = 0; i < ref.v.size(); ++i) { double d = std::fabs(to_float(out[i]) - ref.v[i]); if (!(d <= err)) err = std::isnan(d) ? 1e30 : std::max(err, d); }
-  verdict(err <= tol<T>() * mx, what, cfg + " " + tname<T>(), err, mx);
+  const bool smok = !g_smem_bad;
+  g_smem_bad = false;
+  verdict(err <= tol<T>() * mx && smok, what, cfg + " " + tname<T>() + (smok ? "" : " SMEM OVERFLOW"), err, mx);
 }
 
-// Mirrors gconv::run (shape checks) + gconv::launch (grid) for one Params.
-template <typename T> static void run_gconv(bool dw, bool nhwc, const gconv::Params& p) {
+// Mirrors gconv::run (shape checks) + gconv::launch (plan for an H100/H200's 227 KB opt-in limit,
+// or a small smem_max to force the depthwise recompute path; grid; instantiation by stride).
+template <typename T> static void run_gconv(bool dw, bool nhwc, gconv::Params p) {
   assert(p.groups >= 1 && p.Cg >= 1 && p.Kg >= 1);
   assert(!dw || p.shuffle_in == 0);
   assert(dw || (p.Ho == p.H && p.Wo == p.W));
+  assert(dw || p.side == gconv::kSideNone);
   assert(p.side != gconv::kSideCopy || (p.Ho == p.H && p.Wo == p.W));
-  const int64_t np = int64_t(p.N) * p.Ho * p.Wo;
-  const int mtiles = (p.Kg + gconv::BM - 1) / gconv::BM;
-  const int side_blocks = p.side != gconv::kSideNone ? (p.side_C + gconv::SIDE_C - 1) / gconv::SIDE_C : 0;
-  const int gx = int((np + gconv::BN - 1) / gconv::BN), gy = p.groups * mtiles + side_blocks;
-  auto go = [&](auto kern) { emu_launch2d(gx, gy, gconv::THREADS, [&] { kern(p); }); };
-  if (dw) { if (nhwc) go(gconv::gconv_kernel<T, true, true>); else go(gconv::gconv_kernel<T, true, false>); }
-  else { if (nhwc) go(gconv::gconv_kernel<T, false, true>); else go(gconv::gconv_kernel<T, false, false>); }
+  const char* why = gconv::plan<T>(p, dw, nhwc, g_smem_max);
+  if (why) { printf("FAIL plan: %s\n", why); ++fails; return; }
+  const gconv::Grid g = gconv::grid_of(p, dw);
+  smem_fill(p.smem);
+  auto go = [&](auto kern) { emu_launch2d(g.x, g.y, gconv::NT, [&] { kern(p); }); };
+  if (!dw) { if (nhwc) go(gconv::gconv_kernel<T, false, true, 1>); else go(gconv::gconv_kernel<T, false, false, 1>); }
+  else if (p.stride == 1) { if (nhwc) go(gconv::gconv_kernel<T, true, true, 1>); else go(gconv::gconv_kernel<T, true, false, 1>); }
+  else { if (nhwc) go(gconv::gconv_kernel<T, true, true, 2>); else go(gconv::gconv_kernel<T, true, false, 2>); }
+  if (!smem_ok(p.smem)) g_smem_bad = true;
 }
 
 // ---------------------------------------------------------------- group_conv1x1
@@ -302,6 +306,9 @@ static void test_v2(int N, int C, int H, int W, int B, int stride, bool bias, bo
 }
 
 template <typename T> static void all(bool nhwc, const std::string& which) {
+  // fp16 (the performance path) runs every real ShuffleNet shape; fp32/bf16 a cheaper subset that
+  // still covers groups 1/2/3/8, both strides, both layouts and the awkward channel counts.
+  const bool full = std::is_same<T, __half>::value;
   if (which.find('g') != std::string::npos) {
     test_gconv<T>(2, 16, 5, 7, 24, 1, 0, 0, true, kRelu, nhwc);
     test_gconv<T>(1, 240, 4, 5, 240, 3, 3, 3, true, kRelu, nhwc);     // 80 per group: partial k-slice and m-tile
@@ -310,32 +317,58 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_gconv<T>(1, 64, 3, 3, 128, 8, 8, 8, true, kNone, nhwc);
     test_gconv<T>(3, 24, 7, 7, 12, 3, 0, 0, false, kSilu, nhwc);      // 147 pixels: partial pixel tile
     test_gconv<T>(1, 24, 4, 4, 24, 2, 3, 4, true, kRelu, nhwc);       // shuffle factors != groups
+    test_gconv<T>(1, 232, 3, 5, 232, 1, 0, 0, true, kRelu, nhwc);     // V2 pw 232: 8 slabs through 3 stages, 4 m-tiles
+    test_gconv<T>(1, 24, 5, 5, 58, 1, 0, 0, true, kRelu, nhwc);       // V2 24 -> 58 (Kg % 8 != 0: scalar epilogue)
+    test_gconv<T>(1, 384, 3, 3, 96, 8, 0, 8, true, kRelu, nhwc);      // V1 g=8 gconv1 (Cg 48, Kg 12)
+    if (full) test_gconv<T>(1, 480, 2, 3, 120, 3, 0, 3, true, kRelu, nhwc);     // V1 g=3 stage 3 gconv1
+    test_gconv<T>(2, 9, 3, 3, 15, 3, 0, 0, true, kRelu, nhwc);        // Cg = 3: unaligned rows, scalar loads
+    test_gconv<T>(1, 116, 3, 3, 64, 2, 0, 0, true, kNone, nhwc);      // Cg = 58: 4-byte copies
   }
   if (which.find('v') != std::string::npos) {
     test_v1<T>(1, 48, 6, 5, 12, 48, 3, 3, 1, true, nhwc);
     test_v1<T>(1, 24, 7, 6, 36, 36, 3, 1, 2, true, nhwc);             // first_groups=1, odd size
     test_v1<T>(1, 72, 5, 5, 24, 48, 4, 4, 2, false, nhwc);            // 2 side blocks, no biases
+    if (full) test_v1<T>(1, 24, 7, 7, 60, 216, 3, 1, 2, true, nhwc);            // g=3 stage-2 head: 24 -> 240
+    test_v1<T>(1, 240, 5, 6, 60, 240, 3, 3, 1, true, nhwc);           // g=3 stage 2 (Cg 20, Kg 80)
+    if (full) test_v1<T>(1, 480, 3, 3, 120, 480, 3, 3, 1, true, nhwc);          // g=3 stage 3 (Cg 40, Kg 160)
+    test_v1<T>(1, 384, 4, 4, 96, 384, 8, 8, 1, true, nhwc);           // g=8 stage 2 (Cg 12, Kg 48)
+    test_v1<T>(1, 200, 3, 4, 50, 200, 2, 2, 1, true, nhwc);           // g=2 stage 2 (Cg 25: scalar halo)
+    if (full) test_v1<T>(1, 144, 9, 9, 36, 144, 1, 1, 1, true, nhwc);           // g=1, 9x9: 4 spatial tiles
+    test_v1<T>(1, 200, 6, 5, 50, 200, 2, 2, 2, true, nhwc);           // g=2 stride 2
   }
   if (which.find('w') != std::string::npos) {
-    test_v2<T>(2, 48, 6, 6, 24, 1, true, nhwc);
+    if (full) test_v2<T>(2, 48, 6, 6, 24, 1, true, nhwc);
     test_v2<T>(1, 116, 4, 4, 58, 1, true, nhwc);                      // B=58: partial tiles, 116-ch passthrough
     test_v2<T>(1, 24, 7, 7, 24, 2, true, nhwc);
-    test_v2<T>(1, 24, 7, 5, 58, 2, false, nhwc);
+    test_v2<T>(1, 24, 7, 5, 58, 2, false, nhwc);                      // stage-2 head: 24 -> 116
+    if (full) test_v2<T>(1, 232, 3, 4, 116, 1, true, nhwc);                     // stage 3
+    test_v2<T>(1, 464, 3, 3, 232, 1, true, nhwc);                     // stage 4: 232 branch, 4 m-tiles
+    test_v2<T>(1, 232, 5, 5, 232, 2, true, nhwc);                     // stage-4 head: branch1 Cg 232
+    if (full) test_v2<T>(1, 116, 9, 9, 116, 2, false, nhwc);                    // stage-3 head, 2 x 2... tiles of 5x5 out
+    if (full) {
+      g_smem_max = 64 * 1024;                                         // forces the depthwise recompute path
+      test_v2<T>(1, 464, 3, 3, 232, 1, true, nhwc);
+      g_smem_max = 227 * 1024;
+    }
   }
 }
 
 int main(int argc, char** argv) {
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // PASS lines survive a sanitizer abort
   std::string which = argc > 1 ? argv[1] : "sgvw";
   std::string dt = argc > 2 ? argv[2] : "fhb";
   if (which.find('s') != std::string::npos) for (bool nhwc : {false, true}) {
     test_shuffle<uint16_t>(2, 12, 8, 8, 3, nhwc, 0, false);   // NCHW vec (HW % 8 == 0); NHWC scalar (C % 8 != 0)
-    test_shuffle<uint16_t>(2, 24, 5, 5, 4, nhwc, 0, false);   // NCHW scalar; NHWC vec
-    test_shuffle<uint16_t>(2, 24, 4, 4, 4, nhwc, 1, false);   // misaligned x: scalar
+    test_shuffle<uint16_t>(2, 24, 5, 5, 4, nhwc, 0, false);   // NCHW gather; NHWC vec
+    test_shuffle<uint16_t>(2, 24, 4, 4, 4, nhwc, 1, false);   // misaligned x: NCHW gather, NHWC scalar
     test_shuffle<uint32_t>(3, 12, 4, 5, 4, nhwc, 0, false);   // vec both (4 per 16 B)
     test_shuffle<uint32_t>(1, 6, 3, 3, 2, nhwc, 0, true);     // scalar, 64-bit index
     test_shuffle<uint64_t>(2, 10, 3, 4, 5, nhwc, 0, false);   // float64, 2 per 16 B
     test_shuffle<uint64_t>(2, 10, 3, 4, 5, nhwc, 1, true);    // misaligned, 64-bit index
     test_shuffle<uint16_t>(1, 64, 16, 16, 8, nhwc, 0, false); // more vectors than 2 blocks: grid-stride loop
+    test_shuffle<uint16_t>(2, 24, 7, 7, 2, nhwc, 0, false);   // 7x7 (NCHW gather: vectors straddle planes)
+    test_shuffle<uint16_t>(1, 58, 14, 14, 2, nhwc, 0, false); // 14x14, C = 58, total % 8 != 0: tail
+    test_shuffle<uint16_t>(2, 6, 1, 3, 3, nhwc, 1, true);     // H*W < 8, misaligned x, 64-bit index
   }
   for (bool nhwc : {false, true}) {
     if (dt.find('f') != std::string::npos) all<float>(nhwc, which);

@@ -3,9 +3,11 @@
 //   1. h = relu(gconv1(x)) stored straight into its shuffled channel order (shuffle_out = groups
 //      in the epilogue), so no shuffle pass exists. The depthwise conv acts per channel, so running
 //      it on the already-permuted h with dw_weight indexed by h's channel equals the reference order.
-//   2. out = relu(gconv2(dw3x3(h)) + b2 (+ x)): the depthwise conv runs inside the GEMM's B loader
-//      (never stored), the residual add / channel offset + final relu in the epilogue, and at
-//      stride 2 extra blocks of the same launch write relu(avg_pool3x3(x)) into channels [0, C).
+//   2. out = relu(gconv2(dw3x3(h)) + b2 (+ x)): each CTA computes the depthwise conv of its 8 x 8
+//      output tile once, from an smem halo of h, into a resident smem GEMM operand covering its
+//      group's channels (never stored), then loops over the group's output-channel tiles; the
+//      residual add / channel offset + final relu are in the epilogue, and at stride 2 extra CTAs
+//      of the same launch write relu(avg_pool3x3(x)) into channels [0, C).
 // h is the only intermediate in global memory (N x M x H x W, x's dtype and format).
 #include "group_conv1x1/gconv.h"
 

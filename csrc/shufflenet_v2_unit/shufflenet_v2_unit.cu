@@ -2,9 +2,10 @@
 // split, the concat and the final channel_shuffle(2) folded into indexing. Launches of the gconv
 // kernel family (csrc/group_conv1x1/gconv_kernel.cuh):
 //   1. h = relu(pw1(z)), z = x[:, C/2:] at stride 1 (a channel-offset read, no chunk copy) or x.
-//   2. out[:, 2i+1] = relu(pw2(dw3x3(h, stride))[i]): depthwise conv inside the B loader, the
-//      interleaved store in the epilogue; at stride 1 extra blocks of the same launch copy the
-//      passthrough half x[:, i] -> out[:, 2i].
+//   2. out[:, 2i+1] = relu(pw2(dw3x3(h, stride))[i]): the depthwise conv computed once per 8 x 8
+//      output tile from an smem halo of h into the resident GEMM operand (all B output channels
+//      looped over it), the interleaved store in the epilogue; at stride 1 extra CTAs of the same
+//      launch copy the passthrough half x[:, i] -> out[:, 2i].
 //   3. (stride 2) out[:, 2i] = relu(pw(dw3x3(x, 2))[i]): branch1, dw -> pw fused the same way.
 // h (N x B x H x W) is the only intermediate in global memory.
 #include "group_conv1x1/gconv.h"
