@@ -37,7 +37,7 @@ __host__ __device__ inline Layout make_layout(int elem, int tile, int k, int s, 
   L.iw = L.ih;
   L.in = 0;
   L.wt = align128(size_t(L.ih) * L.iw * cc * elem);
-  L.bias = L.wt + size_t(k) * k * cc * sizeof(float);
+  L.bias = L.wt + size_t(k) * k * cc * elem;
   L.bytes = align128(L.bias + size_t(cc) * sizeof(float));
   return L;
 }
@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(TILE * TILE) depthwise_conv2d_fwd_kernel(const
   extern __shared__ __align__(128) unsigned char smem[];
   const Layout L = make_layout(int(sizeof(T)), TILE, p.k, p.stride, p.dil, p.cc);
   T* in = reinterpret_cast<T*>(smem + L.in);
-  float* wt = reinterpret_cast<float*>(smem + L.wt);
+  T* wt = reinterpret_cast<T*>(smem + L.wt);
   float* bias = reinterpret_cast<float*>(smem + L.bias);
 
   const int ty = int(blockIdx.x) / p.tiles_w, tx = int(blockIdx.x) - ty * p.tiles_w;

@@ -90,7 +90,7 @@ template <typename T> __host__ __device__ inline Layout make_layout_dw(int s, in
   L.b1 = L.region + bslab;
   L.cs = L.region + (halo > bslab ? 2 * halo : 2 * bslab);
   L.wt = L.cs + align128(size_t(BM) * LDC * sizeof(float));
-  L.bias = L.wt + align128(size_t(9) * cc * sizeof(float));
+  L.bias = L.wt + align128(size_t(9) * cc * sizeof(T));
   L.rows = L.bias + align128(size_t(cc) * sizeof(float));
   L.bytes = L.rows + align128(2 * BM * sizeof(int));
   return L;
@@ -382,7 +382,7 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
   auto halo = [&](int j) { return region + (j & 1) * halo_step; };
   auto bbuf = [&](int j) { return region + (j & 1) * b_step; };
   float* Cs = reinterpret_cast<float*>(smem + L.cs);
-  float* wt = reinterpret_cast<float*>(smem + L.wt);
+  T* wt = reinterpret_cast<T*>(smem + L.wt);
   float* dwb = reinterpret_cast<float*>(smem + L.bias);
   int* rows = reinterpret_cast<int*>(smem + L.rows);
 

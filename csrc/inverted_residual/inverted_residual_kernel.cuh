@@ -119,7 +119,7 @@ __host__ __device__ inline IrLayout ir_layout(int mode, bool expand, int k, int 
   };
   if (mode != kSePass2) {
     L.xpos = take(sizeof(int) * MX);
-    L.wt = take(sizeof(float) * k * k * EC);
+    L.wt = take(sizeof(T) * k * k * EC);
     L.dwb = take(sizeof(float) * EC);
     L.eb = take(sizeof(float) * EC);
     if (expand) L.xh = take(sizeof(T) * MX * LDX);
@@ -159,7 +159,7 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
   const int nbr = min(NB, round_up(p.K, 16));
   const IrLayout L = ir_layout<T>(MODE, expand, ksz, s, TH, TW, p.Cp, nbr);
   int* xpos = reinterpret_cast<int*>(smem + L.xpos);
-  float* wt = reinterpret_cast<float*>(smem + L.wt);
+  T* wt = reinterpret_cast<T*>(smem + L.wt);
   float* dwb = reinterpret_cast<float*>(smem + L.dwb);
   float* eb = reinterpret_cast<float*>(smem + L.eb);
   T* xh = reinterpret_cast<T*>(smem + L.xh);

@@ -55,7 +55,7 @@ template <typename T> __host__ __device__ inline Layout make_layout(int k, int s
   L.cs = L.b + align128(size_t(BN) * L.ldb * sizeof(T));
   L.hs = L.cs + align128(size_t(BM) * L.ldc * sizeof(float));
   L.wt = L.hs + align128(hp * BN * sizeof(T));
-  L.bias = L.wt + align128(size_t(k) * k * BN * sizeof(float));
+  L.bias = L.wt + align128(size_t(k) * k * BN * sizeof(T));
   L.bytes = L.bias + align128(BN * sizeof(float));
   return L;
 }
@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(NT, KS == 7 && S == 2 ? 1 : 2) pwdw_conv2d_ker
   T* B = reinterpret_cast<T*>(smem + L.b);
   float* Cs = reinterpret_cast<float*>(smem + L.cs);
   T* hs = reinterpret_cast<T*>(smem + L.hs);
-  float* wt = reinterpret_cast<float*>(smem + L.wt);
+  T* wt = reinterpret_cast<T*>(smem + L.wt);
   float* bias = reinterpret_cast<float*>(smem + L.bias);
 
   const T* __restrict__ x = static_cast<const T*>(p.x);
