@@ -179,7 +179,7 @@ __global__ void __launch_bounds__(NT, KS == 7 && S == 2 ? 1 : 2) pwdw_conv2d_ker
     for (int i = threadIdx.x; i < BN * kk; i += NT) {
       const int c = i / kk, tap = i - c * kk;
       const int64_t oc = int64_t(m0 + c) * p.mult + r;
-      wt[tap * BN + c] = m0 + c < p.M ? to_float(dw_w[oc * kk + tap]) : 0.f;
+      wt[tap * BN + c] = m0 + c < p.M ? dw_w[oc * kk + tap] : from_float<T>(0.f);
     }
     for (int c = threadIdx.x; c < BN; c += NT)
       bias[c] = dw_b && m0 + c < p.M ? to_float(dw_b[int64_t(m0 + c) * p.mult + r]) : 0.f;
