@@ -116,6 +116,10 @@ def _act_backward(grad: Tensor, z: Tensor, act: str) -> Tensor:
         return torch.ops.aten.hardswish_backward(grad, z)
     if act == "silu":
         return torch.ops.aten.silu_backward(grad, z)
+    if act in ("gelu", "gelu_tanh"):
+        return torch.ops.aten.gelu_backward(grad, z, approximate="none" if act == "gelu" else "tanh")
+    if act != "none":
+        raise ValueError(f"depthwise_conv2d: no derivative for act {act!r}")
     return grad
 
 

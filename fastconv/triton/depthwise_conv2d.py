@@ -53,6 +53,12 @@ def act_grad(g, z, ACT: tl.constexpr):
     elif ACT == 4:
         s = 1.0 / (1.0 + tl.exp(-z))
         g = g * s * (1.0 + z * (1.0 - s))
+    elif ACT == 7:  # gelu (erf): Phi(z) + z phi(z)
+        g = g * (0.5 * (1.0 + tl.math.erf(z * 0.7071067811865476)) + z * 0.3989422804014327 * tl.exp(-0.5 * z * z))
+    elif ACT == 8:  # gelu (tanh): t = tanh(u), u = sqrt(2/pi) (z + 0.044715 z^3), tanh as 1 - 2 / (1 + e^(2u))
+        u = 0.7978845608028654 * (z + 0.044715 * z * z * z)
+        t = 1.0 - 2.0 / (1.0 + tl.exp(2.0 * u))
+        g = g * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 0.134145 * z * z))
     return g
 
 
