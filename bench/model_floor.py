@@ -515,7 +515,8 @@ def model_ir(c, n, eb, dev):
         total.hbm_extra += n * E * 4 * 2                     # gate
         # se_mlp: partial sums, FC1 (warp per row), FC2 (thread per channel, strided w2 rows)
         S = c["se"]
-        total.lsu["SE mlp"] += lin(n * tiles_img * E * 4) + n * (2 * scalar(S * E) + _cdiv(E, 32) * S * min(32, _cdiv(32 * S * eb, 128)))
+        total.lsu["SE mlp"] += lin(n * tiles_img * E * 4) + n * (2 * scalar(S * E) +
+                                                                   _cdiv(E, 32) * S * (1 + min(32, _cdiv(32 * S * eb, 128))))
         total.fma += n * 2 * S * E
         # pass 2: ap = h tile, Wp chunk x gate, project GEMM, epilogue
         tile2, nt8p2, nb2, npass2 = ir_plan(c, _KSE2, eb, dev["smem_optin"])
@@ -782,6 +783,8 @@ class Floor:
     dw_fmas: float
     device: dict
     useful_mma_flops: float = 0.0  # useful 1x1-conv FLOPs (what the tensor cores must do)
+    min_hbm_bytes: float = 0.0     # the block's own bytes (bench.metrics: x, weights, out once)
+    useful_fmas: float = 0.0       # the block's depthwise / SE FMAs
     busy: float = 1.0              # share of SMs a persistent grid keeps busy
     lsu_parts: dict = field(default_factory=dict)
 
@@ -795,6 +798,14 @@ class Floor:
             "tc": self.tc_flops / d["mma_flops"] * per_sm,
             "fma": self.dw_fmas / (d["sms"] * d["fp32_lanes"] * d["clock_hz"]) * per_sm,
         }
+
+    @property
+    def roofline_us(self) -> float:
+        """What any mma.sync + FP32 kernel must take: the block's own bytes, useful tensor-core FLOPs
+        and useful FMAs at the device's rates (no padding, recompute or intermediates)."""
+        d = self.device
+        return max(self.min_hbm_bytes / d["hbm_bps"], self.useful_mma_flops / d["mma_flops"],
+                   self.useful_fmas / (d["sms"] * d["fp32_lanes"] * d["clock_hz"])) * 1e6
 
     @property
     def floor_us(self) -> float:
@@ -823,8 +834,9 @@ class Floor:
         return f"{k} {self.lsu_parts[k] / self.lsu_wavefronts:.0%}"
 
 
-def _useful_mma_flops(entry, n) -> float:
-    """FLOPs of the block's 1x1 convs (the part tensor cores do)."""
+def _useful(entry, n) -> tuple:
+    """(FLOPs of the block's 1x1 convs -- what the tensor cores must do --, FMAs of its depthwise convs
+    and SE MLP -- what the FP32 cores must do)."""
     c = entry.cfg
     m = block_metrics(entry, n, 2, "fwd")
     k = c["kernel"]
@@ -841,7 +853,11 @@ def _useful_mma_flops(entry, n) -> float:
         dw_macs = k * k * c["hidden"] * c["Ho"] * c["Wo"]
     elif entry.op == "depthwise_conv2d":
         dw_macs = k * k * c["K"] * c["Ho"] * c["Wo"]
-    return m.flops - 2.0 * dw_macs * n
+    return m.flops - 2.0 * dw_macs * n, float(dw_macs * n)
+
+
+def _useful_mma_flops(entry, n) -> float:
+    return _useful(entry, n)[0]
 
 
 def floor(entry, batch: int = 128, elem_bytes: int = 2, device: str = "h100") -> Floor:
@@ -853,8 +869,8 @@ def floor(entry, batch: int = 128, elem_bytes: int = 2, device: str = "h100") ->
     parts = {k: v for k, v in cnt.lsu.items() if v}
     f = Floor(block=entry.label, op=entry.op, path=path, hbm_bytes=m.bytes + cnt.hbm_extra,
               lsu_wavefronts=sum(parts.values()), tc_flops=cnt.tc, useful_flops=m.flops, dw_fmas=cnt.fma,
-              device=dev, busy=busy, lsu_parts=parts)
-    f.useful_mma_flops = _useful_mma_flops(entry, batch)
+              device=dev, busy=busy, lsu_parts=parts, min_hbm_bytes=m.bytes)
+    f.useful_mma_flops, f.useful_fmas = _useful(entry, batch)
     return f
 
 
@@ -871,5 +887,37 @@ def floor_row(entry, batch=128, elem_bytes=2, device="h100") -> dict:
         "hbm_us": round(t["hbm"], 1), "lsu_us": round(t["lsu"], 1), "tc_us": round(t["tc"], 1),
         "fma_us": round(t["fma"], 1), "floor_us": round(f.floor_us, 1), "binds": f.binds,
         "floor_over_hbm": round(f.over_hbm, 2) if math.isfinite(f.over_hbm) else "",
+        # against the block's own bytes: intermediates the kernels round-trip through HBM count here
+        "hbm_min_MB": round(f.min_hbm_bytes / 1e6, 2),
+        "floor_over_min_hbm": round(f.floor_us / (f.min_hbm_bytes / f.device["hbm_bps"] * 1e6), 2) if f.min_hbm_bytes else "",
+        # the block's own roofline (bytes once, useful FLOPs at mma.sync / FP32 rates) over its HBM floor:
+        # > 1.5 means no mma.sync kernel can meet issue #10's bar for this block
+        "roofline_over_min_hbm": round(f.roofline_us / (f.min_hbm_bytes / f.device["hbm_bps"] * 1e6), 2)
+        if f.min_hbm_bytes else "",
         "sm_busy": round(f.busy, 3), "lsu_top_stage": f.lsu_top,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# issue #10's bar: every MobileNetV2/V3 and ShuffleNetV2 block within 1.5x of its HBM floor
+# ---------------------------------------------------------------------------------------------
+
+CRITERION = dict(families=("mobilenet_v2", "mobilenet_v3", "shufflenet_v2"),
+                 ops=("dwpw_conv2d", "inverted_residual", "shufflenet_v2_unit"), max_over_hbm=1.5)
+
+
+def is_criterion_block(entry) -> bool:
+    """A whole block (not a sub-op such as ShuffleNetV2's output shuffle, which the unit folds into
+    its store) of one of the networks issue #10's floor bar names."""
+    return entry.op in CRITERION["ops"] and bool(set(entry.families) & set(CRITERION["families"]))
+
+
+def criterion_group(entry) -> str:
+    """The block family a CI bound is recorded for (tests/test_kernel_report.py)."""
+    c = entry.cfg
+    if entry.op == "shufflenet_v2_unit":
+        return f"shufflenet_v2 s{c['stride']}"
+    fam = next(f for f in CRITERION["families"] if f in entry.families)
+    if entry.op == "dwpw_conv2d":
+        return f"{fam} dwpw"
+    return f"{fam} ir" + ("+se" if c["se"] else "")
