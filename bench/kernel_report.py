@@ -300,12 +300,14 @@ def floor_criterion(rows: list) -> tuple:
     for r in rs:
         binds[r["binds"]] += 1
     worst = sorted(rs, key=lambda r: -(_num(r["floor_over_hbm"]) or 0))[:5]
+
+    def why(r):
+        top = r.get("lsu_top_stage") if r["binds"] == "lsu" else ""
+        return f"{r['block']} {r['floor_over_hbm']}x ({r['binds']}" + (f", {top}" if top else "") + ")"
     line = (f"MODEL: {len(ok)} of {len(rs)} MobileNetV2/V3 and ShuffleNetV2 blocks (batch {rs[0]['batch']}, fp16, "
             f"channels_last) have a modelled floor within {bar}x of their HBM floor; binds: "
             + ", ".join(f"{k} {v}" for k, v in sorted(binds.items(), key=lambda kv: -kv[1]))
-            + "; worst: " + "; ".join(f"{r['block']} {r['floor_over_hbm']}x ({r['binds']}"
-                                      + (f", {r['lsu_top_stage']}" if r['binds'] == 'lsu' and r.get('lsu_top_stage') else "")
-                                      + ")" for r in worst))
+            + "; worst: " + "; ".join(why(r) for r in worst))
     return rs, line
 
 

@@ -170,8 +170,8 @@ class Count:
 # ---------------------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=None)
-def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, nt: int, cc: int, iw: int, eb: int,
-                    sink: tuple, fast: bool = True) -> tuple:
+def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int, eb: int, sink: tuple,
+                    fast: bool = True) -> tuple:
     """(smem wavefronts of compute, global wavefronts of the sink, FP32 FMAs) of one
     ``Depthwise::compute`` call over a cc-channel chunk, simulated warp by warp.
 
@@ -222,7 +222,8 @@ def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, nt: int, cc: int,
                 width = sink[2]
                 for c in range(8):
                     glob += gmem_wf([None if r is None else
-                                     (((r[0] // tw) * width + r[0] % tw) * sink[1] + r[1] * 8 + c) * eb for r in rows], eb)
+                                     (((r[0] // tw) * width + r[0] % tw) * sink[1] + r[1] * 8 + c) * eb
+                                     for r in rows], eb)
     fma = items * rw * 8 * k * k
     return smem, glob, fma
 
@@ -232,15 +233,15 @@ def dw_weights(cc: int, kk: int) -> float:
     return 2 * scalar(cc * kk) + 2 * scalar(cc)
 
 
-def _dw_chunk(t: dict, k: int, s: int, th: int, tw: int, rw: int, nt: int, cc: int, iw: int, ih: int, eb: int,
-              sink: tuple, xbytes: int, c: Count, halo: bool = True) -> None:
+def _dw_chunk(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int, ih: int, eb: int, sink: tuple,
+              xbytes: int, c: Count, halo: bool = True) -> None:
     """One depthwise chunk: halo copy (cp.async or scalar), taps, compute (+ sink)."""
     if halo:
         nbytes = ih * iw * cc * eb
         c.lsu["dw halo copy"] += lin(nbytes) if xbytes >= 4 else 2 * scalar(nbytes / eb)
     c.lsu["dw taps"] += dw_weights(cc, k * k)
     fast = k in TILING["stages_depthwise"]["fast_k"] and s in TILING["stages_depthwise"]["fast_s"]
-    sm, gl, fma = depthwise_stage(k, s, th, tw, rw, nt, cc, iw, eb, sink, fast)
+    sm, gl, fma = depthwise_stage(k, s, th, tw, rw, cc, iw, eb, sink, fast)
     c.lsu["dw compute (smem)"] += sm
     c.lsu["dw sink (global)"] += gl
     c.fma += fma
@@ -276,12 +277,10 @@ def vec_bytes(pitch_elems: int, eb: int) -> int:
 # ---------------------------------------------------------------------------------------------
 
 def _halo_cc(t, ih, iw, eb, cc_max):
-    cc = 8
-    c = cc_max
-    while c > 8:
-        if 2 * ih * iw * c * eb <= t["halo_budget"]:
-            return c
-        c //= 2
+    """The plans' channel chunk: the widest of cc_max, cc_max / 2, ... whose two halos fit the budget."""
+    cc = cc_max
+    while cc > 8 and 2 * ih * iw * cc * eb > t["halo_budget"]:
+        cc //= 2
     return cc
 
 
@@ -301,7 +300,7 @@ def model_dwpw(c, n, eb, dev):
     xbytes = vec_bytes(C, eb)
     lda = cpad + 8
     for j in range(cpad // cc):
-        _dw_chunk(t, k, s, th, tw, t["rw"], t["nt"], cc, iw, ih, eb, ("smem", lda, 0), xbytes, per)
+        _dw_chunk(k, s, th, tw, t["rw"], cc, iw, ih, eb, ("smem", lda, 0), xbytes, per)
     frag, flops = gemm_slab(64, t["bn"], t["bk"], t["wm"], t["wn"])
     slabs = cpad // t["bk"]
     per.lsu["pw weight slabs (cp.async)"] += nkt * slabs * lin(t["bn"] * t["bk"] * eb)
@@ -423,6 +422,25 @@ def _expand_epilogue_wf(eb: int) -> float:
     return 2 * sts + 2
 
 
+def _ir_project_pass(cfg, nt8p, nbr, kpass, E, valid, K, residual, eb, cnt, se_pass2=False):
+    """One project pass of a work item (fused, or SE pass 2 with its h tile and gated Wp): weight
+    chunks, WarpTile ldmatrix + mma per hidden chunk, accumulator staging and store_tile."""
+    for ch in range(_cdiv(E, EC)):
+        ecl = min(EC, E - ch * EC)
+        if se_pass2:
+            cnt.lsu["SE pass 2 loads"] += lin(cfg["MP"] * EC * eb) + lin(nbr * EC * eb)
+            cnt.lsu["SE pass 2 gate scale"] += 3 * scalar(nbr * ecl)
+        else:
+            cnt.lsu["weights (cp.async)"] += lin(nbr * EC * eb)
+        x4, fl = _warp_tile_mma(cfg, nt8p, kpass, _cdiv(ecl, 16))
+        cnt.lsu["project ldmatrix"] += 4 * x4
+        cnt.tc += fl
+    n8_tiles = sum(max(0, min(nt8p, _cdiv(kpass, 8) - (w // cfg["WMP"]) * nt8p)) *
+                   min(cfg["MTW"], _cdiv(cfg["MTILES"] - w % cfg["WMP"], cfg["WMP"])) for w in range(8))
+    cnt.lsu["epilogue"] += n8_tiles * 2 * 2 * _acc_staging_wf(nbr + 8)
+    cnt.lsu["epilogue"] += store_tile(valid, kpass, K % 8 == 0, residual)
+
+
 def model_ir(c, n, eb, dev):
     t = TILING["inverted_residual"]
     k, s, C, E, K = c["kernel"], c["stride"], c["C"], c["hidden"], c["K"]
@@ -466,7 +484,7 @@ def model_ir(c, n, eb, dev):
                     count.lsu["weights (cp.async)"] += nchunks * lin(EC * cp * eb)
                     count.lsu["dw taps"] += nchunks * 2 * scalar(EC)  # expand bias
                 for ch in range(nchunks):
-                    _dw_chunk(t, k, s, tile, tile, t["rw"], t["nt"], EC, iw, ih, eb, ("smem", LDA, 0),
+                    _dw_chunk(k, s, tile, tile, t["rw"], EC, iw, ih, eb, ("smem", LDA, 0),
                               vec_bytes(C, eb), count, halo=not expand)
 
     if not se:
@@ -478,19 +496,8 @@ def model_ir(c, n, eb, dev):
         tiles_img = _cdiv(Ho, tile) * _cdiv(Wo, tile)
         back = Count()
         for p in range(npass):
-            kpass = min(nb, K - p * nb)
-            nbr = min(nb, _up(K, 16))
-            for ch in range(nchunks):
-                ecl = min(EC, E - ch * EC)
-                back.lsu["weights (cp.async)"] += lin(nbr * EC * eb)
-                x4, fl = _warp_tile_mma(cfg, nt8p, kpass, _cdiv(ecl, 16))
-                back.lsu["project ldmatrix"] += 4 * x4
-                back.tc += fl
-            n8_tiles = sum(max(0, min(nt8p, _cdiv(kpass, 8) - (w // cfg["WMP"]) * nt8p)) *
-                           min(cfg["MTW"], _cdiv(cfg["MTILES"] - w % cfg["WMP"], cfg["WMP"])) for w in range(8))
-            back.lsu["epilogue"] += n8_tiles * 2 * 2 * _acc_staging_wf(nbr + 8)
-            valid = Ho * Wo / tiles_img
-            back.lsu["epilogue"] += store_tile(valid, kpass, K % 8 == 0, c["residual"])
+            _ir_project_pass(cfg, nt8p, min(nb, _up(K, 16)), min(nb, K - p * nb), E, Ho * Wo / tiles_img, K,
+                             c["residual"], eb, back)
         total.add(img, n).add(back, n * tiles_img)
         launches.append((sum(total.lsu.values()), util(n * tiles_img * npass)))
         path = f"ir_kernel T{tile} NB{nb}" + (f" x{npass} passes" if npass > 1 else "")
@@ -515,8 +522,8 @@ def model_ir(c, n, eb, dev):
         total.hbm_extra += n * E * 4 * 2                     # gate
         # se_mlp: partial sums, FC1 (warp per row), FC2 (thread per channel, strided w2 rows)
         S = c["se"]
-        total.lsu["SE mlp"] += lin(n * tiles_img * E * 4) + n * (2 * scalar(S * E) +
-                                                                   _cdiv(E, 32) * S * (1 + min(32, _cdiv(32 * S * eb, 128))))
+        fc2 = _cdiv(E, 32) * S * (1 + min(32, _cdiv(32 * S * eb, 128)))  # + the z[j] broadcast LDS
+        total.lsu["SE mlp"] += lin(n * tiles_img * E * 4) + n * (2 * scalar(S * E) + fc2)
         total.fma += n * 2 * S * E
         # pass 2: ap = h tile, Wp chunk x gate, project GEMM, epilogue
         tile2, nt8p2, nb2, npass2 = ir_plan(c, _KSE2, eb, dev["smem_optin"])
@@ -525,18 +532,8 @@ def model_ir(c, n, eb, dev):
         p2 = Count()
         nbr = min(nb2, _up(K, 16))
         for p in range(npass2):
-            kpass = min(nb2, K - p * nb2)
-            for ch in range(nchunks):
-                ecl = min(EC, E - ch * EC)
-                p2.lsu["SE pass 2 loads"] += lin(cfg["MP"] * EC * eb) + lin(nbr * EC * eb)
-                p2.lsu["SE pass 2 gate scale"] += 3 * scalar(nbr * ecl)
-                x4, fl = _warp_tile_mma(cfg, nt8p2, kpass, _cdiv(ecl, 16))
-                p2.lsu["project ldmatrix"] += 4 * x4
-                p2.tc += fl
-            n8_tiles = sum(max(0, min(nt8p2, _cdiv(kpass, 8) - (w // cfg["WMP"]) * nt8p2)) *
-                           min(cfg["MTW"], _cdiv(cfg["MTILES"] - w % cfg["WMP"], cfg["WMP"])) for w in range(8))
-            p2.lsu["epilogue"] += n8_tiles * 2 * 2 * _acc_staging_wf(nbr + 8)
-            p2.lsu["epilogue"] += store_tile(Ho * Wo / tiles2, kpass, K % 8 == 0, c["residual"])
+            _ir_project_pass(cfg, nt8p2, nbr, min(nb2, K - p * nb2), E, Ho * Wo / tiles2, K, c["residual"], eb, p2,
+                             se_pass2=True)
         total.add(p2, n * tiles2)
         launches.append((sum(p2.lsu.values()) * n * tiles2, util(n * tiles2 * npass2)))
         if c["residual"]:
@@ -608,7 +605,7 @@ def gconv_dw(n, H, W, Ho, Wo, s, cg, kg, groups, eb, x_pitch, out_pitch, out_mul
     xb = min(vec_bytes(x_pitch, eb), vec_bytes(cg, eb) if groups > 1 else 16)
     per = Count()
     for j in range(cpad // cc):
-        _dw_chunk(t, 3, s, th, tw, t["rw"], t["nt"], cc, iw, ih, eb, ("smem", cpad + 8, 0), xb, per)
+        _dw_chunk(3, s, th, tw, t["rw"], cc, iw, ih, eb, ("smem", cpad + 8, 0), xb, per)
     frag, fl = gemm_slab(64, t["bn"], t["bk"], t["wm"], t["wn"])
     slabs = cpad // t["bk"]
     wb = vec_bytes(cg, eb)
@@ -732,7 +729,8 @@ def model_pwdw(c, n, eb, dev):
     blocks = _cdiv(hp, t["bm"])
     slabs = _cdiv(C, t["bk"])
     slab = t["bm"] * t["bk"] * eb
-    per.lsu["pw A (x halo) + weights"] += blocks * slabs * ((lin(slab) if xb >= 4 else 2 * scalar(slab / eb)) + lin(slab))
+    a_copy = lin(slab) if xb >= 4 else 2 * scalar(slab / eb)
+    per.lsu["pw A (x halo) + weights"] += blocks * slabs * (a_copy + lin(slab))
     frag, fl = gemm_slab(t["bm"], t["bn"], t["bk"], t["wm"], t["wn"])
     per.lsu["pw ldmatrix"] += blocks * slabs * frag
     per.tc += blocks * slabs * fl
@@ -740,7 +738,7 @@ def model_pwdw(c, n, eb, dev):
     pitch = K
     if concat:
         per.lsu["concat stores"] += scalar(th * tw * t["bn"]) * 2
-    _dw_chunk(t, k, s, th, tw, t["rw"], t["nt"], t["bn"], iw, ih, eb, ("gscalar", pitch, c["Wo"]), xb, per, halo=False)
+    _dw_chunk(k, s, th, tw, t["rw"], t["bn"], iw, ih, eb, ("gscalar", pitch, c["Wo"]), xb, per, halo=False)
     cnt = Count().add(per, ctas)
     return "pwdw_conv2d_kernel", cnt, 1.0
 
@@ -758,7 +756,7 @@ def model_depthwise(c, n, eb, dev):
     tiles = _cdiv(c["Ho"], tile) * _cdiv(c["Wo"], tile) * n * _cdiv(C, cc)
     per = Count()
     sink = ("gvec", C, c["Wo"]) if C % 8 == 0 else ("gscalar", C, c["Wo"])
-    _dw_chunk(t, k, s, tile, tile, t["rw"], tile * tile, cc, iw, ih, eb, sink, vec_bytes(C, eb), per)
+    _dw_chunk(k, s, tile, tile, t["rw"], cc, iw, ih, eb, sink, vec_bytes(C, eb), per)
     return f"depthwise_conv2d_fwd_kernel T{tile}", Count().add(per, tiles), 1.0
 
 
@@ -889,7 +887,8 @@ def floor_row(entry, batch=128, elem_bytes=2, device="h100") -> dict:
         "floor_over_hbm": round(f.over_hbm, 2) if math.isfinite(f.over_hbm) else "",
         # against the block's own bytes: intermediates the kernels round-trip through HBM count here
         "hbm_min_MB": round(f.min_hbm_bytes / 1e6, 2),
-        "floor_over_min_hbm": round(f.floor_us / (f.min_hbm_bytes / f.device["hbm_bps"] * 1e6), 2) if f.min_hbm_bytes else "",
+        "floor_over_min_hbm": round(f.floor_us / (f.min_hbm_bytes / f.device["hbm_bps"] * 1e6), 2)
+        if f.min_hbm_bytes else "",
         # the block's own roofline (bytes once, useful FLOPs at mma.sync / FP32 rates) over its HBM floor:
         # > 1.5 means no mma.sync kernel can meet issue #10's bar for this block
         "roofline_over_min_hbm": round(f.roofline_us / (f.min_hbm_bytes / f.device["hbm_bps"] * 1e6), 2)

@@ -146,7 +146,7 @@ def test_floor_counting_rules():
     # dwpw's depthwise stage, k3 s1, 8 x 8 tile, 64 channels, RW 2 (8 warps of 8 channel groups x 4
     # strips): per warp bias 2 x 2 (its 32-byte fp32 rows put g and g + 4 in one bank), weights 9 x 1
     # (broadcast over the strips), inputs 3 x 4 x 4, sink 2 x 4 (A pitch 72 halves).
-    sm, gl, fma = mf.depthwise_stage(3, 1, 8, 8, 2, 256, 64, 10, 2, ("smem", 72, 0))
+    sm, gl, fma = mf.depthwise_stage(3, 1, 8, 8, 2, 64, 10, 2, ("smem", 72, 0))
     assert (sm, gl, fma) == (8 * (4 + 9 + 48 + 8), 0, 64 * 64 * 9)
 
 
@@ -221,7 +221,8 @@ def test_floor_meets_recorded_bounds_per_block_family():
         if worst["floor_over_hbm"] > b["max"]:
             msgs.append(f"{g}: {worst['block']} floor_over_hbm {worst['floor_over_hbm']} > recorded {b['max']}")
         if worst["floor_over_hbm"] < b["max"] / 1.25:
-            msgs.append(f"{g}: worst is now {worst['floor_over_hbm']} ({worst['block']}): tighten the recorded {b['max']}")
+            msgs.append(f"{g}: worst is now {worst['floor_over_hbm']} ({worst['block']}): "
+                        f"tighten the recorded {b['max']}")
         binds = {r["binds"] for r in rs}
         if binds != b["binds"]:
             msgs.append(f"{g}: binds {sorted(binds)}, recorded {sorted(b['binds'])}")
