@@ -12,8 +12,9 @@ Sections (see bench/README.md, "Static kernel report"):
   Triton  per kernel x autotune config x catalogue shape, compiled for sm_90 through the real
           launchers (bench/triton_capture.py): the same columns.
   Floor   MODEL, not measured (bench/model_floor.py): per catalogue block the HBM / LSU / tensor
-          core / FMA ceilings of today's CUDA kernels, which binds, and measured times beside it
-          when a GPU results CSV exists under bench/results/.
+          core / FMA ceilings of the CUDA kernels, which binds, issue #10's bar (MobileNetV2/V3 and
+          ShuffleNetV2 blocks within 1.5x of their HBM floor) with a one-line summary, and measured
+          times beside it when a GPU results CSV exists under bench/results/.
 Instruction counts are static (counted in the code, not executed). Output: Markdown on stdout and
 CSV + Markdown under --out (default bench/results/static/).
 """
@@ -231,6 +232,7 @@ def floor_rows(entries, batch=128, device="h100") -> list:
     rows = []
     for e in entries:
         r = mf.floor_row(e, batch=batch, device=device)
+        r["criterion_group"] = mf.criterion_group(e) if mf.is_criterion_block(e) else ""
         for prov in ("fastconv_cuda", "fastconv_triton", "compile", "eager_folded"):
             v = meas.get((e.key, prov))
             r[f"measured_{prov}_us"] = "" if v is None else round(v * 1e3, 1)
@@ -283,6 +285,30 @@ def floor_summary(rows: list) -> list:
                     "floor_over_hbm_max": max(ratios, default=""),
                     "within_1.5x_of_hbm": sum(1 for x in ratios if x <= 1.5)})
     return out
+
+
+def floor_criterion(rows: list) -> tuple:
+    """(rows of the blocks issue #10's bar names, one-line summary): how many of them are within
+    1.5x of their HBM floor, which ceiling binds how often, the worst five (MODEL)."""
+    from bench import model_floor as mf
+    bar = mf.CRITERION["max_over_hbm"]
+    rs = [r for r in rows if r.get("criterion_group")]
+    if not rs:
+        return [], "no MobileNetV2/V3 or ShuffleNetV2 block selected"
+    ok = [r for r in rs if _num(r["floor_over_hbm"]) is not None and r["floor_over_hbm"] <= bar]
+    binds = defaultdict(int)
+    for r in rs:
+        binds[r["binds"]] += 1
+    worst = sorted(rs, key=lambda r: -(_num(r["floor_over_hbm"]) or 0))[:5]
+
+    def why(r):
+        top = r.get("lsu_top_stage") if r["binds"] == "lsu" else ""
+        return f"{r['block']} {r['floor_over_hbm']}x ({r['binds']}" + (f", {top}" if top else "") + ")"
+    line = (f"MODEL: {len(ok)} of {len(rs)} MobileNetV2/V3 and ShuffleNetV2 blocks (batch {rs[0]['batch']}, fp16, "
+            f"channels_last) have a modelled floor within {bar}x of their HBM floor; binds: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(binds.items(), key=lambda kv: -kv[1]))
+            + "; worst: " + "; ".join(why(r) for r in worst))
+    return rs, line
 
 
 def load_thresholds(path: Path = THRESHOLDS) -> dict:
@@ -391,7 +417,10 @@ def write_csv(path: Path, rows: list, cols: Optional[list] = None) -> None:
 
 FLOOR_COLS = ["block", "kernels", "hbm_MB", "lsu_Mwf", "tc_GFLOP_exec", "tc_exec_over_useful", "hbm_us", "lsu_us",
               "tc_us", "fma_us", "floor_us", "binds", "floor_over_hbm", "measured_fastconv_cuda_us",
-              "measured_fastconv_triton_us"]
+              "measured_fastconv_triton_us", "lsu_top_stage"]
+CRITERION_COLS = ["criterion_group", "block", "binds", "floor_over_hbm", "floor_over_min_hbm", "roofline_over_min_hbm",
+                  "hbm_us", "floor_us",
+                  "lsu_us", "tc_us", "fma_us", "tc_exec_over_useful", "lsu_top_stage", "sm_busy"]
 
 
 def render(cuda: Optional[list], triton: Optional[list], floor: Optional[list], meta: dict) -> str:
@@ -421,11 +450,24 @@ def render(cuda: Optional[list], triton: Optional[list], floor: Optional[list], 
                   "### Per kernel, shape and config", "", md_table(TRITON_COLS, triton), ""]
     if floor is not None:
         L += ["## Modelled floor per block (MODEL, not measured)", "",
-              f"bench/model_floor.py, today's CUDA kernels' tiling, batch {meta.get('batch')}, fp16, channels_last, "
-              f"{meta.get('device_name')}: ceilings in µs; `binds` = the largest; `floor_over_hbm` = modelled floor / "
-              "HBM floor. Measured columns come from GPU results CSVs under bench/results/ when they exist.", "",
-              "### Per op", "", md_table(list(floor_summary(floor)[0].keys()), floor_summary(floor)) if floor else "",
-              "", "### Per block", "", md_table(FLOOR_COLS, floor), ""]
+              f"bench/model_floor.py, the CUDA kernels' tiling (`TILING`, each entry citing its kernel header), batch "
+              f"{meta.get('batch')}, fp16, channels_last, {meta.get('device_name')}: ceilings in µs (HBM bytes / "
+              "bandwidth, L1/shared-memory wavefronts / (SMs x clock), tensor-core FLOPs executed / mma.sync peak, "
+              "FP32 FMAs / FP32 rate); `binds` = the largest; `floor_over_hbm` = modelled floor / HBM floor; "
+              "`floor_over_min_hbm` = the same against the block's own bytes (x, weights, out once: "
+              "intermediates the kernels round-trip through HBM, such as the SE path's h, count against it); "
+              "`roofline_over_min_hbm` = the block's own roofline (its bytes once, its useful tensor-core FLOPs and "
+              "FMAs at mma.sync / FP32 rates) over the same: above 1.5 no mma.sync kernel meets the bar; "
+              "`lsu_top_stage` = the stage with the most wavefronts. Measured columns come from GPU results CSVs "
+              "under bench/results/ when they exist.", ""]
+        if floor:
+            crit, line = floor_criterion(floor)
+            L += ["### Issue #10's bar: MobileNetV2/V3 and ShuffleNetV2 blocks within 1.5x of the HBM floor", "",
+                  line, ""]
+            if crit:
+                L += [md_table(CRITERION_COLS, crit), ""]
+            L += ["### Per op", "", md_table(list(floor_summary(floor)[0].keys()), floor_summary(floor)), "",
+                  "### Per block", "", md_table(FLOOR_COLS, floor), ""]
     return "\n".join(L)
 
 
@@ -520,6 +562,8 @@ def main(argv=None) -> int:
             fentries = [e for e in fentries if any(m in e.label for m in a.match)]
         floor = floor_rows(fentries, a.batch, a.device)
         write_csv(out / "floor.csv", floor)
+        if floor:
+            print(floor_criterion(floor)[1], file=sys.stderr)
     text = render(cuda, triton, floor, meta)
     (out / "report.md").write_text(text + "\n")
     if not a.quiet:

@@ -132,20 +132,103 @@ def test_thresholds_check_catches_spills_and_vector_drop():
     assert kr.tightened([dict(good, gld_wide_share=0.3)], "cuda", th)["dwpw::k"]["min_wide_share"] == 0.5
 
 
-def test_floor_model_reproduces_the_review():
-    """shared/reviews/kernels-2026-12.md section 3: executed / useful tensor-core FLOPs 3.6x on
-    MobileNetV2 24->144->24 @56 and 2.2x on 96->576->96 @14, LSU-bound (MODEL numbers)."""
+def test_floor_counting_rules():
+    """The wavefront rules of bench/model_floor.py on hand-checked warps (MODEL)."""
+    from bench import model_floor as mf
+    assert mf.smem_wf([16 * lane for lane in range(32)], 16) == 4         # 512 B, conflict-free
+    assert mf.smem_wf([16 * (lane % 8) for lane in range(32)], 16) == 1   # 8 vectors broadcast
+    assert mf.smem_wf([2 * lane for lane in range(32)], 2) == 1           # 64 B of halves
+    assert mf.smem_wf([128 * lane for lane in range(32)], 4) == 32        # one bank, 32 words
+    assert mf.smem_wf([None] * 32, 16) == 0
+    assert mf.gmem_wf([2 * lane for lane in range(32)], 2) == 1
+    assert mf.gmem_wf([16 * lane for lane in range(32)], 16) == 4
+    assert mf.gmem_wf([480 * lane for lane in range(32)], 2) == 32        # se_mlp's strided w2 rows
+    # dwpw's depthwise stage, k3 s1, 8 x 8 tile, 64 channels, RW 2 (8 warps of 8 channel groups x 4
+    # strips): per warp bias 2 x 2 (its 32-byte fp32 rows put g and g + 4 in one bank), weights 9 x 1
+    # (broadcast over the strips), inputs 3 x 4 x 4, sink 2 x 4 (A pitch 72 halves).
+    sm, gl, fma = mf.depthwise_stage(3, 1, 8, 8, 2, 64, 10, 2, ("smem", 72, 0))
+    assert (sm, gl, fma) == (8 * (4 + 9 + 48 + 8), 0, 64 * 64 * 9)
+
+
+def _floor_entries(ops=None):
     from bench import catalogue as cat
     from bench import model_floor as mf
-    es = {e.label: e for e in cat.build_catalogue(ops=["inverted_residual", "dwpw_conv2d"])}
+    return cat.build_catalogue(families=list(mf.CRITERION["families"]), ops=ops)
+
+
+def test_floor_tensor_core_ratios_follow_the_ir_tiling():
+    """Executed / useful tensor-core FLOPs of the inverted residual as its header derives them from
+    the T14 tiling (clipped halo, C padded to 16, EC = 48): 24->144->24 @56 1.36, 96->576->96 @14
+    1.06 (MODEL)."""
+    from bench import model_floor as mf
+    es = {e.label: e for e in _floor_entries(["inverted_residual"])}
     a = mf.floor(next(e for k, e in es.items() if k.startswith("ir 24>144>24 k3s1")))
     b = mf.floor(next(e for k, e in es.items() if k.startswith("ir 96>576>96 k3s1")))
-    d = mf.floor(next(e for k, e in es.items() if k.startswith("dwpw 128>128 k3s1")))
-    assert a.tc_flops / 1e9 == pytest.approx(19.7, rel=0.02) and a.tc_waste == pytest.approx(3.56, rel=0.02)
-    assert b.tc_waste == pytest.approx(2.18, rel=0.02)
-    assert 80e6 < a.lsu_wavefronts < 120e6 and 25e6 < b.lsu_wavefronts < 40e6 and 40e6 < d.lsu_wavefronts < 60e6
-    assert a.binds == b.binds == d.binds == "lsu"
-    assert d.hbm_bytes / 1e6 == pytest.approx(206, rel=0.01)
+    assert a.path.startswith("ir_kernel T14 NB32") and b.path.startswith("ir_kernel T14 NB96")
+    assert a.tc_waste == pytest.approx((3904 / 3136 * 32 / 24 + 208 / 196) / 2, rel=1e-6)   # 1.36
+    assert b.tc_waste == pytest.approx(208 / 196, rel=1e-6)                                # 1.06
+    # fused without SE: HBM sees x, the weights and out once; with SE, h goes out and back
+    assert a.hbm_bytes == a.min_hbm_bytes
+    se = mf.floor(next(e for k, e in es.items() if k.startswith("ir 40>120>40 k5s1+se")))
+    assert se.hbm_bytes - se.min_hbm_bytes >= 2 * 128 * 28 * 28 * 120 * 2
+
+
+# Issue #10's bar: every MobileNetV2/V3 and ShuffleNetV2 block's modelled floor within 1.5x of its
+# HBM floor. Per block family: the worst floor_over_hbm the model gives today (a regression in a
+# TILING entry or a model function raises it past the bound and fails; an improvement below
+# bound / 1.25 fails too, so the record is tightened with it) and which ceiling binds. Bounds above
+# 1.5 miss the bar; "_why" says what in the kernel design makes them miss (bench/README.md, floor).
+FLOOR_BOUNDS = {
+    "mobilenet_v2 dwpw": {"max": 3.2, "binds": {"lsu"}, "_why":
+        "dwpw 32>16 @112: C = 32 runs as 64 (A tile and depthwise in 64-channel slabs) and K = 16 as one "
+        "64-wide output tile: 8x the useful tensor-core FLOPs and 2x the depthwise work, whose sliding "
+        "window (RW = 2, taps reloaded per item) reads ~200 B of shared memory per 16 B output vector"},
+    "mobilenet_v2 ir": {"max": 17.5, "binds": {"lsu"}, "_why":
+        "shared-memory bound: the depthwise stage (RW = 2, 12.5 LDS.128 per 8-channel output), the expand "
+        "epilogue's 2-byte scalar stores into hid (2-way bank conflicts at EC = 48) and 16 x 48 / 16 x 8k "
+        "warp tiles whose ldmatrix bytes exceed what the tensor cores need; the late blocks (E 576/960 at "
+        "14/7) are compute-bound by nature too: their own roofline is 2-4.6x their HBM floor at mma.sync rate"},
+    "mobilenet_v3 ir": {"max": 8.2, "binds": {"lsu"}, "_why":
+        "as mobilenet_v2 ir; stride 2 adds 2.5-4x expand work on the halo, whose scalar hid stores dominate; "
+        "16>16>16 runs its 16 channels as one 48-channel chunk (3x the depthwise work)"},
+    "mobilenet_v3 ir+se": {"max": 19.5, "binds": {"lsu"}, "_why":
+        "as mobilenet_v3 ir, plus se_mlp's FC2 reading w2 (E x S) one row per thread (32 lines per load: "
+        "up to 77% of the wavefronts at E = 960) and h round-tripping HBM between the two passes"},
+    "shufflenet_v2 s1": {"max": 3.9, "binds": {"lsu"}, "_why":
+        "Gemm<64, 64, 2, 4> warp tiles of 32 x 16 read 1.5 KB of ldmatrix fragments per 8k MACs (B >= 176), "
+        "the interleaved (out_mul 2) epilogue and passthrough copy store 2-byte scalars, and h round-trips HBM"},
+    "shufflenet_v2 s2": {"max": 3.4, "binds": {"lsu"}, "_why":
+        "as shufflenet_v2 s1, with branch1 reading x again in a third launch"},
+}
+
+
+def test_floor_meets_recorded_bounds_per_block_family():
+    from bench import kernel_report as kr
+    from bench import model_floor as mf
+    entries = [e for e in _floor_entries(list(mf.CRITERION["ops"])) if mf.is_criterion_block(e)]
+    rows = kr.floor_rows(entries)
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["criterion_group"], []).append(r)
+    assert set(groups) == set(FLOOR_BOUNDS), sorted(groups)
+    bar = mf.CRITERION["max_over_hbm"]
+    msgs = []
+    for g, rs in groups.items():
+        b = FLOOR_BOUNDS[g]
+        worst = max(rs, key=lambda r: r["floor_over_hbm"])
+        if b["max"] > bar:
+            assert b.get("_why"), f"{g}: a bound above {bar}x needs its reason"
+        if worst["floor_over_hbm"] > b["max"]:
+            msgs.append(f"{g}: {worst['block']} floor_over_hbm {worst['floor_over_hbm']} > recorded {b['max']}")
+        if worst["floor_over_hbm"] < b["max"] / 1.25:
+            msgs.append(f"{g}: worst is now {worst['floor_over_hbm']} ({worst['block']}): "
+                        f"tighten the recorded {b['max']}")
+        binds = {r["binds"] for r in rs}
+        if binds != b["binds"]:
+            msgs.append(f"{g}: binds {sorted(binds)}, recorded {sorted(b['binds'])}")
+    assert not msgs, "\n".join(msgs)
+    crit, line = kr.floor_criterion(rows)
+    assert len(crit) == len(rows) and line.startswith("MODEL: ") and f" of {len(rows)} " in line
 
 
 def test_cuda_kernels_meet_thresholds():
