@@ -69,19 +69,25 @@ def mv3_small():
     return m, opt, rep
 
 
+def _optimize_all(model, x, expected):
+    """optimize(model) fuses exactly the ``expected`` blocks, skips nothing and computes the same."""
+    with torch.no_grad():
+        want = model(x)
+        opt, report = optimize(model)
+        got = opt(x)
+    assert report.counts() == expected, str(report)
+    assert report.skipped == [], str(report)
+    assert rel_err(got, want) < 1e-4, f"relative error {rel_err(got, want):.3g}"
+    return opt, report
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_family_matches_and_counts(family, x64):
     make, expected = FAMILIES[family]
     torch.manual_seed(0)
     model = randomize_bn(make())
     before = {n: type(m) for n, m in model.named_modules()}
-    with torch.no_grad():
-        want = model(x64)
-        opt, report = optimize(model)
-        got = opt(x64)
-    assert report.counts() == expected, str(report)
-    assert report.skipped == [], str(report)
-    assert rel_err(got, want) < 1e-4, f"{family}: relative error {rel_err(got, want):.3g}"
+    opt, report = _optimize_all(model, x64, expected)
     assert {n: type(m) for n, m in model.named_modules()} == before, "inplace=False modified the original"
     assert opt is not model
     fused = [m for m in opt.modules() if isinstance(m, fnn.FUSED_MODULES)]
@@ -229,13 +235,7 @@ def test_inference_optimize_after_training_swap(family, x64):
     model, _ = optimize(make(), training=True, backend="reference")
     model = randomize_bn(model)
     assert any(isinstance(b, fnn.DepthwiseConv2d) for b in model.modules())
-    with torch.no_grad():
-        want = model(x64)
-        opt, report = optimize(model)
-        got = opt(x64)
-    assert report.counts() == expected, str(report)
-    assert report.skipped == [], str(report)
-    assert rel_err(got, want) < 1e-4
+    opt, _ = _optimize_all(model, x64, expected)
     assert not any(isinstance(b, nn.Conv2d) and b.groups > 1 for b in opt.modules())
 
 
