@@ -39,7 +39,7 @@ from torch import fx, nn
 
 from fastconv import _common
 from fastconv.nn import (FUSED_MODULES, DepthwiseSeparableConv2d, InvertedResidual, PointwiseDepthwiseConv2d,
-                         Unsupported, _act_of, _check_dw, _check_pw, _copy_, fold_bn)
+                         Unsupported, _act_of, _check_dw, _check_plain_conv, _check_pw, _copy_, fold_bn)
 
 __all__ = ["prepare", "fuse_graphs", "GraphPass", "module_act", "is_depthwise"]
 
@@ -101,8 +101,10 @@ def _node_act(root: nn.Module, n: fx.Node) -> Optional[str]:
 def _merge_mixed(m: nn.Module) -> nn.Conv2d:
     """timm MixedConv2d (split channels, one conv per split, cat) -> one equivalent nn.Conv2d."""
     convs = list(m.values())
-    if not convs or any(type(c) is not nn.Conv2d for c in convs):
-        raise Unsupported("MixedConv2d with convs that are not plain nn.Conv2d (e.g. 'same' padding)")
+    if not convs or not all(isinstance(c, nn.Conv2d) for c in convs):
+        raise Unsupported("MixedConv2d with modules that are not nn.Conv2d")
+    for i, c in enumerate(convs):
+        _check_plain_conv(c, f"MixedConv2d conv {i}")
     if list(m.splits) != [c.in_channels for c in convs]:
         raise Unsupported("MixedConv2d splits do not match its convs")
     c0 = convs[0]

@@ -113,9 +113,7 @@ def _square(conv: nn.Conv2d, what: str) -> tuple[int, int, int, int]:
     """(kernel, stride, padding, dilation) of a conv with square, symmetric, zero padding."""
     if not isinstance(conv, nn.Conv2d):
         raise Unsupported(f"{what} is {type(conv).__name__}, not nn.Conv2d")
-    if type(conv) is not nn.Conv2d:
-        # a subclass may change forward (timm's Conv2dSame pads asymmetrically at run time)
-        raise Unsupported(f"{what} is {type(conv).__name__} (dynamic or custom padding)")
+    _check_plain_conv(conv, what)
     if conv.padding_mode != "zeros":
         raise Unsupported(f"{what} uses padding_mode={conv.padding_mode!r}")
     if isinstance(conv.padding, str):
@@ -124,6 +122,19 @@ def _square(conv: nn.Conv2d, what: str) -> tuple[int, int, int, int]:
     if k[0] != k[1] or s[0] != s[1] or p[0] != p[1] or d[0] != d[1]:
         raise Unsupported(f"{what} is not square/symmetric (kernel {k}, stride {s}, padding {p}, dilation {d})")
     return k[0], s[0], p[0], d[0]
+
+
+def _check_plain_conv(conv: nn.Conv2d, what: str) -> None:
+    """Raise Unsupported unless ``conv`` computes exactly what ``nn.Conv2d.forward`` does: a plain
+    nn.Conv2d, or our own DepthwiseConv2d (what ``optimize(training=True)`` leaves) without a fused act."""
+    if type(conv) is DepthwiseConv2d:
+        if conv.act != "none":
+            # conv -> act: a following BatchNorm or fused block would have to see the conv alone
+            raise Unsupported(f"{what} is a DepthwiseConv2d with act={conv.act!r} fused into it")
+        return
+    if type(conv) is not nn.Conv2d:
+        # a subclass may change forward (timm's Conv2dSame pads asymmetrically at run time)
+        raise Unsupported(f"{what} is {type(conv).__name__} (dynamic or custom padding)")
 
 
 def _check_dw(conv: nn.Conv2d, what: str = "depthwise conv") -> tuple[int, int, int, int]:
@@ -828,4 +839,8 @@ class DepthwiseConv2d(nn.Conv2d):
         return m
 
 
-__all__ += ["DepthwiseConv2d"]
+__all__ += ["DepthwiseConv2d", "BACKEND_MODULES"]
+
+# Every module whose forward picks its op's backend from ``self.backend`` (what set_backend reaches).
+# DepthwiseConv2d is not in FUSED_MODULES: it is one conv, still fusable with its neighbours.
+BACKEND_MODULES = FUSED_MODULES + (DepthwiseConv2d,)

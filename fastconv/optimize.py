@@ -31,9 +31,9 @@ from torch import nn
 
 from fastconv._common import BACKENDS
 from fastconv.graph import fuse_graphs, is_depthwise, prepare
-from fastconv.nn import (FUSED_MODULES, DepthwiseSeparableConv2d, GroupConv1x1, InvertedResidual,
-                         PointwiseDepthwiseConv2d, ShuffleV1Unit, ShuffleV2Unit, Unsupported, _bn_act, _cna,
-                         act_name)
+from fastconv.nn import (BACKEND_MODULES, FUSED_MODULES, DepthwiseConv2d, DepthwiseSeparableConv2d, GroupConv1x1,
+                         InvertedResidual, PointwiseDepthwiseConv2d, ShuffleV1Unit, ShuffleV2Unit, Unsupported,
+                         _bn_act, _cna, act_name)
 
 __all__ = ["optimize", "OptimizeReport", "set_backend"]
 
@@ -269,6 +269,8 @@ def _report_leftovers(model: nn.Module, report: OptimizeReport, reasons: dict) -
         if not _is_depthwise(m):
             continue
         why = [reasons.get(name, "depthwise conv outside any recognised block or fusable chain")]
+        if isinstance(m, DepthwiseConv2d):  # not fused with its neighbours, but no plain conv either
+            why.append(f"it still runs fastconv.depthwise_conv2d (backend={m.backend})")
         why += [f"block {s}: {r}" for s, r in blocks.items() if name.startswith(s + ".") or s == "<root>"]
         report._add(name=name or "<root>", status="skipped", source=_source(m), reason="; ".join(why))
 
@@ -339,10 +341,11 @@ def optimize(model: nn.Module, *, backend: str = "auto", inplace: bool = False,
 
 
 def set_backend(model: nn.Module, backend: str) -> nn.Module:
-    """Set ``backend`` on every fused fastconv module in ``model`` (in place); returns model."""
+    """Set ``backend`` on every fastconv module in ``model`` (in place): the fused blocks and the
+    ``DepthwiseConv2d`` of ``optimize(model, training=True)``; returns model."""
     if backend not in BACKENDS + ("auto",):
         raise ValueError(f"backend must be one of {['auto', *BACKENDS]}, got {backend!r}")
     for m in model.modules():
-        if isinstance(m, FUSED_MODULES):
+        if isinstance(m, BACKEND_MODULES):
             m.backend = backend
     return model

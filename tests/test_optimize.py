@@ -69,19 +69,25 @@ def mv3_small():
     return m, opt, rep
 
 
+def _optimize_all(model, x, expected):
+    """optimize(model) fuses exactly the ``expected`` blocks, skips nothing and computes the same."""
+    with torch.no_grad():
+        want = model(x)
+        opt, report = optimize(model)
+        got = opt(x)
+    assert report.counts() == expected, str(report)
+    assert report.skipped == [], str(report)
+    assert rel_err(got, want) < 1e-4, f"relative error {rel_err(got, want):.3g}"
+    return opt, report
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_family_matches_and_counts(family, x64):
     make, expected = FAMILIES[family]
     torch.manual_seed(0)
     model = randomize_bn(make())
     before = {n: type(m) for n, m in model.named_modules()}
-    with torch.no_grad():
-        want = model(x64)
-        opt, report = optimize(model)
-        got = opt(x64)
-    assert report.counts() == expected, str(report)
-    assert report.skipped == [], str(report)
-    assert rel_err(got, want) < 1e-4, f"{family}: relative error {rel_err(got, want):.3g}"
+    opt, report = _optimize_all(model, x64, expected)
     assert {n: type(m) for n, m in model.named_modules()} == before, "inplace=False modified the original"
     assert opt is not model
     fused = [m for m in opt.modules() if isinstance(m, fnn.FUSED_MODULES)]
@@ -202,6 +208,53 @@ def test_backend_argument():
     assert all(b.backend == "auto" for b in opt.modules() if isinstance(b, fnn.FUSED_MODULES))
     with pytest.raises(ValueError, match="backend"):
         optimize(m, backend="fastest")
+
+
+def test_set_backend_reaches_training_depthwise_convs(x64):
+    """optimize(training=True) leaves DepthwiseConv2d modules; set_backend must reach them, and their
+    forward must read it (backend='cuda' on CPU tensors raises, naming the backend)."""
+    m, _ = optimize(models.mobilenet_v1(0.25, num_classes=4), training=True, backend="reference")
+    dws = [b for b in m.modules() if isinstance(b, fnn.DepthwiseConv2d)]
+    assert len(dws) == 13 and all(b.backend == "reference" for b in dws)
+    assert set_backend(m, "triton") is m
+    assert all(b.backend == "triton" for b in dws)
+    set_backend(m, "cuda")
+    if not HAS_CUDA:
+        with pytest.raises(RuntimeError, match="backend='cuda'"):
+            m(x64)
+    with pytest.raises(ValueError, match="backend"):
+        set_backend(m, "fastest")
+
+
+@pytest.mark.parametrize("family", ["tv_mobilenet_v2", "fc_mobilenet_v1", "tv_mnasnet0_5"])
+def test_inference_optimize_after_training_swap(family, x64):
+    """A DepthwiseConv2d (what optimize(training=True) puts in) fuses like the nn.Conv2d it replaced:
+    same block counts (class rules and the Sequential scan), nothing skipped, same output."""
+    make, expected = FAMILIES[family]
+    torch.manual_seed(0)
+    model, _ = optimize(make(), training=True, backend="reference")
+    model = randomize_bn(model)
+    assert any(isinstance(b, fnn.DepthwiseConv2d) for b in model.modules())
+    opt, _ = _optimize_all(model, x64, expected)
+    assert not any(isinstance(b, nn.Conv2d) and b.groups > 1 for b in opt.modules())
+
+
+def test_training_swap_graph_chains_and_leftover_report():
+    """Graph-pass chains made of DepthwiseConv2d fuse too; one left alone is reported as a
+    DepthwiseConv2d still running the fastconv op, and one with a fused act says why it stays."""
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1), _DwPwAdd(16), _Ghost(16, 8),
+                          nn.Conv2d(16, 16, 3, 1, 1, groups=16), nn.GELU())
+    model, _ = optimize(model, training=True, backend="reference")
+    assert isinstance(model[1].dw, fnn.DepthwiseConv2d) and isinstance(model[3], fnn.DepthwiseConv2d)
+    opt, rep = _graph_case(model, torch.randn(2, 3, 9, 11),
+                           {"DepthwiseSeparableConv2d": 1, "PointwiseDepthwiseConv2d": 1})
+    (row,) = rep.skipped
+    assert row["name"] == "3" and row["source"] == "fastconv.nn.DepthwiseConv2d"
+    assert "outside any recognised block" in row["reason"] and "fastconv.depthwise_conv2d" in row["reason"]
+    assert "padding" not in row["reason"]
+    acted = nn.Sequential(fnn.DepthwiseConv2d(8, 8, 3, padding=1, act="relu"), nn.Conv2d(8, 8, 1)).eval()
+    _, rep = optimize(acted)
+    assert rep.num_replaced == 0 and any("act='relu'" in e["reason"] for e in rep.skipped), str(rep)
 
 
 def test_dtype_and_memory_format(x64):
@@ -464,7 +517,9 @@ def test_mixed_conv_becomes_one_conv():
     from timm.layers import MixedConv2d
     from fastconv.graph import _merge_mixed
     x = torch.randn(2, 20, 9, 9)
-    for mixed in (MixedConv2d(20, 20, [3, 5, 7], stride=2, depthwise=True),
+    swapped, _ = optimize(MixedConv2d(20, 20, [3, 5, 7], stride=1, depthwise=True), training=True)
+    assert all(isinstance(c, fnn.DepthwiseConv2d) for c in swapped.values())  # as after a training swap
+    for mixed in (MixedConv2d(20, 20, [3, 5, 7], stride=2, depthwise=True), swapped,
                   MixedConv2d(20, 30, [1, 1], stride=1)):
         merged = _merge_mixed(mixed.eval())
         assert type(merged) is nn.Conv2d

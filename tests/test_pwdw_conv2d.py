@@ -208,62 +208,25 @@ CODEGEN = [case[:9] + case[12:] for case in REAL] + [
 
 
 def compile_launch(case, dtype, fmt, cfg, acts=("gelu", "hardswish")):
-    """Compile _pwdw_kernel for sm_90 with the arguments forward() would pass for ``case``,
-    specialised the way a real launch is (ints equal to 1 become constants, ints divisible by 16 and
-    all pointers carry the divisibility-16 hint), since that changes layouts and vectorisation."""
-    import triton
-    from triton.compiler import ASTSource
+    """Compile _pwdw_kernel for sm_90 with the arguments forward() would pass for ``case`` on an
+    H100 (132 SMs) and autotune config ``cfg``, specialised the way a real launch is (Triton's binder
+    in bench/triton_capture.py: ints equal to 1 become constants, ints divisible by 16 and aligned
+    pointers carry the divisibility-16 hint), since that changes layouts and vectorisation."""
+    from bench.triton_capture import compile_spec, jit_fn, specialise
     from fastconv.triton import pwdw_conv2d as tri
-    from triton_codegen import TARGET, jit_fn
     n, c, h, w, m, mult, k, stride, dil, concat, res = case
     tensors, _ = make((n, c, h, w, m, mult, k, stride, dil, "none", "none", True, concat, res), dtype, fmt,
                       device="cpu")
     x, pw, dw, pwb, dwb, r = (None if t is None else t.contiguous() if t.dim() < 4 else t for t in tensors)
     _, _, args, consts = tri.launch(x, pw, dw, pwb, dwb, r, stride, (k // 2) * dil, dil, *acts, concat, 4 * 132)
-    consts.update(cfg.kwargs, PREC="ieee" if dtype == torch.float32 else "tf32")
-    fn = jit_fn(tri._pwdw_kernel)
-    names = [a for a in fn.arg_names if a not in consts]
-    sig, attrs = {}, {}
-    tname = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
-    for i, (name, v) in enumerate(zip(names, args)):
-        idx = (fn.arg_names.index(name),)
-        if isinstance(v, torch.Tensor):
-            sig[name] = "*" + tname
-            attrs[idx] = [["tt.divisibility", 16]]
-        elif v == 1:
-            sig[name], consts[name] = "constexpr", 1
-        else:
-            sig[name] = "i32"
-            if v % 16 == 0:
-                attrs[idx] = [["tt.divisibility", 16]]
-    for name in consts:
-        sig[name] = "constexpr"
-    sig = {a: sig[a] for a in fn.arg_names}
-    src = ASTSource(fn, sig, constexprs={(fn.arg_names.index(a),): v for a, v in consts.items()}, attrs=attrs)
-    return triton.compile(src, target=TARGET, options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
-
-
-def _resource_usage(ptx: str) -> tuple[int, int, int]:
-    """(registers, stack frame bytes, spill store + load bytes) that ptxas (triton's own) reports for
-    the kernel. A small stack frame without spills is a called slow path (fp32 division), not a spill."""
-    import re
-    import tempfile
-    import triton
-    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
-    arch = re.search(r"^\.target\s+(\w+)", ptx, re.M).group(1)
-    with tempfile.TemporaryDirectory() as d:
-        src = Path(d) / "k.ptx"
-        src.write_text(ptx)
-        text = subprocess.run([str(tool), f"-arch={arch}", "-v", str(src), "-o", str(Path(d) / "k.cubin")],
-                              capture_output=True, text=True, check=True).stderr
-    stack, stores, loads = map(int, re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, "
-                                               r"(\d+) bytes spill loads", text).groups())
-    return int(re.search(r"Used (\d+) registers", text).group(1)), stack, stores + loads
+    consts.update(PREC="ieee" if dtype == torch.float32 else "tf32")
+    (spec,) = specialise(jit_fn(tri._pwdw_kernel), args, {**consts, **cfg.all_kwargs()})
+    return compile_spec(spec)
 
 
 def codegen_main(cases=None, dtypes=(torch.float16, torch.bfloat16, torch.float32), fmts=("nhwc", "nchw")) -> int:
+    from bench.triton_capture import SMEM_LIMIT, ptxas_usage
     from fastconv.triton import pwdw_conv2d as tri
-    from triton_codegen import SMEM_LIMIT
     failures = 0
     for case in cases or CODEGEN:
         for dtype in dtypes:
@@ -272,7 +235,7 @@ def codegen_main(cases=None, dtypes=(torch.float16, torch.bfloat16, torch.float3
                     what = f"pwdw {case} {str(dtype)[6:]} {fmt} {cfg.kwargs} warps={cfg.num_warps}"
                     try:
                         c = compile_launch(case, dtype, fmt, cfg)
-                        regs, stack, spills = _resource_usage(c.asm["ptx"])
+                        regs, stack, spills = ptxas_usage(c.asm["ptx"])
                         ok = c.metadata.shared <= SMEM_LIMIT and spills == 0
                         print(f"{'OK  ' if ok else 'FAIL'} {what} regs={regs} spills={spills} stack={stack} "
                               f"smem={c.metadata.shared}", flush=True)

@@ -31,10 +31,7 @@ import argparse
 import contextlib
 import multiprocessing
 import os
-import re
-import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 
@@ -42,26 +39,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
-import triton  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource, make_backend  # noqa: E402
-from triton.runtime.jit import create_function_from_signature  # noqa: E402
+# The harness (recording the launchers, Triton's binder, compiling, reading the binaries) lives in
+# bench/triton_capture.py, shared with the static report; this file picks what to compile and judges it.
+from bench.triton_capture import (SMEM_LIMIT, TORCH_DTYPES as DTYPES, call_launcher, compile_spec,  # noqa: E402,F401
+                                  jit_fn, load_mix, make_inputs, recording, resources, specialise, target)
 
-from fastconv.triton import channel_shuffle as cs  # noqa: E402
-from fastconv.triton import depthwise_conv2d as dwc  # noqa: E402
-from fastconv.triton import dwpw_conv2d as dw  # noqa: E402
-from fastconv.triton import group_conv1x1 as gc  # noqa: E402
-from fastconv.triton import inverted_residual as ir  # noqa: E402
-from fastconv.triton import pwdw_conv2d as pd  # noqa: E402
-from fastconv.triton import shufflenet_v1_unit as v1  # noqa: E402
-from fastconv.triton import shufflenet_v2_unit as v2  # noqa: E402
-
-TARGET = GPUTarget("cuda", 90, 32)
-SMEM_LIMIT = 227 * 1024  # H100 opt-in shared memory per block
-MODULES = (cs, dwc, dw, gc, ir, pd, v1, v2)
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
-CUOBJDUMP = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+TARGET = target()
 # The default mode compiles, per kernel, dtype, layout, autotune config and value of these
 # structural parameters, the one catalogue launch with the largest tile (product of the
 # launcher-chosen BLOCK_* constants): the worst case for registers. --all compiles every distinct
@@ -70,162 +53,20 @@ _STRUCTURAL = {"KS", "STRIDE", "stride", "SE_PASS1", "HAS_EXPAND", "EXTRA", "PAS
                "HAS_SHUF_IN", "HAS_SHUF_OUT"}
 
 
-def jit_fn(kernel):
-    while not isinstance(kernel, triton.runtime.jit.JITFunction):
-        kernel = kernel.fn
-    return kernel
-
-
-# ---------------------------------------------------------------------------------------------
-# recording the launchers' calls
-# ---------------------------------------------------------------------------------------------
-
-class _Recorder:
-    def __init__(self, kernel, log):
-        self.kernel, self.log = kernel, log
-
-    def __getitem__(self, grid):
-        def record(*args, **kwargs):
-            self.log.append((self.kernel, grid, args, kwargs))
-        return record
-
-
-@contextlib.contextmanager
-def recording():
-    """Every Triton kernel of fastconv.triton.* replaced by a recorder; yields the call log."""
-    log, saved = [], []
-    for mod in MODULES:
-        for name, obj in vars(mod).items():
-            if isinstance(obj, (triton.runtime.autotuner.Autotuner, triton.runtime.jit.JITFunction)):
-                saved.append((mod, name, obj))
-    try:
-        for mod, name, obj in saved:
-            setattr(mod, name, _Recorder(obj, log))
-        yield log
-    finally:
-        for mod, name, obj in saved:
-            setattr(mod, name, obj)
-
-
-def _t(shape, dtype, fmt="nchw"):
-    t = torch.empty(shape, dtype=dtype)
-    return t.contiguous(memory_format=torch.channels_last) if fmt == "nhwc" and t.dim() == 4 else t
-
-
 def launch_op(op: str, cfg: dict, batch: int, dtype, fmt: str) -> None:
-    """Runs fastconv.triton.<op>.forward on uninitialised CPU tensors of a catalogue shape (with the
-    kernels replaced by recorders nothing is computed)."""
-    from bench.providers import op_module
-    x = _t((batch, cfg["C"], cfg["H"], cfg["W"]), dtype, fmt)
-    p = [None if s is None else _t(s, dtype) for s in op_module(op).param_shapes(cfg)]
-    k, s = cfg["kernel"], cfg["stride"]
-    if op == "dwpw_conv2d":
-        dw.forward(x, p[0], p[1], p[2], p[3], x if cfg["residual"] else None, s, k // 2, 1,
-                   cfg["act"], cfg["out_act"])
-    elif op == "inverted_residual":
-        se = bool(cfg["se"])
-        ir.forward(x, *p, s, k // 2, cfg["act"], cfg["se_act"] if se else "relu",
-                   cfg["se_gate"] if se else "hardsigmoid", bool(cfg["residual"]))
-    elif op == "channel_shuffle":
-        cs.forward(x, cfg["groups"])
-    elif op == "group_conv1x1":
-        gc.forward(x, p[0], p[1], cfg["groups"], 0, cfg["shuffle_out"], cfg["act"])
-    elif op == "shufflenet_v1_unit":
-        v1.forward(x, *p, cfg["groups"], cfg["first_groups"], s)
-    elif op == "shufflenet_v2_unit":
-        if s == 1:
-            p += [None] * 4
-        for fuse in (True, False):  # both branch2 paths are reachable (forward's fuse_hidden)
-            v2.forward(x, *p, s, fuse_hidden=fuse)
-    elif op == "pwdw_conv2d":
-        concat = cfg["K"] == 2 * cfg["hidden"]  # the catalogue's concat marker (bench/bench_pwdw_conv2d.py)
-        pd.forward(x, p[0], p[1], p[2], p[3], None, s, k // 2, 1, "relu", "relu", concat)
-    elif op == "depthwise_conv2d":  # forward and the three backward kernels (act grad, dgrad, wgrad)
-        out = dwc.forward(x, p[0], p[1], (s, s), (k // 2, k // 2), (1, 1), "relu")
-        dwc.backward(torch.empty_like(out), x, p[0], p[1], (s, s), (k // 2, k // 2), (1, 1), "hardswish",
-                     True, True)
-    else:
-        raise ValueError(f"unknown op {op!r}")
-
-
-# ---------------------------------------------------------------------------------------------
-# specialisation (Triton's own binder) and compilation
-# ---------------------------------------------------------------------------------------------
-
-_BACKEND = make_backend(TARGET)
-_BINDERS: dict = {}
-
-
-def specialise(kernel, args, kwargs):
-    """[(config label, fn, signature, constexprs, attrs, options)] for every config the kernel's
-    autotuner keeps for these arguments (its early_config_prune included), as JITFunction.run
-    would build them."""
-    fn = jit_fn(kernel)
-    if isinstance(kernel, triton.runtime.autotuner.Autotuner):
-        kernel.nargs = dict(zip(kernel.arg_names, args))
-        configs = kernel.prune_configs(kwargs)
-        variants = [({**kwargs, **c.all_kwargs()}, c) for c in configs]
-    else:
-        variants = [(dict(kwargs), None)]
-    if fn not in _BINDERS:
-        _BINDERS[fn] = create_function_from_signature(fn.signature, fn.params, _BACKEND)
-    out = []
-    for allkw, cfg in variants:
-        allkw = {k: v for k, v in allkw.items() if v is not None}
-        bound, spec, opts = _BINDERS[fn](*args, **allkw)
-        options, sig, consts, attrs = fn._pack_args(_BACKEND, allkw, bound, spec, opts)
-        label = dict(cfg.kwargs) if cfg is not None else {}
-        label.update(w=options.num_warps, s=options.num_stages)
-        out.append((label, fn, sig, consts, attrs, options))
-    return out
-
-
-_LD = re.compile(r"^\s*(?:@!?%p\w+\s+)?(ld\.global|cp\.async\.c[ag]\.shared\.global)([.\w:]*)\s([^;]*);", re.M)
-_CP_SIZE = re.compile(r"\]\s*,\s*(0x[0-9a-fA-F]+|\d+)")
-_WIDTH = {"8": 1, "16": 2, "32": 4, "64": 8, "128": 16}
-
-
-def load_mix(ptx: str, with_bytes: bool = False):
-    """(global load instructions, those moving >= 8 bytes per thread[, bytes per thread of all of
-    them, of the wide ones]); cp.async counts with its size. Static counts: a load in a loop counts once."""
-    n = wide = nb = wb = 0
-    for m in _LD.finditer(ptx):
-        kind, suffix, operands = m.groups()
-        if kind.startswith("cp.async"):
-            size = _CP_SIZE.search(operands)
-            nbytes = int(size.group(1), 0) if size else 4
-        else:
-            parts = suffix.split(".")
-            vec = next((int(q[1:]) for q in parts if re.fullmatch(r"v\d", q)), 1)
-            bits = next((q[1:] for q in reversed(parts) if re.fullmatch(r"[bfsu]\d+", q)), "32")
-            nbytes = vec * _WIDTH.get(bits, 4)
-        n += 1
-        wide += nbytes >= 8
-        nb += nbytes
-        wb += nbytes if nbytes >= 8 else 0
-    return (n, wide, nb, wb) if with_bytes else (n, wide)
-
-
-def resources(cubin: bytes) -> dict:
-    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
-        f.write(cubin)
-    try:
-        out = subprocess.run([CUOBJDUMP, "--dump-resource-usage", f.name], capture_output=True, text=True,
-                             check=True).stdout
-    finally:
-        os.unlink(f.name)
-    vals = dict(re.findall(r"(REG|STACK|SHARED|LOCAL):(\d+)", out))
-    return {k: int(v) for k, v in vals.items()}
+    """Runs fastconv.triton.<op>.forward on uninitialised CPU tensors of a catalogue shape (inside
+    recording() nothing is computed), every path the launcher has."""
+    call_launcher(op, cfg, *make_inputs(op, cfg, batch, dtype, fmt), all_paths=True)
 
 
 _JOBS: list = []
 
 
 def _compile_job(i: int) -> dict:
-    label, fn, sig, consts, attrs, options = _JOBS[i][1]
+    spec = _JOBS[i][1]
     t0 = time.time()
     try:
-        c = triton.compile(ASTSource(fn, sig, consts, attrs), target=TARGET, options=options.__dict__)
+        c = compile_spec(spec)
         r = resources(c.asm["cubin"])
         n, wide, nb, wb = load_mix(c.asm["ptx"], with_bytes=True)
         return dict(ok=True, regs=r.get("REG", -1), spill=r.get("LOCAL", 0) + r.get("STACK", 0),
@@ -236,7 +77,7 @@ def _compile_job(i: int) -> dict:
 
 def _spec_key(spec, dtype: str, fmt: str, coarse: bool):
     """(dedup key, tile size) of one specialisation."""
-    label, fn, sig, consts, attrs, options = spec
+    label, fn, sig, consts, attrs = spec.label, spec.fn, spec.sig, spec.consts, spec.attrs
     names = fn.arg_names
     size = 1
     for k, v in consts.items():
