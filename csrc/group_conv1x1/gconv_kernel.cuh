@@ -3,9 +3,11 @@
 //
 // Plain (DW = false): one 256-thread CTA computes BM = 64 pixels x BN = 64 output channels of one
 //   group, stepping over the group's Cg input channels in BK = 32 slices through a 3-stage cp.async
-//   pipeline (x pixel rows and weight rows, 16/8/4-byte copies as alignment allows; NHWC only:
-//   NCHW and shuffle_in use synchronous scalar loads into the same pipeline buffers). shuffle_in
-//   is folded into that loader's channel index.
+//   pipeline (weight rows and NHWC x pixel rows: 16/8/4-byte copies as alignment allows). NCHW x
+//   with H*W a multiple of 16 / sizeof(T): one 16-byte load of consecutive pixels of one channel
+//   per thread, transposed into the pixel-major slab (synchronous, into the same pipeline
+//   buffers); shuffle_in in NHWC and unaligned NCHW planes: scalar loads. shuffle_in is folded
+//   into the loaders' channel index.
 // DW (DW = true, template stride S = 1 or 2): one CTA owns an 8 x 8 output tile of one image and ALL
 //   Kg output channels of its group. It computes the 3x3 depthwise of the tile ONCE per CTA from an
 //   smem halo (stages::Depthwise, 8 channels x 2 outputs per thread strip; halo chunks of cc
@@ -13,6 +15,11 @@
 //   BK), then loops over the ceil(Kg / BN) output-channel tiles with 64 x 32 weight slabs
 //   double-buffered through cp.async (the next tile's first slab prefetched under the epilogue).
 //   Only when Cg does not fit in shared memory is the depthwise recomputed per (tile, slab).
+//   The chunk's 3x3 taps are 16-byte loads of (channel, tap)-contiguous dw_w scattered to the
+//   tap-major smem layout (dw_vec: 16-byte aligned group bases), scalar otherwise.
+//   Scalar fallbacks (rows not 4-byte aligned, the tails) are rolled loops (copy_tile): unrolled at
+//   every call site they were most of the load instructions, and the DW bodies took 186-217
+//   registers (126-138 uncapped without them).
 //   Extra CTAs (grid.y >= groups) write the side branch (avg-pool / passthrough copy) of the same
 //   8 x 8 tile: 8-channel vector loads in NHWC, scalar otherwise.
 // GEMM: stages::Gemm<T, 64, 64, 2, 4>: fp16/bf16 ldmatrix + mma.sync.m16n8k16 (fp32 accumulate),
@@ -25,11 +32,14 @@
 //
 // Per-tile budget (fp16, NHWC): plain: per 32-deep slice one 16-byte cp.async of x and one of w
 //   per thread, 2 x (2 A + 1 B ldmatrix.x4, 4 mma) per warp. DW (s1, Cg = 232): halo 10 x 10 x Cg
-//   read once (1.56x the tile's input), 9 FFMA x 8 ch per output from smem, then per output tile
-//   8 weight slabs of 64 x 32 from L2.
+//   read once (1.56x the tile's input; 16-byte cp.async when x_C, x_c0, Cg allow, else 8/4), taps
+//   9 x 32 per chunk as 36 16-byte loads, 9 FFMA x 8 ch per output from smem, then per output tile
+//   8 weight slabs of 64 x 32 from L2. Plain NCHW (fp16): per slice one 16-byte load of 8 pixels
+//   of x per thread (8 two-byte smem stores) instead of 8 two-byte loads.
 // Shared memory (dynamic; make_layout_*): plain fp16 30 KB, fp32 54 KB (opt-in); DW fp16 s1
 //   Cg = 232: A 64 x 264 T (33 KB) + 2 halos 10x10x32 / 2 slabs 64x40 (12.8 KB) + Cs 18 KB
-//   + dw taps 1.3 KB = 65 KB. Registers (186-217 DW, 86-99 plain, 0 spills) / occupancy: gconv_f16.cu.
+//   + dw taps 1.3 KB = 65 KB (2 CTAs/SM fit). Registers (fp16/bf16: 115-123 DW, 88-101 plain; fp32
+//   94-128; 0 spills, 2 CTAs/SM) per variant: gconv_f16.cu.
 #pragma once
 
 #include <initializer_list>
@@ -575,10 +585,11 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
   stages::cp_async_wait<0>();
 }
 
-// DW: one CTA per SM. Capped at 128 registers (2 CTAs/SM) the DW bodies spilled 146-450 bytes;
-// uncapped they take about 200 and spill nothing (smem would allow 3 CTAs of 66 KB).
+// Both bodies: 2 CTAs (16 warps) per SM, 128-register cap. The DW bodies took 186-217 registers
+// (1 CTA/SM) while the scalar fallback loaders were unrolled at each call site; with them rolled
+// (copy_tile, load_taps) they fit 115-128 without spilling (DW fp16 s1 Cg 232: 2 x 66 KB smem).
 template <typename T, bool DW, bool NHWC, int S>
-__global__ void __launch_bounds__(NT, DW ? 1 : 2) gconv_kernel(const Params p) {
+__global__ void __launch_bounds__(NT, 2) gconv_kernel(const Params p) {
   extern __shared__ __align__(128) unsigned char smem[];
   if constexpr (DW) dw_body<T, NHWC, S>(p, smem);
   else plain_body<T, NHWC>(p, smem);
