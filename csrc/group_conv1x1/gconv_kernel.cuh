@@ -379,8 +379,11 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
       });
     } else if (!NHWC && p.x_pix_vec) {
       constexpr int E = 16 / int(sizeof(T)), G = BM / E;
-      for (int i = threadIdx.x; i < G * BK; i += NT) {  // pixel runs fastest: coalesced along HW
-        const int c = i / G, r0 = (i - c * G) * E;
+      static_assert(G % 2 == 0, "pixel runs go in pairs");
+      for (int i = threadIdx.x; i < G * BK; i += NT) {
+        // A lane pair takes two adjacent runs of one channel (a whole 32-byte sector), a warp 16
+        // channels: the transposed element stores then conflict 2-way (4 channels x 8 runs: 8-way).
+        const int c = (i >> 1) % BK, r0 = ((i / (2 * BK)) * 2 + (i & 1)) * E;
         const int img = rows[r0];  // a run lies in one image: HW % E == 0, p0 % E == 0
         uint4 u = make_uint4(0u, 0u, 0u, 0u);
         if (img >= 0 && c < valid) u = stages::ldg16(x + act_offset<false>(img, xch(c), rows[BM + r0], p.x_C, HW));
