@@ -55,6 +55,8 @@ struct Params {
   int cc = 0;                    // DW: depthwise channel chunk (one halo buffer's depth)
   int ca = 0;                    // DW: channels of the depthwise result resident in smem
   int xbytes = 0, wbytes = 0;    // cp.async width for x rows / weight rows (16, 8, 4; 0 = scalar)
+  bool x_pix_vec = false;        // plain NCHW: 16-byte loads of 16/sizeof(T) consecutive pixels
+  bool dw_vec = false;           // DW: 16-byte loads of the depthwise taps (and bias)
   bool vec_out = false;          // 16-byte epilogue stores
   bool side_vec_in = false, side_vec_out = false;  // 8-channel side-branch loads / stores
   size_t smem = 0;               // dynamic shared memory per CTA

@@ -3,9 +3,11 @@
 //
 // Plain (DW = false): one 256-thread CTA computes BM = 64 pixels x BN = 64 output channels of one
 //   group, stepping over the group's Cg input channels in BK = 32 slices through a 3-stage cp.async
-//   pipeline (x pixel rows and weight rows, 16/8/4-byte copies as alignment allows; NHWC only:
-//   NCHW and shuffle_in use synchronous scalar loads into the same pipeline buffers). shuffle_in
-//   is folded into that loader's channel index.
+//   pipeline (weight rows and NHWC x pixel rows: 16/8/4-byte copies as alignment allows). NCHW x
+//   with H*W a multiple of 16 / sizeof(T): one 16-byte load of consecutive pixels of one channel
+//   per thread, transposed into the pixel-major slab (synchronous, into the same pipeline
+//   buffers); shuffle_in in NHWC and unaligned NCHW planes: scalar loads. shuffle_in is folded
+//   into the loaders' channel index.
 // DW (DW = true, template stride S = 1 or 2): one CTA owns an 8 x 8 output tile of one image and ALL
 //   Kg output channels of its group. It computes the 3x3 depthwise of the tile ONCE per CTA from an
 //   smem halo (stages::Depthwise, 8 channels x 2 outputs per thread strip; halo chunks of cc
@@ -13,6 +15,11 @@
 //   BK), then loops over the ceil(Kg / BN) output-channel tiles with 64 x 32 weight slabs
 //   double-buffered through cp.async (the next tile's first slab prefetched under the epilogue).
 //   Only when Cg does not fit in shared memory is the depthwise recomputed per (tile, slab).
+//   The chunk's 3x3 taps are 16-byte loads of (channel, tap)-contiguous dw_w scattered to the
+//   tap-major smem layout (dw_vec: 16-byte aligned group bases), scalar otherwise.
+//   Scalar fallbacks (rows not 4-byte aligned, the tails) are rolled loops (copy_tile): unrolled at
+//   every call site they were most of the load instructions, and the DW bodies took 186-217
+//   registers (126-138 uncapped without them).
 //   Extra CTAs (grid.y >= groups) write the side branch (avg-pool / passthrough copy) of the same
 //   8 x 8 tile: 8-channel vector loads in NHWC, scalar otherwise.
 // GEMM: stages::Gemm<T, 64, 64, 2, 4>: fp16/bf16 ldmatrix + mma.sync.m16n8k16 (fp32 accumulate),
@@ -25,11 +32,14 @@
 //
 // Per-tile budget (fp16, NHWC): plain: per 32-deep slice one 16-byte cp.async of x and one of w
 //   per thread, 2 x (2 A + 1 B ldmatrix.x4, 4 mma) per warp. DW (s1, Cg = 232): halo 10 x 10 x Cg
-//   read once (1.56x the tile's input), 9 FFMA x 8 ch per output from smem, then per output tile
-//   8 weight slabs of 64 x 32 from L2.
+//   read once (1.56x the tile's input; 16-byte cp.async when x_C, x_c0, Cg allow, else 8/4), taps
+//   9 x 32 per chunk as 36 16-byte loads, 9 FFMA x 8 ch per output from smem, then per output tile
+//   8 weight slabs of 64 x 32 from L2. Plain NCHW (fp16): per slice one 16-byte load of 8 pixels
+//   of x per thread (8 two-byte smem stores) instead of 8 two-byte loads.
 // Shared memory (dynamic; make_layout_*): plain fp16 30 KB, fp32 54 KB (opt-in); DW fp16 s1
 //   Cg = 232: A 64 x 264 T (33 KB) + 2 halos 10x10x32 / 2 slabs 64x40 (12.8 KB) + Cs 18 KB
-//   + dw taps 1.3 KB = 65 KB. Registers (186-217 DW, 86-99 plain, 0 spills) / occupancy: gconv_f16.cu.
+//   + dw taps 1.3 KB = 65 KB (2 CTAs/SM fit). Registers (fp16/bf16: 115-123 DW, 88-101 plain; fp32
+//   94-128; 0 spills, 2 CTAs/SM) per variant: gconv_f16.cu.
 #pragma once
 
 #include <initializer_list>
@@ -125,6 +135,10 @@ template <typename T> inline const char* plan(Params& p, bool dw, bool nhwc, siz
               p.out_off % 8 == 0 && al16(p.out) && (!p.bias || al16(p.bias)) && (!p.res || al16(p.res));
   p.side_vec_in = nhwc && p.side != kSideNone && p.side_xC % 8 == 0 && al16(p.side_x);
   p.side_vec_out = p.side_vec_in && p.side_mul == 1 && p.side_off % 8 == 0 && p.out_C % 8 == 0 && al16(p.out);
+  // NCHW pixel runs of 16 bytes never straddle an image plane (HW % E == 0) and stay aligned.
+  p.x_pix_vec = !dw && !nhwc && int64_t(p.H) * p.W % (16 / e) == 0 && al16(p.x);
+  // Every group's and chunk's taps start 16-byte aligned: cbase * 9 and c0 * 9 elements, c0 % 8 == 0.
+  p.dw_vec = dw && al16(p.dw_w) && (!p.dw_b || al16(p.dw_b)) && (p.groups == 1 || p.Cg % 8 == 0);
   if (!dw) {
     p.smem = make_layout_plain<T>().bytes;
     return p.smem > smem_max ? "the GEMM pipeline does not fit in shared memory" : nullptr;
@@ -154,6 +168,39 @@ __device__ __forceinline__ int shuffle_src(int ch, int s, int C) { return (ch % 
 __device__ __forceinline__ int shuffle_dst(int k, int s, int K) {
   const int cpg = K / s;
   return (k % cpg) * s + k / cpg;
+}
+
+// Element j of a 16-byte vector of T (a bit copy through the 32-bit words, as stages::unpack8).
+template <typename T> __device__ __forceinline__ T elem_of(const uint4& u, int j) {
+  T e;
+  if constexpr (sizeof(T) == 2) {
+    const uint16_t b = uint16_t(stages::word_at(u, j / 2) >> (16 * (j % 2)));
+    memcpy(&e, &b, 2);
+  } else {
+    const uint32_t b = stages::word_at(u, j);
+    memcpy(&e, &b, 4);
+  }
+  return e;
+}
+
+// A [rows][cols] tile -> smem as stages::copy_rows with channel stride 1 (cp.async of `bytes`), but
+// the synchronous fallback (channel counts or pointers not 4-byte aligned) is one rolled loop: it
+// is the rare path, and inlined at every call site the unrolled version was most of the kernel's
+// load instructions.
+template <typename T, class RowPtr>
+__device__ __forceinline__ void copy_tile(int bytes, T* dst, int ld, int rows, int cols, int valid, const T* base,
+                                          RowPtr row_ptr) {
+  if (bytes == 16) stages::copy_rows_async<T, 16, NT>(dst, ld, rows, cols, valid, base, row_ptr);
+  else if (bytes == 8) stages::copy_rows_async<T, 8, NT>(dst, ld, rows, cols, valid, base, row_ptr);
+  else if (bytes == 4) stages::copy_rows_async<T, 4, NT>(dst, ld, rows, cols, valid, base, row_ptr);
+  else {
+#pragma unroll 1
+    for (int i = threadIdx.x; i < rows * cols; i += NT) {
+      const int r = i / cols, c = i - r * cols;
+      const T* src = row_ptr(r);
+      dst[r * ld + c] = src != nullptr && c < valid ? src[c] : from_float<T>(0.f);
+    }
+  }
 }
 
 // Element offset of (img, c, pixel index hw) in a tensor with C channels and HW pixels per plane.
@@ -241,40 +288,41 @@ __device__ __forceinline__ void side_job(const Params& p, int cb, int n, int oy0
         const int oy = oy0 + r / TW, ox = ox0 + r % TW;
         if (c >= c_hi || oy >= p.Ho || ox >= p.Wo) continue;
         const int nv = min(8, c_hi - c);
+        if (nv < 8) {  // the last partial vector: rolled over its channels (gather inlined once)
+#pragma unroll 1
+          for (int j = 0; j < nv; ++j)
+            out[act_offset<true>(n, p.side_mul * (c + j) + p.side_off, oy * p.Wo + ox, p.out_C, HWo)] =
+                from_float<T>(apply_act(gather(c + j, oy, ox), p.side_act));
+          continue;
+        }
         float v[8];
-        if (nv == 8) {
-          if (!pool) {
-            stages::ldg8(sx + act_offset<true>(n, c, oy * p.W + ox, p.side_xC, HW), v);
-          } else {
-#pragma unroll
-            for (int j = 0; j < 8; ++j) v[j] = 0.f;
-            for (int dy = 0; dy < 3; ++dy) {
-              const int hi = oy * p.stride - 1 + dy;
-              if (unsigned(hi) >= unsigned(p.H)) continue;
-              for (int dx = 0; dx < 3; ++dx) {
-                const int wi = ox * p.stride - 1 + dx;
-                if (unsigned(wi) >= unsigned(p.W)) continue;
-                float q[8];
-                stages::ldg8(sx + act_offset<true>(n, c, hi * p.W + wi, p.side_xC, HW), q);
-#pragma unroll
-                for (int j = 0; j < 8; ++j) v[j] += q[j];
-              }
-            }
-#pragma unroll
-            for (int j = 0; j < 8; ++j) v[j] *= 1.f / 9.f;
-          }
+        if (!pool) {
+          stages::ldg8(sx + act_offset<true>(n, c, oy * p.W + ox, p.side_xC, HW), v);
         } else {
 #pragma unroll
-          for (int j = 0; j < 8; ++j) v[j] = j < nv ? gather(c + j, oy, ox) : 0.f;
+          for (int j = 0; j < 8; ++j) v[j] = 0.f;
+          for (int dy = 0; dy < 3; ++dy) {
+            const int hi = oy * p.stride - 1 + dy;
+            if (unsigned(hi) >= unsigned(p.H)) continue;
+            for (int dx = 0; dx < 3; ++dx) {
+              const int wi = ox * p.stride - 1 + dx;
+              if (unsigned(wi) >= unsigned(p.W)) continue;
+              float q[8];
+              stages::ldg8(sx + act_offset<true>(n, c, hi * p.W + wi, p.side_xC, HW), q);
+#pragma unroll
+              for (int j = 0; j < 8; ++j) v[j] += q[j];
+            }
+          }
+#pragma unroll
+          for (int j = 0; j < 8; ++j) v[j] *= 1.f / 9.f;
         }
         stages::act_n(v, p.side_act);
         const int64_t ob = act_offset<true>(n, 0, oy * p.Wo + ox, p.out_C, HWo);
-        if (nv == 8 && p.side_vec_out) {
+        if (p.side_vec_out) {
           stages::stg8(out + ob + p.side_off + c, v);
         } else {
 #pragma unroll
-          for (int j = 0; j < 8; ++j)
-            if (j < nv) out[ob + p.side_mul * (c + j) + p.side_off] = from_float<T>(v[j]);
+          for (int j = 0; j < 8; ++j) out[ob + p.side_mul * (c + j) + p.side_off] = from_float<T>(v[j]);
         }
       }
       return;
@@ -313,33 +361,45 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
   // Pipeline buffers as base + stage * step (a runtime-indexed pointer array would go to local memory).
   auto abuf = [&](int s) { return reinterpret_cast<T*>(smem + L.a + s * L.stage); };
   auto bbuf = [&](int s) { return abuf(s) + BM * L.lda; };
+  // A slab = x channels k0.. of the tile's pixels: NHWC unshuffled -> cp.async rows (xbytes);
+  // NCHW with whole 16-byte pixel runs -> one 16-byte load of E consecutive pixels of one channel,
+  // transposed into the pixel-major slab by element stores; otherwise (shuffle_in in NHWC,
+  // unaligned planes or channel rows) scalar loads.
   auto load = [&](int s, int k0) {
     T* a = abuf(s);
     const int valid = p.Cg - k0;
-    if (p.shuffle_in == 0) {
+    auto xch = [&](int c) {
+      const int ch = cbase + k0 + c;
+      return p.x_c0 + (p.shuffle_in ? shuffle_src(ch, p.shuffle_in, cin) : ch);
+    };
+    if (NHWC && p.xbytes) {  // (xbytes is 0 under shuffle_in)
       const int c0 = p.x_c0 + cbase + k0;
-      if (NHWC) {
-        stages::copy_rows<T, NT>(p.xbytes, a, L.lda, BM, BK, valid, x, 1, false, [&](int r) -> const T* {
-          return rows[r] >= 0 ? x + int64_t(p0 + r) * p.x_C + c0 : nullptr;
-        });
-      } else {
-        stages::copy_rows<T, NT>(0, a, L.lda, BM, BK, valid, x, HW, true, [&](int r) -> const T* {
-          return rows[r] >= 0 ? x + act_offset<false>(rows[r], c0, rows[BM + r], p.x_C, HW) : nullptr;
-        });
+      copy_tile<T>(p.xbytes, a, L.lda, BM, BK, valid, x, [&](int r) -> const T* {
+        return rows[r] >= 0 ? x + int64_t(p0 + r) * p.x_C + c0 : nullptr;
+      });
+    } else if (!NHWC && p.x_pix_vec) {
+      constexpr int E = 16 / int(sizeof(T)), G = BM / E;
+      static_assert(G % 2 == 0, "pixel runs go in pairs");
+      for (int i = threadIdx.x; i < G * BK; i += NT) {
+        // A lane pair takes two adjacent runs of one channel (a whole 32-byte sector), a warp 16
+        // channels: the transposed element stores then conflict 2-way (4 channels x 8 runs: 8-way).
+        const int c = (i >> 1) % BK, r0 = ((i / (2 * BK)) * 2 + (i & 1)) * E;
+        const int img = rows[r0];  // a run lies in one image: HW % E == 0, p0 % E == 0
+        uint4 u = make_uint4(0u, 0u, 0u, 0u);
+        if (img >= 0 && c < valid) u = stages::ldg16(x + act_offset<false>(img, xch(c), rows[BM + r0], p.x_C, HW));
+#pragma unroll
+        for (int j = 0; j < E; ++j) a[(r0 + j) * L.lda + c] = elem_of<T>(u, j);
       }
-    } else {  // shuffle_in: the logical channel's source is not a fixed stride away
+    } else {
       for (int i = threadIdx.x; i < BM * BK; i += NT) {
         const int r = NHWC ? i / BK : i % BM, c = NHWC ? i % BK : i / BM;
         const int img = rows[r];
         T v = from_float<T>(0.f);
-        if (img >= 0 && c < valid) {
-          const int xc = p.x_c0 + shuffle_src(cbase + k0 + c, p.shuffle_in, cin);
-          v = x[act_offset<NHWC>(img, xc, rows[BM + r], p.x_C, HW)];
-        }
+        if (img >= 0 && c < valid) v = x[act_offset<NHWC>(img, xch(c), rows[BM + r], p.x_C, HW)];
         a[r * L.lda + c] = v;
       }
     }
-    stages::copy_rows<T, NT>(p.wbytes, bbuf(s), L.ldb, BN, BK, valid, w, 1, false, [&](int r) -> const T* {
+    copy_tile<T>(p.wbytes, bbuf(s), L.ldb, BN, BK, valid, w, [&](int r) -> const T* {
       return m0 + r < p.Kg ? wg + int64_t(r) * p.Cg + k0 : nullptr;
     });
   };
@@ -419,10 +479,55 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
 
   // Weight slab [BN][BK] of output tile nt, reduction channels c0.. (zero past Kg and Cg).
   auto load_b = [&](T* dst, int nt, int c0) {
-    stages::copy_rows<T, NT>(p.wbytes, dst, L.ldb, BN, BK, p.Cg - c0, w, 1, false, [&](int r) -> const T* {
+    copy_tile<T>(p.wbytes, dst, L.ldb, BN, BK, p.Cg - c0, w, [&](int r) -> const T* {
       const int ko = nt * BN + r;
       return ko < p.Kg ? wg + int64_t(ko) * p.Cg + c0 : nullptr;
     });
+  };
+  // Halo of channels c0.. -> dst [ih][iw][cc]. NHWC: cp.async pixel rows (stages::Depthwise's
+  // loader with the rolled fallback of copy_tile); NCHW: the stage's pixel-fastest scalar loads.
+  auto load_halo = [&](T* dst, int c0) {
+    if constexpr (NHWC) {
+      const T* xb = xg + n * xs[0] + c0;
+      copy_tile<T>(p.xbytes, dst, cc, ih * iw, cc, p.Cg - c0, xg, [&](int r) -> const T* {
+        const int iy = r / iw, ix = r - iy * iw;
+        const int hi = h0 + iy, wi = w0 + ix;
+        return unsigned(hi) < unsigned(p.H) && unsigned(wi) < unsigned(p.W) ? xb + hi * xs[2] + wi * xs[3] : nullptr;
+      });
+    } else {
+      DW::load_input(p.xbytes, dst, xg, xs, n, h0, w0, p.H, p.W, ih, iw, c0, p.Cg, cc);
+    }
+  };
+  // Taps of channels c0.. -> wt [9][cc] (tap-major, as DW::compute reads them), bias -> dwb (fp32).
+  // dw_w rows are 9 contiguous taps, so with dw_vec E consecutive (channel, tap) elements are one
+  // 16-byte load, scattered to their transposed slots; the tail and the zero fill past Cg are scalar.
+  auto load_taps = [&](int c0) {
+    constexpr int E = 16 / int(sizeof(T));
+    const int nc = max(0, min(cc, p.Cg - c0)), ne = nc * 9;
+    const T* src = dww + c0 * 9;
+    const int nv = p.dw_vec ? ne / E : 0;
+    for (int v = threadIdx.x; v < nv; v += NT) {
+      const uint4 u = stages::ldg16(src + v * E);
+#pragma unroll
+      for (int j = 0; j < E; ++j) {
+        const int e = v * E + j, c = e / 9;
+        wt[(e - c * 9) * cc + c] = elem_of<T>(u, j);
+      }
+    }
+#pragma unroll 1
+    for (int e = nv * E + threadIdx.x; e < cc * 9; e += NT) {
+      const int c = e / 9;
+      wt[(e - c * 9) * cc + c] = e < ne ? src[e] : from_float<T>(0.f);
+    }
+    const int nb = dwbias && p.dw_vec ? nc / 8 : 0;
+    for (int g8 = threadIdx.x; g8 < nb; g8 += NT) {
+      float b[8];
+      stages::ldg8(dwbias + c0 + g8 * 8, b);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) dwb[g8 * 8 + j] = b[j];
+    }
+#pragma unroll 1
+    for (int c = nb * 8 + threadIdx.x; c < cc; c += NT) dwb[c] = dwbias && c < nc ? to_float(dwbias[c0 + c]) : 0.f;
   };
 
   Gemm g;
@@ -435,14 +540,14 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
       const int scw = min(p.ca, cpad - sc0);
       if (!resident || nt == 0) {
         const int nch = scw / cc;
-        DW::load_input(p.xbytes, halo(0), xg, xs, n, h0, w0, p.H, p.W, ih, iw, sc0, p.Cg, cc);
+        load_halo(halo(0), sc0);
         stages::cp_async_commit();
 #pragma unroll 1
         for (int j = 0; j < nch; ++j) {
           if (j + 1 < nch)
-            DW::load_input(p.xbytes, halo(j + 1), xg, xs, n, h0, w0, p.H, p.W, ih, iw, sc0 + (j + 1) * cc, p.Cg, cc);
+            load_halo(halo(j + 1), sc0 + (j + 1) * cc);
           stages::cp_async_commit();
-          DW::load_weights(wt, dwb, dww, dwbias, sc0 + j * cc, p.Cg, 9, cc);
+          load_taps(sc0 + j * cc);
           stages::cp_async_wait<1>();
           __syncthreads();  // halo j, taps j visible
           T* acol = A + j * cc;
@@ -483,10 +588,11 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
   stages::cp_async_wait<0>();
 }
 
-// DW: one CTA per SM. Capped at 128 registers (2 CTAs/SM) the DW bodies spilled 146-450 bytes;
-// uncapped they take about 200 and spill nothing (smem would allow 3 CTAs of 66 KB).
+// Both bodies: 2 CTAs (16 warps) per SM, 128-register cap. The DW bodies took 186-217 registers
+// (1 CTA/SM) while the scalar fallback loaders were unrolled at each call site; with them rolled
+// (copy_tile, load_taps) they fit 115-128 without spilling (DW fp16 s1 Cg 232: 2 x 66 KB smem).
 template <typename T, bool DW, bool NHWC, int S>
-__global__ void __launch_bounds__(NT, DW ? 1 : 2) gconv_kernel(const Params p) {
+__global__ void __launch_bounds__(NT, 2) gconv_kernel(const Params p) {
   extern __shared__ __align__(128) unsigned char smem[];
   if constexpr (DW) dw_body<T, NHWC, S>(p, smem);
   else plain_body<T, NHWC>(p, smem);

@@ -323,6 +323,8 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     if (full) test_gconv<T>(1, 480, 2, 3, 120, 3, 0, 3, true, kRelu, nhwc);     // V1 g=3 stage 3 gconv1
     test_gconv<T>(2, 9, 3, 3, 15, 3, 0, 0, true, kRelu, nhwc);        // Cg = 3: unaligned rows, scalar loads
     test_gconv<T>(1, 116, 3, 3, 64, 2, 0, 0, true, kNone, nhwc);      // Cg = 58: 4-byte copies
+    test_gconv<T>(3, 60, 4, 6, 48, 3, 3, 0, true, kRelu, nhwc);       // NCHW 16-byte pixel runs (HW 24), shuffle_in, 72 px
+    test_gconv<T>(2, 116, 8, 8, 58, 1, 0, 0, true, kRelu, nhwc);      // HW 64: pixel runs; Cg 116: 4 slabs, last partial
   }
   if (which.find('v') != std::string::npos) {
     test_v1<T>(1, 48, 6, 5, 12, 48, 3, 3, 1, true, nhwc);
@@ -335,11 +337,13 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_v1<T>(1, 200, 3, 4, 50, 200, 2, 2, 1, true, nhwc);           // g=2 stage 2 (Cg 25: scalar halo)
     if (full) test_v1<T>(1, 144, 9, 9, 36, 144, 1, 1, 1, true, nhwc);           // g=1, 9x9: 4 spatial tiles
     test_v1<T>(1, 200, 6, 5, 50, 200, 2, 2, 2, true, nhwc);           // g=2 stride 2
+    test_v1<T>(1, 64, 6, 6, 32, 64, 2, 2, 1, true, nhwc);             // Cg 16 x 2 groups: 16-byte dw tap / bias loads
   }
   if (which.find('w') != std::string::npos) {
     if (full) test_v2<T>(2, 48, 6, 6, 24, 1, true, nhwc);
     test_v2<T>(1, 116, 4, 4, 58, 1, true, nhwc);                      // B=58: partial tiles, 116-ch passthrough
     test_v2<T>(1, 24, 7, 7, 24, 2, true, nhwc);
+    test_v2<T>(1, 24, 5, 4, 12, 1, true, nhwc);                       // side_C 12: vector side copy + 4-channel tail
     test_v2<T>(1, 24, 7, 5, 58, 2, false, nhwc);                      // stage-2 head: 24 -> 116
     if (full) test_v2<T>(1, 232, 3, 4, 116, 1, true, nhwc);                     // stage 3
     test_v2<T>(1, 464, 3, 3, 232, 1, true, nhwc);                     // stage 4: 232 branch, 4 m-tiles
