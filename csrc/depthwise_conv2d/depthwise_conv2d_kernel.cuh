@@ -60,8 +60,11 @@ __global__ void __launch_bounds__(TILE * TILE) depthwise_conv2d_fwd_kernel(const
   T* wt = reinterpret_cast<T*>(smem + L.wt);
   float* bias = reinterpret_cast<float*>(smem + L.bias);
 
+  // n and the chunk come straight from blockIdx.z / .y: uniform registers, so the sink's image
+  // and channel base costs no per-thread register across the compute loop (as a quotient of a
+  // runtime division it did, and pushed 3 variants into an 8-byte spill).
   const int ty = int(blockIdx.x) / p.tiles_w, tx = int(blockIdx.x) - ty * p.tiles_w;
-  const int n = int(blockIdx.y) / p.chunks, c0 = (int(blockIdx.y) - n * p.chunks) * p.cc;
+  const int n = int(blockIdx.z), c0 = int(blockIdx.y) * p.cc;
   const int oy0 = ty * TILE, ox0 = tx * TILE;
   const T* x = static_cast<const T*>(p.x);
   DW::load_input(p.in_bytes, in, x, p.xs, n, oy0 * p.stride - p.pad_h, ox0 * p.stride - p.pad_w, p.H, p.W, L.ih, L.iw,
@@ -72,7 +75,11 @@ __global__ void __launch_bounds__(TILE * TILE) depthwise_conv2d_fwd_kernel(const
   __syncthreads();
 
   T* out = static_cast<T*>(p.out) + int64_t(n) * p.os[0];
-  DW::compute(in, wt, bias, p.act, p.k, p.stride, p.dil, L.iw, p.cc, [&](int row, int g, float (&v)[8]) {
+  // pick_cc keeps cc in 8..32, so items <= NT: each thread has at most one item and the stage's item
+  // loop runs once (the compiler drops its back edge and the loop-carried state).
+  const int cc = p.cc;
+  if (cc < 8 || cc > 32) __builtin_unreachable();
+  DW::compute(in, wt, bias, p.act, p.k, p.stride, p.dil, L.iw, cc, [&](int row, int g, float (&v)[8]) {
     const int oy = oy0 + row / TILE, ox = ox0 + row % TILE;
     const int c = c0 + g * 8;
     if (oy >= p.Ho || ox >= p.Wo || c >= p.C) return;

@@ -169,52 +169,59 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
     });
   };
 
+  // One call site per copy (halo, weight slab): every site instantiates the four copy widths, and
+  // the compiler hoists each one's per-thread index math out of the tile loop, keeping it live
+  // through the whole kernel. With two halo and three slab sites that put <T, 3, 2> over the
+  // 128-register cap (an 8-byte spill).
   Gemm g;
+  int q = 0, u = 0;  // weight slabs issued / consumed so far
   bool prefetched = false;
   for (int nt = 0; nt < nkt; ++nt) {
     for (int sc0 = 0; sc0 < cpad; sc0 += p.ca) {
       const int scw = min(p.ca, cpad - sc0);
       if (!resident || nt == 0) {
+        // iteration j stages chunk j's halo (in flight during chunk j - 1's compute), computes j - 1
         const int nch = scw / cc;
-        DW::load_input(p.xbytes, halo(0), x, p.xs, n, h0, w0, p.H, p.W, ih, iw, sc0, p.C, cc);
-        stages::cp_async_commit();
-        for (int j = 0; j < nch; ++j) {
-          if (j + 1 < nch)
-            DW::load_input(p.xbytes, halo(j + 1), x, p.xs, n, h0, w0, p.H, p.W, ih, iw, sc0 + (j + 1) * cc, p.C, cc);
+        for (int j = 0; j <= nch; ++j) {
+          if (j < nch)
+            DW::load_input(p.xbytes, halo(j), x, p.xs, n, h0, w0, p.H, p.W, ih, iw, sc0 + j * cc, p.C, cc);
           stages::cp_async_commit();
-          DW::load_weights(wt, bias, static_cast<const T*>(p.dw_w), static_cast<const T*>(p.dw_b), sc0 + j * cc, p.C,
+          if (j == 0) continue;
+          const int jc = j - 1;
+          DW::load_weights(wt, bias, static_cast<const T*>(p.dw_w), static_cast<const T*>(p.dw_b), sc0 + jc * cc, p.C,
                            k * k, cc);
           stages::cp_async_wait<1>();
-          __syncthreads();  // halo j, weights j visible
-          T* acol = A + j * cc;
-          DW::compute(halo(j), wt, bias, p.dw_act, k, s, d, iw, cc,
+          __syncthreads();  // halo jc, weights jc visible
+          T* acol = A + jc * cc;
+          DW::compute(halo(jc), wt, bias, p.dw_act, k, s, d, iw, cc,
                       [&](int row, int g8, float (&v)[8]) { stages::sts8<T>(acol + row * L.lda + g8 * 8, v); });
-          __syncthreads();  // halo j & 1, wt, bias free; (last chunk) A complete, region free
+          __syncthreads();  // halo jc & 1, wt, bias free; (last chunk) A complete, region free
         }
       }
       g.zero();
       const int nk = scw / BK;
-      if (!prefetched) {
-        load_b(bbuf(0), nt, sc0);
+      // Iteration kc issues the next slab (kc + 1 of this tile or, A being resident, slab 0 of the
+      // next tile, which then overlaps this tile's epilogue) and multiplies slab kc; kc = -1 only
+      // issues. Slabs are issued and consumed in order: the q-th issued lands in bbuf(q), the u-th
+      // consumed is read from bbuf(u).
+      for (int kc = prefetched ? 0 : -1; kc < nk; ++kc) {
+        const bool next_tile = kc + 1 == nk;
+        if (!next_tile || (resident && nt + 1 < nkt)) {
+          load_b(bbuf(q), next_tile ? nt + 1 : nt, next_tile ? 0 : sc0 + (kc + 1) * BK);
+          ++q;
+        }
         stages::cp_async_commit();
-      }
-      prefetched = false;
-      for (int kc = 0; kc < nk; ++kc) {
-        if (kc + 1 < nk) load_b(bbuf(kc + 1), nt, sc0 + (kc + 1) * BK);
-        stages::cp_async_commit();
+        if (kc < 0) continue;
         stages::cp_async_wait<1>();
         __syncthreads();  // slab kc visible
-        g.template mma<BK / 16>(A + kc * BK, L.lda, bbuf(kc), L.ldb);
-        __syncthreads();  // slab kc & 1 free
+        g.template mma<BK / 16>(A + kc * BK, L.lda, bbuf(u), L.ldb);
+        ++u;
+        __syncthreads();  // bbuf(u - 1) free for the slab after next
       }
+      prefetched = resident && nt + 1 < nkt;
       // Partial sums of a C split go to the staging tile, so no accumulator is live across the
       // next slab's depthwise phase (that kept the resident path under 128 registers).
       g.store(Cs, L.ldc, sc0 > 0);
-    }
-    if (resident && nt + 1 < nkt) {  // overlap the next tile's first slab with this epilogue
-      load_b(bbuf(0), nt + 1, 0);
-      stages::cp_async_commit();
-      prefetched = true;
     }
     __syncthreads();
     stages::store_tile<T, BM, BN, NT>(Cs, L.ldc, rows, nt * BN, p.K, static_cast<const T*>(p.pw_b), p.pw_act,
