@@ -4,11 +4,13 @@
 // x arrives NCHW- or NHWC-contiguous; the kernel reads both natively through strides (no
 // conversion copy) and the output is allocated in x's memory format.
 //
-// ptxas (CUDA 13.0, sm_90, scripts/nvcc_check.sh), 256 threads, 0 bytes spilled in every variant
-// (KS/S = 3/1, 3/2, 5/1, 5/2, 7/1, 7/2 and the generic 0/0):
-//   fp16 122-128 registers, bf16 122-127: __launch_bounds__(256, 2), 2 CTAs (16 warps) per SM
-//     while shared memory allows it (C <= ~512 at k3; above that 1 CTA: A holds 64 x C halves);
-//   fp32 146-175 registers at __launch_bounds__(256, 1): 1 CTA (8 warps) per SM, correctness path.
+// ptxas (CUDA 13.0, sm_90, scripts/nvcc_check.sh), 256 threads, 0 bytes stack / spilled in every
+// variant, registers for KS/S = 3/1, 3/2, 5/1, 5/2, 7/1, 7/2, generic 0/0:
+//   fp16 123, 128, 127, 124, 111, 118, 127; bf16 119, 126, 127, 120, 107, 112, 127:
+//     __launch_bounds__(256, 2), 2 CTAs (16 warps) per SM while shared memory allows it (C <= ~512
+//     at k3; above that 1 CTA: A holds 64 x C halves); 3/2 sits at the cap;
+//   fp32 162, 168, 157, 165, 159, 165, 148 at __launch_bounds__(256, 1): 1 CTA (8 warps) per SM,
+//     correctness path.
 //   (before the stages rebuild: fp16 80-106, fp32 80-108, all scalar 2-byte global loads.)
 // Shared memory: dwpw::plan / make_layout, e.g. fp16 k3: 61 KiB at C = 128, 173 KiB at C = 1024.
 #include "common.h"
