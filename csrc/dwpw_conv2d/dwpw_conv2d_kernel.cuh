@@ -30,9 +30,9 @@
 // Shared memory (make_layout; T = fp16, cc = 64, k3 s1): A 64 x (ca + 8) T + max(2 halos
 // 10 x 10 x cc T, 2 x 64 x 72 T) + staging 64 x 72 fp32 + k^2 cc T + cc fp32: 61 KiB at C = 128,
 // 93 KiB at C = 384, 173 KiB at C = 1024 (opted in above 48 KiB; ca shrinks when the device's opt-in
-// limit is reached). Registers (ptxas sm_90, 0 spills everywhere): fp16/bf16 REGS16 at
+// limit is reached). Registers (ptxas sm_90, 0 spills everywhere): fp16 113-128, bf16 108-121 at
 // __launch_bounds__(256, 2) -> 2 CTAs = 16 warps per SM while smem allows (C <= ~512 at k3), else
-// 1; fp32 REGS32 at (256, 1) -> 1 CTA per SM. Per-variant numbers in dwpw_conv2d.cu.
+// 1; fp32 128-141 at (256, 1) -> 1 CTA per SM. Per-variant numbers in dwpw_conv2d.cu.
 #pragma once
 
 #include <initializer_list>
