@@ -51,6 +51,9 @@ constexpr int BK = 64;           // reduction channels per streamed weight slab
 constexpr int NT = 256;
 constexpr int WM = 2, WN = 4;    // warp grid of the GEMM
 constexpr size_t kHaloBudget = 48 * 1024;  // both halo buffers together
+// Largest depthwise chunk: the kernel loads the chunk's bias as one element per thread.
+constexpr int kMaxCc = 64;
+static_assert(kMaxCc <= NT, "one bias element per thread");
 
 template <typename T> __host__ __device__ constexpr int pad_elems() { return 16 / int(sizeof(T)); }
 
@@ -92,7 +95,7 @@ template <typename T> inline const char* plan(DwpwParams& p, size_t smem_max) {
   const int d = fast_path(p) ? 1 : p.dil;
   const size_t ih = stages::halo_extent(TH, p.k, p.stride, d), iw = stages::halo_extent(TW, p.k, p.stride, d);
   p.cc = 8;
-  for (int cc = 64; cc > 8; cc /= 2)
+  for (int cc = kMaxCc; cc > 8; cc /= 2)
     if (2 * ih * iw * cc * sizeof(T) <= kHaloBudget) { p.cc = cc; break; }
   const int cpad = (p.C + BK - 1) / BK * BK;
   const size_t fixed = make_layout<T>(p.k, p.stride, d, p.cc, 0).bytes;
