@@ -3,7 +3,8 @@
 # registers, spill bytes, stack frame (from ptxas -v), demangled.
 # Usage: scripts/nvcc_check.sh csrc/<op>/<file>.cu [arch, default 90; e.g. 80, 90, 90a]
 # Env: PYTHON (a CUDA build of torch, default .venv/bin/python), DEVICE_ONLY=1 (skip the host
-# compile: -cubin, about twice as fast), RAW=1 (print the unfiltered ptxas output as well).
+# compile: -cubin, about twice as fast), RAW=1 (print the unfiltered ptxas output as well),
+# KEEP=path (keep the object, or the cubin with DEVICE_ONLY=1, at path: for bench.kernel_report --obj).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -28,6 +29,7 @@ log=$("$CUDA_HOME/bin/nvcc" "$src" "${mode[@]}" $incs -I"$CUDA_HOME/include" \
   --expt-relaxed-constexpr -O3 --use_fast_math -lineinfo -std=c++20 \
   -U__CUDA_NO_HALF_OPERATORS__ -U__CUDA_NO_HALF_CONVERSIONS__ -U__CUDA_NO_BFLOAT16_CONVERSIONS__ \
   -gencode=arch=compute_${arch},code=sm_${arch} -Xptxas=-v 2>&1) || { echo "$log"; rm -f "$out".*; exit 1; }
+[ -n "${KEEP:-}" ] && cp "$out".* "$KEEP"
 rm -f "$out".*
 [ "${RAW:-0}" = 1 ] && echo "$log"
 echo "$log" | grep -E "error|warning" | grep -v "ptxas info" || true

@@ -8,7 +8,9 @@
 //
 // ptxas (CUDA 13.0, scripts/nvcc_check.sh, sm_90), 14 instantiations per dtype (KS/S in {3,5,7}x{1,2} +
 // generic, TILE 16/8), registers/thread, 0 bytes stack and 0 bytes spilled in every one:
-//   fp16 72-122, fp32 72-128, bf16 72-123.
+//   fp16 64-124, bf16 64-124, fp32 65-122 (fp16/bf16 3 x 3 at TILE 16: 80 = 3 CTAs per SM;
+//   5 x 5 and 7 x 7 at TILE 16: 98-124, 2 CTAs).
+// (Before grid (tiles, chunks, N) and compile-time fast-path geometry: 3 variants spilled 8 bytes.)
 #include "common.h"
 #include "depthwise_conv2d/depthwise_conv2d.h"
 #include "stages/tile_copy.cuh"

@@ -22,12 +22,11 @@ void launch_cfg(DepthwiseParams& p, cudaStream_t stream) {
   p.chunks = (p.C + p.cc - 1) / p.cc;
   p.tiles_w = (p.Wo + TILE - 1) / TILE;
   const int64_t tiles = int64_t((p.Ho + TILE - 1) / TILE) * p.tiles_w;
-  const int64_t ys = int64_t(p.N) * p.chunks;
-  TORCH_CHECK(tiles <= INT32_MAX && ys <= 65535, "depthwise_conv2d_cuda: problem too large for the grid");
+  TORCH_CHECK(tiles <= INT32_MAX && p.chunks <= 65535 && p.N <= 65535, "depthwise_conv2d_cuda: problem too large for the grid");
   auto kernel = depthwise_conv2d_fwd_kernel<T, KS, S, TILE>;
   if (L.bytes > 48 * 1024)
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L.bytes)));
-  kernel<<<dim3(unsigned(tiles), unsigned(ys)), TILE * TILE, L.bytes, stream>>>(p);
+  kernel<<<dim3(unsigned(tiles), unsigned(p.chunks), unsigned(p.N)), TILE * TILE, L.bytes, stream>>>(p);
   FASTCONV_CHECK_LAUNCH();
 }
 

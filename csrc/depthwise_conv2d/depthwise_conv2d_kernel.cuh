@@ -1,6 +1,6 @@
 // Kernel: fastconv::depthwise_conv2d forward, built on the shared stages (csrc/stages/depthwise.cuh).
 //
-// depthwise_conv2d_fwd_kernel<T, KS, S, TILE>: grid (ceil(Ho/TILE) * ceil(Wo/TILE), N * chunks),
+// depthwise_conv2d_fwd_kernel<T, KS, S, TILE>: grid (ceil(Ho/TILE) * ceil(Wo/TILE), chunks, N),
 // NT = TILE * TILE threads. A CTA computes one TILE x TILE output tile of image n for one chunk of
 // cc channels (cc a multiple of 8, <= 32):
 //   1. the input halo ((TILE-1)*s + (k-1)*d + 1)^2 x cc is staged in shared memory (NHWC: cp.async,
@@ -54,25 +54,34 @@ template <typename T, int KS, int S, int TILE>
 __global__ void __launch_bounds__(TILE * TILE) depthwise_conv2d_fwd_kernel(const DepthwiseParams p) {
   constexpr int NT = TILE * TILE;
   using DW = stages::Depthwise<T, KS, S, TILE, TILE, RW, NT>;
+  constexpr bool kFast = KS > 0 && S > 0;
+  // Compile-time geometry on the fast path: halo pitch and smem offsets become constants.
+  const int k = kFast ? KS : p.k, s = kFast ? S : p.stride, d = kFast ? 1 : p.dil;
+  // pick_cc keeps cc in 8..32, so items <= NT: each thread has at most one item and the stage's item
+  // loop runs once (the compiler drops its back edge and the loop-carried state).
+  const int cc = p.cc;
+  if (cc < 8 || cc > 32) __builtin_unreachable();
   extern __shared__ __align__(128) unsigned char smem[];
-  const Layout L = make_layout(int(sizeof(T)), TILE, p.k, p.stride, p.dil, p.cc);
+  const Layout L = make_layout(int(sizeof(T)), TILE, k, s, d, cc);
   T* in = reinterpret_cast<T*>(smem + L.in);
   T* wt = reinterpret_cast<T*>(smem + L.wt);
   float* bias = reinterpret_cast<float*>(smem + L.bias);
 
+  // n and the chunk come straight from blockIdx.z / .y: uniform registers, so the sink's image
+  // and channel base costs no per-thread register across the compute loop (as a quotient of a
+  // runtime division it did, and pushed 3 variants into an 8-byte spill).
   const int ty = int(blockIdx.x) / p.tiles_w, tx = int(blockIdx.x) - ty * p.tiles_w;
-  const int n = int(blockIdx.y) / p.chunks, c0 = (int(blockIdx.y) - n * p.chunks) * p.cc;
+  const int n = int(blockIdx.z), c0 = int(blockIdx.y) * cc;
   const int oy0 = ty * TILE, ox0 = tx * TILE;
   const T* x = static_cast<const T*>(p.x);
-  DW::load_input(p.in_bytes, in, x, p.xs, n, oy0 * p.stride - p.pad_h, ox0 * p.stride - p.pad_w, p.H, p.W, L.ih, L.iw,
-                 c0, p.C, p.cc);
-  DW::load_weights(wt, bias, static_cast<const T*>(p.w), static_cast<const T*>(p.b), c0, p.C, p.k * p.k, p.cc);
+  DW::load_input(p.in_bytes, in, x, p.xs, n, oy0 * s - p.pad_h, ox0 * s - p.pad_w, p.H, p.W, L.ih, L.iw, c0, p.C, cc);
+  DW::load_weights(wt, bias, static_cast<const T*>(p.w), static_cast<const T*>(p.b), c0, p.C, k * k, cc);
   stages::cp_async_commit();
   stages::cp_async_wait<0>();
   __syncthreads();
 
   T* out = static_cast<T*>(p.out) + int64_t(n) * p.os[0];
-  DW::compute(in, wt, bias, p.act, p.k, p.stride, p.dil, L.iw, p.cc, [&](int row, int g, float (&v)[8]) {
+  DW::compute(in, wt, bias, p.act, k, s, d, L.iw, cc, [&](int row, int g, float (&v)[8]) {
     const int oy = oy0 + row / TILE, ox = ox0 + row % TILE;
     const int c = c0 + g * 8;
     if (oy >= p.Ho || ox >= p.Wo || c >= p.C) return;

@@ -4,11 +4,15 @@
 // x arrives NCHW- or NHWC-contiguous; the kernel reads both natively through strides (no
 // conversion copy) and the output is allocated in x's memory format.
 //
-// ptxas (CUDA 13.0, sm_90, scripts/nvcc_check.sh), 256 threads, 0 bytes spilled in every variant
-// (KS/S = 3/1, 3/2, 5/1, 5/2, 7/1, 7/2 and the generic 0/0):
-//   fp16 122-128 registers, bf16 122-127: __launch_bounds__(256, 2), 2 CTAs (16 warps) per SM
-//     while shared memory allows it (C <= ~512 at k3; above that 1 CTA: A holds 64 x C halves);
-//   fp32 146-175 registers at __launch_bounds__(256, 1): 1 CTA (8 warps) per SM, correctness path.
+// ptxas (CUDA 13.0, sm_90, scripts/nvcc_check.sh), 256 threads, 0 bytes stack / spilled in every
+// variant, registers for KS/S = 3/1, 3/2, 5/1, 5/2, 7/1, 7/2, generic 0/0:
+//   fp16 113, 115, 113, 128, 114, 124, 121; bf16 111, 115, 111, 117, 108, 118, 121:
+//     __launch_bounds__(256, 2), 2 CTAs (16 warps) per SM while shared memory allows it (C <= ~512
+//     at k3; above that 1 CTA: A holds 64 x C halves);
+//   fp32 138, 141, 130, 140, 128, 140, 138 at __launch_bounds__(256, 1): 1 CTA (8 warps) per SM,
+//     correctness path.
+//   (session 2 had <T, 3, 2> at the 128 cap with an 8-byte spill: the copy loops' index math,
+//   unrolled for impossible trip counts and hoisted, was live through the kernel.)
 //   (before the stages rebuild: fp16 80-106, fp32 80-108, all scalar 2-byte global loads.)
 // Shared memory: dwpw::plan / make_layout, e.g. fp16 k3: 61 KiB at C = 128, 173 KiB at C = 1024.
 #include "common.h"

@@ -30,9 +30,9 @@
 // Shared memory (make_layout; T = fp16, cc = 64, k3 s1): A 64 x (ca + 8) T + max(2 halos
 // 10 x 10 x cc T, 2 x 64 x 72 T) + staging 64 x 72 fp32 + k^2 cc T + cc fp32: 61 KiB at C = 128,
 // 93 KiB at C = 384, 173 KiB at C = 1024 (opted in above 48 KiB; ca shrinks when the device's opt-in
-// limit is reached). Registers (ptxas sm_90, 0 spills everywhere): fp16/bf16 122-128 at
+// limit is reached). Registers (ptxas sm_90, 0 spills everywhere): fp16 113-128, bf16 108-121 at
 // __launch_bounds__(256, 2) -> 2 CTAs = 16 warps per SM while smem allows (C <= ~512 at k3), else
-// 1; fp32 146-175 at (256, 1) -> 1 CTA per SM. Per-variant numbers in dwpw_conv2d.cu.
+// 1; fp32 128-141 at (256, 1) -> 1 CTA per SM. Per-variant numbers in dwpw_conv2d.cu.
 #pragma once
 
 #include <initializer_list>
@@ -51,6 +51,9 @@ constexpr int BK = 64;           // reduction channels per streamed weight slab
 constexpr int NT = 256;
 constexpr int WM = 2, WN = 4;    // warp grid of the GEMM
 constexpr size_t kHaloBudget = 48 * 1024;  // both halo buffers together
+// Largest depthwise chunk: the kernel loads the chunk's bias as one element per thread.
+constexpr int kMaxCc = 64;
+static_assert(kMaxCc <= NT, "one bias element per thread");
 
 template <typename T> __host__ __device__ constexpr int pad_elems() { return 16 / int(sizeof(T)); }
 
@@ -92,7 +95,7 @@ template <typename T> inline const char* plan(DwpwParams& p, size_t smem_max) {
   const int d = fast_path(p) ? 1 : p.dil;
   const size_t ih = stages::halo_extent(TH, p.k, p.stride, d), iw = stages::halo_extent(TW, p.k, p.stride, d);
   p.cc = 8;
-  for (int cc = 64; cc > 8; cc /= 2)
+  for (int cc = kMaxCc; cc > 8; cc /= 2)
     if (2 * ih * iw * cc * sizeof(T) <= kHaloBudget) { p.cc = cc; break; }
   const int cpad = (p.C + BK - 1) / BK * BK;
   const size_t fixed = make_layout<T>(p.k, p.stride, d, p.cc, 0).bytes;
@@ -129,6 +132,12 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
   using Gemm = stages::Gemm<T, BM, BN, WM, WN>;
   const int k = kFast ? KS : p.k, s = kFast ? S : p.stride, d = kFast ? 1 : p.dil;
   const int cc = p.cc;
+#ifdef __CUDA_ARCH__
+  // blockDim.x == NT: bounds every threadIdx-strided copy loop, so the compiler stops unrolling them
+  // for trip counts that cannot occur and hoisting the unrolled copies' index math (live across the
+  // whole kernel, it put <T, 3, 2> over the 128-register cap: an 8-byte spill).
+  __builtin_assume(threadIdx.x < NT);
+#endif
   extern __shared__ __align__(128) unsigned char smem[];
   const Layout L = make_layout<T>(k, s, d, cc, p.ca);
   T* A = reinterpret_cast<T*>(smem + L.a);
@@ -182,8 +191,13 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
           if (j + 1 < nch)
             DW::load_input(p.xbytes, halo(j + 1), x, p.xs, n, h0, w0, p.H, p.W, ih, iw, sc0 + (j + 1) * cc, p.C, cc);
           stages::cp_async_commit();
-          DW::load_weights(wt, bias, static_cast<const T*>(p.dw_w), static_cast<const T*>(p.dw_b), sc0 + j * cc, p.C,
-                           k * k, cc);
+          // Taps through the stage; its bias loop (zero-filled here, dw_b = nullptr) is unrolled by
+          // ptxas into ~30 scalar load instructions although cc <= 64 < NT makes it one guarded
+          // load per thread, written here (same thread, after the stage's zero store).
+          const int c0 = sc0 + j * cc;
+          DW::load_weights(wt, bias, static_cast<const T*>(p.dw_w), nullptr, c0, p.C, k * k, cc);
+          if (p.dw_b && int(threadIdx.x) < cc && c0 + int(threadIdx.x) < p.C)
+            bias[threadIdx.x] = to_float(static_cast<const T*>(p.dw_b)[c0 + threadIdx.x]);
           stages::cp_async_wait<1>();
           __syncthreads();  // halo j, weights j visible
           T* acol = A + j * cc;

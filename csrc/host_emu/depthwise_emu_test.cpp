@@ -65,8 +65,14 @@ static void run(int N, int C, int H, int W, int k, int s, int d, int ph, int pw,
   p.tiles_w = (Wo + TILE - 1) / TILE;
   const size_t bytes = dwconv::make_layout(int(sizeof(T)), TILE, k, s, d, p.cc).bytes;
   memset(dwconv::smem + bytes, 0xAB, 65536);
-  emu_launch2d((Ho + TILE - 1) / TILE * p.tiles_w, N * p.chunks, TILE * TILE,
-               [&] { dwconv::depthwise_conv2d_fwd_kernel<T, KS, S, TILE>(p); });
+  // grid (tiles, chunks, N): the emulator's 2-D launch runs y = n * chunks + chunk, split here
+  emu_launch2d((Ho + TILE - 1) / TILE * p.tiles_w, N * p.chunks, TILE * TILE, [&] {
+    const unsigned f = blockIdx.y;
+    blockIdx.y = f % unsigned(p.chunks);
+    blockIdx.z = f / unsigned(p.chunks);
+    dwconv::depthwise_conv2d_fwd_kernel<T, KS, S, TILE>(p);
+    blockIdx.y = f;
+  });
   bool smem_ok = true;
   for (int i = 0; i < 65536; ++i) smem_ok = smem_ok && dwconv::smem[bytes + i] == 0xAB;
   double err = 0, scale = 0;
