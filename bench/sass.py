@@ -10,6 +10,7 @@ what the data-movement issue (#10) is about, not how many it issues.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import os
 import re
@@ -329,9 +330,10 @@ def analyse_binary(path: str, arch: str = "sm_90") -> list:
     # a bare cubin (one architecture, no "code for sm_XX" / "arch =" headers): take everything
     pick = None if _is_bare_cubin(path) else arch
     arch_args = [] if pick is None else ["-arch", arch]
-    sass = _run([exe, "-sass", *arch_args, path])
-    res = _run([exe, "--dump-resource-usage", *arch_args, path])
-    elf = _run([exe, "-elf", *arch_args, path])
+    # three independent dumps of a ~50 MB .so: run them side by side (each is one busy process)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        sass, res, elf = pool.map(_run, [[exe, flag, *arch_args, path]
+                                         for flag in ("-sass", "--dump-resource-usage", "-elf")])
     return stats_from_text(sass, res, elf, pick)
 
 
