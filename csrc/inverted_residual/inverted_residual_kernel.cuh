@@ -263,12 +263,8 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
         DW::load_weights(wt, dwb, static_cast<const T*>(p.wd), static_cast<const T*>(p.bd), e0, p.E, kk, EC);
         if (expand) {
           for (int i = tid; i < EC; i += NT) eb[i] = be != nullptr && e0 + i < p.E ? to_float(be[e0 + i]) : 0.f;
-        } else {  // the hidden chunk is x itself (DW::load_input's copy, at hid's pixel pitch HP)
-          const T* xb = xn + e0 * p.xs[1];
-          stages::copy_rows<T, NT>(p.xbytes, hid, HP, IH * IW, EC, p.C - e0, x, p.xs[1], p.xs[1] != 1, [&](int r) -> const T* {
-            const int hi = h0 + r / IW, wi = w0 + r % IW;
-            return unsigned(hi) < unsigned(p.H) && unsigned(wi) < unsigned(p.W) ? xb + hi * p.xs[2] + wi * p.xs[3] : nullptr;
-          });
+        } else {  // the hidden chunk is x itself, at hid's pixel pitch HP
+          DW::load_input(p.xbytes, hid, x, p.xs, n, h0, w0, p.H, p.W, IH, IW, e0, p.C, EC, HP);
           stages::cp_async_commit();
         }
         stages::cp_async_wait<0>();

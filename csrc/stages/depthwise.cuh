@@ -2,7 +2,7 @@
 // chunk of cc channels (a multiple of 8) at a time, from an input halo staged in shared memory.
 //
 //   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
-//   DW::load_input(bytes, in, x, xs, n, h0, w0, H, W, ih, iw, c0, C, cc);   // halo -> smem
+//   DW::load_input(bytes, in, x, xs, n, h0, w0, H, W, ih, iw, c0, C, cc[, ldi]);  // halo -> smem
 //   DW::load_weights(wt, bias, dw_w, dw_b, c0, C, k * k, cc);                // taps -> smem
 //   cp_async_commit(); cp_async_wait<0>(); __syncthreads();                  // (or a pipeline)
 //   DW::compute(in, wt, bias, act, k, s, d, iw, cc, sink[, ldi]);            // sink(row, g, v[8])
@@ -62,14 +62,14 @@ template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Dept
   // xs: element strides of x in (n, c, h, w) order.
   static __device__ __forceinline__ void load_input(int bytes, T* in, const T* __restrict__ x, const int64_t* xs, int n,
                                                     int h0, int w0, int H, int W, int ih, int iw, int c0, int C,
-                                                    int cc) {
+                                                    int cc, int ldi = 0) {
     const T* xb = x + n * xs[0] + c0 * xs[1];
     auto row = [&](int r) -> const T* {
       const int iy = r / iw, ix = r - iy * iw;
       const int hi = h0 + iy, wi = w0 + ix;
       return unsigned(hi) < unsigned(H) && unsigned(wi) < unsigned(W) ? xb + hi * xs[2] + wi * xs[3] : nullptr;
     };
-    copy_rows<T, NT>(bytes, in, cc, ih * iw, cc, C - c0, x, xs[1], xs[1] != 1, row);
+    copy_rows<T, NT>(bytes, in, ldi > 0 ? ldi : cc, ih * iw, cc, C - c0, x, xs[1], xs[1] != 1, row);
   }
 
   static __device__ __forceinline__ void load_weights(T* wt, float* bias, const T* __restrict__ dw_w,
