@@ -17,6 +17,7 @@
 //      with zeros). Each lane's accumulator pair (2 adjacent channels of one row) is one packed 4-byte
 //      store (8-byte in fp32); at pitch HP the 8 rows x 4 lanes of a warp store hit 32 distinct banks
 //      (pitch EC put rows g and g + 4 in one bank: 2-way conflicts, and 2-byte stores took 2 per pair).
+//      Per (m tile, n8 tile) and warp: 2 STS.32 (1 wavefront each) + 2 LDS.64 of the bias pair.
 //   2. stages::Depthwise from hid (pixel pitch HP; register-blocked RW-wide strips, 16-byte smem vectors) -> + bias,
 //      act -> the A operand ap[TH TW][EC] of the project GEMM.
 //   3. project GEMM: acc (registers, live across all chunks) += ap . Wp_c^T over the NB channels.
@@ -50,15 +51,16 @@
 // epilogue tile MP (NBR + 8)
 // aliasing {hid, ap, We, Wp}. 24-144-24 @56 T14: 88 KB (2 CTAs/SM by smem); 96-576-96 @14 T14: 146 KB
 // (1/SM); the HP padding costs IH IW 8 elements (4 KB at T14 k3 fp16).
-// ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh; regs/thread fp16 = bf16 | fp32), measured with the
-// 2-CTA cap (launch bounds (256, 2)) on the NB <= 64 variants, which then spilled -> now (256, 1):
-//   fused T14 NB96 k3/k5: 241 | 255, 0 spill     | fused T8 NB320: 237-252 | 239-251, 0 spill
-//   fused T14 NB32 k3/k5: 128 capped: 188-200 B spilled (fp32 uncapped: 198-200, 0 spill)
-//   fused T8 NB64: 128 capped: 0-24 B spilled (fp32 uncapped: 206-214, 0 spill)
-//   fused T4: 176 | 204 | SE pass 1 T8: 117-128 (capped, 0 spill) | 168 | SE pass 2 NB64: 128 | 168,
-//   NB320: 222 | 251 | T4: 148-160 | 156-168 | se_mlp: 32. With (256, 1) (re-checked for fp16 k3 s1:
-//   T14 NB32 212, T8 NB64 190 registers, 0 spill) every variant has <= 255 registers: 1 CTA (8 warps)
-//   per SM; smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16 (the first perf follow-up).
+// ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh, DEVICE_ONLY=1; regs/thread fp16 | fp32, all 0 spill), with
+// the packed hid stores at pitch HP and the coalesced se_mlp (before: fp16 T8 NB320 generic k 235, fast 241,
+// T14 NB96 247, se_mlp 32; fp32 T8 NB64 generic k 214, k3 s2 206, se_mlp 32; the rest unchanged):
+//   fused T14 NB96 k3/k5: 241 | 255     fused T14 NB32: 205 | 195-198     fused T4: 177 | 204
+//   fused T8 NB320: 237 (generic k 251) | 239-240 (251)   fused T8 NB64: 189 | 206-208 (generic 216)
+//   SE pass 1 T8: 137-146 | 168   SE pass 2 NB64: 168 | 168, NB320: 222 | 251, T4: 148-164 | 156-168
+//   se_mlp: 40 | 58 (8 accumulators + the 8 rows' 16-byte loads in flight; 6 | 4 CTAs/SM by registers,
+//   its grid is one CTA per image). (256, 1): every ir_kernel has <= 255 registers: 1 CTA (8 warps) per SM;
+//   smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16 (the first perf follow-up). Under the 2-CTA cap
+//   (launch bounds (256, 2), 128 registers) T14 NB32 spilled 188-200 B and T8 NB64 0-24 B.
 //
 // With SE (the gate needs the global mean of h, so h must be complete before projecting):
 //   MODE kSePass1: steps 0-2 as above, then h tiles go to hbuf (N Ho Wo x E, T, pixel-major) and
