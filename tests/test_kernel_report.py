@@ -200,7 +200,7 @@ FLOOR_BOUNDS = {
         "reads); 16>16>16 runs its 16 channels as one 48-channel chunk (3x the depthwise work)"},
     "mobilenet_v3 ir+se": {"max": 5.1, "binds": {"lsu"}, "_why":
         "as mobilenet_v3 ir, plus h round-tripping HBM between the two passes and pass 2's scalar gate "
-        "scaling of the Wp chunk (se_mlp itself is down to <= 17% of the wavefronts at E = 960)"},
+        "scaling of the Wp chunk (se_mlp itself is down to <= 15% of the wavefronts at E = 960)"},
     "shufflenet_v2 s1": {"max": 3.9, "binds": {"lsu"}, "_why":
         "Gemm<64, 64, 2, 4> warp tiles of 32 x 16 read 1.5 KB of ldmatrix fragments per 8k MACs (B >= 176), "
         "the interleaved (out_mul 2) epilogue and passthrough copy store 2-byte scalars, and h round-trips HBM"},
