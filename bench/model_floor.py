@@ -70,13 +70,15 @@ TILING = {
     # csrc/inverted_residual/inverted_residual_kernel.cuh + csrc/stages/ir_warp_tile.cuh (plan, ir_layout):
     # persistent grid of 256-thread CTAs (1 per SM), work item = (output tile, project pass); x halo
     # clipped to the image, compacted, channels padded to 16, resident; hidden chunks of EC = 48 with
-    # We/Wp chunks double-buffered by cp.async; expand WarpTile (EMT m tiles x 6 n8) -> 2-byte scalar
-    # stores into hid; Depthwise (RW = 2) -> ap[TH TW][EC + 8]; project WarpTile accumulators live
+    # We/Wp chunks double-buffered by cp.async; expand WarpTile (EMT m tiles x 6 n8) -> packed 4-byte
+    # (fp32: 8-byte) pair stores into hid[IH][IW][HP = EC + 8] (conflict-free), one LDS.64 bias pair per
+    # store; Depthwise (RW = 2, pixel pitch HP) -> ap[TH TW][EC + 8]; project WarpTile accumulators live
     # across chunks; epilogue: scalar fp32 staging stores, 16-byte store_tile. Tiles T14 (s1, k3/5,
     # K <= 96, maps >= 9), T8 (NB 320 for K > 64, else NB 64), T4. SE: pass 1 (T8, h + partial
-    # sums to global), se_mlp (one block per image), pass 2 (T8, ap = h by cp.async, Wp x gate).
-    "inverted_residual": dict(src="csrc/inverted_residual/inverted_residual_kernel.cuh", ec=48, lda=56, nt=256,
-                              rw=2, ctas_per_sm=1),
+    # sums to global), se_mlp (one block per image; FC1 and FC2 a warp per 8 rows, lanes along the
+    # reduction with 16-byte loads, 9-shuffle reduce-scatter), pass 2 (T8, ap = h by cp.async, Wp x gate).
+    "inverted_residual": dict(src="csrc/inverted_residual/inverted_residual_kernel.cuh", ec=48, lda=56, hp=56,
+                              nt=256, rw=2, ctas_per_sm=1, se_rows=8),
     # csrc/group_conv1x1/gconv_kernel.cuh: plain: 64 pixels x 64 output channels x BK = 32 slices,
     # 3-stage cp.async pipeline, Gemm<64, 64, 2, 4>; DW: 8 x 8 output tile x all Kg channels of a
     # group, 3x3 dw once per CTA from an smem halo (cc = 32, double-buffered) into a resident A tile
@@ -171,15 +173,17 @@ class Count:
 
 @functools.lru_cache(maxsize=None)
 def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int, eb: int, sink: tuple,
-                    fast: bool = True) -> tuple:
+                    fast: bool = True, ldi: int = 0) -> tuple:
     """(smem wavefronts of compute, global wavefronts of the sink, FP32 FMAs) of one
     ``Depthwise::compute`` call over a cc-channel chunk, simulated warp by warp.
 
     sink: ("smem", lda) -- 16-byte STS of 8 channels at row * lda + 8 g (elements; an A tile);
           ("gvec", pitch) -- 16-byte STG at pixel * pitch + 8 g (pixel = row of a tile at the
           image's top-left corner, pitch = channels of the tensor; image width in sink[2]);
-          ("gscalar", pitch, width) -- 8 scalar 2-byte STG per call (pwdw's sink)."""
+          ("gscalar", pitch, width) -- 8 scalar 2-byte STG per call (pwdw's sink).
+    ldi: the input's pixel pitch in elements (compute's ldi; 0 = cc)."""
     ng = cc // 8
+    pc = ldi or cc
     strips = tw // rw
     items = th * strips * ng
     win = (rw - 1) * s + k
@@ -200,7 +204,7 @@ def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int,
             for kx in range(k):
                 smem += k * smem_wf([None if L is None else (kx * cc + L[0] * 8) * eb for L in lanes], 16)
             for ix in range(win):
-                smem += k * smem_wf([None if L is None else ((L[2] * s * iw + L[1] * rw * s + ix) * cc + L[0] * 8) * eb
+                smem += k * smem_wf([None if L is None else ((L[2] * s * iw + L[1] * rw * s + ix) * pc + L[0] * 8) * eb
                                      for L in lanes], 16)
         else:
             for ky in range(k):
@@ -208,7 +212,7 @@ def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int,
                     smem += smem_wf([None if L is None else ((ky * k + kx) * cc + L[0] * 8) * eb for L in lanes], 16)
                     for j in range(rw):
                         smem += smem_wf([None if L is None else
-                                         (((L[2] * s + ky) * iw + (L[1] * rw + j) * s + kx) * cc + L[0] * 8) * eb
+                                         (((L[2] * s + ky) * iw + (L[1] * rw + j) * s + kx) * pc + L[0] * 8) * eb
                                          for L in lanes], 16)
         for j in range(rw):
             rows = [None if L is None else (L[2] * tw + L[1] * rw + j, L[0]) for L in lanes]
@@ -234,14 +238,14 @@ def dw_weights(cc: int, kk: int) -> float:
 
 
 def _dw_chunk(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int, ih: int, eb: int, sink: tuple,
-              xbytes: int, c: Count, halo: bool = True) -> None:
+              xbytes: int, c: Count, halo: bool = True, ldi: int = 0) -> None:
     """One depthwise chunk: halo copy (cp.async or scalar), taps, compute (+ sink)."""
     if halo:
-        nbytes = ih * iw * cc * eb
+        nbytes = ih * iw * cc * eb  # (a pitch ldi > cc pads columns the copy skips)
         c.lsu["dw halo copy"] += lin(nbytes) if xbytes >= 4 else 2 * scalar(nbytes / eb)
     c.lsu["dw taps"] += dw_weights(cc, k * k)
     fast = k in TILING["stages_depthwise"]["fast_k"] and s in TILING["stages_depthwise"]["fast_s"]
-    sm, gl, fma = depthwise_stage(k, s, th, tw, rw, cc, iw, eb, sink, fast)
+    sm, gl, fma = depthwise_stage(k, s, th, tw, rw, cc, iw, eb, sink, fast, ldi)
     c.lsu["dw compute (smem)"] += sm
     c.lsu["dw sink (global)"] += gl
     c.fma += fma
@@ -322,6 +326,7 @@ def model_dwpw(c, n, eb, dev):
 
 EC = TILING["inverted_residual"]["ec"]
 LDA = TILING["inverted_residual"]["lda"]
+HP = TILING["inverted_residual"]["hp"]
 _KFUSED, _KSE1, _KSE2 = 0, 1, 2
 
 
@@ -347,7 +352,7 @@ def _ir_layout_bytes(mode, expand, k, s, tile, cp, nbr, eb):
             take(eb * mx * ldx)
     u = (off + 127) & ~127
     if mode != _KSE2:
-        take(eb * ih * iw * EC)
+        take(eb * ih * iw * HP)
     take(eb * mp * LDA)
     we_buf = _up(eb * EC * ldx, 128) if expand and mode != _KSE2 else 0
     take(2 * we_buf)
@@ -415,11 +420,39 @@ def _acc_staging_wf(ldc: int) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _expand_epilogue_wf(eb: int) -> float:
-    """Expand WarpTile::for_each -> hid, per (m tile, n8 tile): four 2-byte STS (h[0], h[1] of rows
-    g and g + 8; halo pixels of a row are consecutive in hid, pitch EC) and the two eb LDS of the
-    column pair (the xpos loads, two per m tile, are added by the caller)."""
-    sts = sum(smem_wf([((lane >> 2) * EC + (lane & 3) * 2 + h) * eb for lane in range(32)], eb) for h in (0, 1))
-    return 2 * sts + 2
+    """Expand WarpTile::for_each -> hid, per (m tile, n8 tile): two packed pair STS (2 eb bytes per lane;
+    rows g and g + 8; halo pixels of a row are consecutive in hid, pitch HP) and one LDS.64 of the bias
+    pair per store (not assumed merged across the two rows; the xpos loads, two per m tile, are added by
+    the caller)."""
+    sts = sum(smem_wf([(((lane >> 2) + 8 * h) * HP + (lane & 3) * 2) * eb for lane in range(32)], 2 * eb)
+              for h in (0, 1))
+    bias = smem_wf([(lane & 3) * 2 * 4 for lane in range(32)], 8)
+    return sts + 2 * bias
+
+
+@functools.lru_cache(maxsize=None)
+def _se_fc_wf(rows: int, depth: int, eb: int) -> float:
+    """se_mlp_kernel's se_rows over a rows x depth row-major weight matrix (one image), per warp pass
+    of R = 8 rows: per 16-byte step (lanes along depth, 8 or 4 elements each; scalar 2/4-byte steps
+    when depth * eb % 16 != 0) the lane's fp32 slice of v (LDS.128s, once per 8 rows; 8-element
+    slices read half-swapped on lanes 4-7 of 8, conflict-free) and one
+    global load per valid row (distinct 128-byte lines, 128-byte aligned matrix); then 9 shuffles
+    (counted as one wavefront each) and the 8-lane bias load + store of the 8 results."""
+    r = TILING["inverted_residual"]["se_rows"]
+    vec = (depth * eb) % 16 == 0
+    v = 16 // eb if vec else 1
+    tot = 0.0
+    for r0 in range(0, rows, r):
+        for d0 in range(0, depth, 32 * v):
+            lanes = [d0 + lane * v for lane in range(32) if d0 + lane * v < depth]
+            if not vec:
+                tot += smem_wf([d * 4 for d in lanes], 4)
+            for q in range(v // 4 if vec else 0):  # lanes 4-7 of 8 swap the order of their two halves
+                tot += smem_wf([d * 4 + 16 * (q ^ ((d // v >> 2) & 1 if v == 8 else 0)) for d in lanes], 16)
+            for row in range(r0, min(rows, r0 + r)):
+                tot += gmem_wf([(row * depth + d) * eb for d in lanes], v * eb)
+        tot += 9 + 2
+    return tot
 
 
 def _ir_project_pass(cfg, nt8p, nbr, kpass, E, valid, K, residual, eb, cnt, se_pass2=False):
@@ -471,7 +504,7 @@ def model_ir(c, n, eb, dev):
                 count.lsu["x halo / xpos"] += scalar(_up(ih * iw, 16))
                 if expand:
                     if mx < ih * iw:
-                        count.lsu["hid zero fill"] += lin(ih * iw * EC * eb)
+                        count.lsu["hid zero fill"] += lin(ih * iw * HP * eb)
                     xb = vec_bytes(C, eb)
                     count.lsu["x halo / xpos"] += lin(mxp * cp * eb) if xb >= 4 else 2 * scalar(mxp * cp)
                     mtiles = mxp // 16
@@ -485,7 +518,7 @@ def model_ir(c, n, eb, dev):
                     count.lsu["dw taps"] += nchunks * 2 * scalar(EC)  # expand bias
                 for ch in range(nchunks):
                     _dw_chunk(k, s, tile, tile, t["rw"], EC, iw, ih, eb, ("smem", LDA, 0),
-                              vec_bytes(C, eb), count, halo=not expand)
+                              vec_bytes(C, eb), count, halo=not expand, ldi=HP)
 
     if not se:
         tile, nt8p, nb, npass = ir_plan(c, _KFUSED, eb, dev["smem_optin"])
@@ -520,10 +553,9 @@ def model_ir(c, n, eb, dev):
         total.hbm_extra += npix * E * eb * 2                 # h written by pass 1, read by pass 2
         total.hbm_extra += n * tiles_img * E * 4 * 2         # partial sums written, read by se_mlp
         total.hbm_extra += n * E * 4 * 2                     # gate
-        # se_mlp: partial sums, FC1 (warp per row), FC2 (thread per channel, strided w2 rows)
+        # se_mlp: partial sums (coalesced fp32), FC1 (S x E) and FC2 (E x S) by se_rows
         S = c["se"]
-        fc2 = _cdiv(E, 32) * S * (1 + min(32, _cdiv(32 * S * eb, 128)))  # + the z[j] broadcast LDS
-        total.lsu["SE mlp"] += lin(n * tiles_img * E * 4) + n * (2 * scalar(S * E) + fc2)
+        total.lsu["SE mlp"] += lin(n * tiles_img * E * 4) + n * (_se_fc_wf(S, E, eb) + _se_fc_wf(E, S, eb))
         total.fma += n * 2 * S * E
         # pass 2: ap = h tile, Wp chunk x gate, project GEMM, epilogue
         tile2, nt8p2, nb2, npass2 = ir_plan(c, _KSE2, eb, dev["smem_optin"])

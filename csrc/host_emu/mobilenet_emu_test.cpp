@@ -245,6 +245,9 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_ir<T>(2, 8, 9, 10, 72, 8, 3, 1, kHardswish, true, true, 6, true, nhwc);  // SE + residual
     test_ir<T>(1, 12, 13, 7, 24, 70, 5, 2, kSilu, true, true, 5, false, nhwc);    // SE, K > 64
     test_ir<T>(1, 20, 7, 7, 20, 8, 3, 1, kSilu, false, true, 4, false, nhwc);     // SE without expansion, E = 20
+    // MobileNetV3's wide SE blocks: the MLP's vector paths (E, S % 8 == 0), 30 / 18 row groups of 8
+    test_ir<T>(1, 16, 7, 7, 960, 16, 5, 1, kHardswish, true, true, 240, true, nhwc);
+    test_ir<T>(1, 24, 9, 9, 576, 40, 5, 2, kHardswish, true, false, 144, false, nhwc);
   }
 }
 

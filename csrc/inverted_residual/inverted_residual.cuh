@@ -63,7 +63,7 @@ template <typename T> void launch_ir_se(IrParams p, SeParams s, cudaStream_t str
   const ir::IrVariant v1 = ir::checked_plan<T>(p1, ir::kSePass1, d);
   TORCH_CHECK(p1.tiles_h * p1.tiles_w == s.tiles, "inverted_residual_cuda: SE tile count mismatch");
   ir::launch_mode<T, ir::kSePass1>(p1, v1, d, stream);
-  const size_t mlp_smem = size_t(s.E + s.S) * sizeof(float);
+  const size_t mlp_smem = size_t(ir::round_up(s.E, 4) + s.S) * sizeof(float);  // mean (padded) + z
   TORCH_CHECK(mlp_smem <= size_t(d.max_optin), "inverted_residual_cuda: SE with ", s.E, " + ", s.S,
               " channels needs too much shared memory");
   if (mlp_smem > 48 * 1024)

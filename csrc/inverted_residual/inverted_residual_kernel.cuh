@@ -13,8 +13,12 @@
 //   other half of a double buffer while chunk c computes; 3 barriers per chunk):
 //   1. expand GEMM xh . We_c^T (stages::WarpTile, ldmatrix + mma.sync; m16 tiles of the compacted
 //      halo round-robin over the warps, EMT = 2 per warp pass, 1 in the 2-CTA/SM T14 variant) -> + bias, act -> T into the smem halo
-//      hid[IH][IW][EC] (pixels outside the image stay 0: the depthwise pads h with zeros).
-//   2. stages::Depthwise from hid (register-blocked RW-wide strips, 16-byte smem vectors) -> + bias,
+//      hid[IH][IW][HP] (HP = EC + 8: pixel pitch; pixels outside the image stay 0: the depthwise pads h
+//      with zeros). Each lane's accumulator pair (2 adjacent channels of one row) is one packed 4-byte
+//      store (8-byte in fp32); at pitch HP the 8 rows x 4 lanes of a warp store hit 32 distinct banks
+//      (pitch EC put rows g and g + 4 in one bank: 2-way conflicts, and 2-byte stores took 2 per pair).
+//      Per (m tile, n8 tile) and warp: 2 STS.32 (1 wavefront each) + 2 LDS.64 of the bias pair.
+//   2. stages::Depthwise from hid (pixel pitch HP; register-blocked RW-wide strips, 16-byte smem vectors) -> + bias,
 //      act -> the A operand ap[TH TW][EC] of the project GEMM.
 //   3. project GEMM: acc (registers, live across all chunks) += ap . Wp_c^T over the NB channels.
 //   Epilogue: acc -> fp32 smem -> stages::store_tile (+ bias, + residual x; 16-byte loads/stores in
@@ -42,24 +46,27 @@
 //   Halo (expand recompute) factors, interior tiles: T14 s1 k3 16^2 / 14^2 = 1.31; T8 s1 k3 1.56 (only
 //   maps < 9 px or K > 96); T8 s2 k3 17^2 / (4 x 64) = 1.13 vs the unfused expansion of H x W.
 //
-// Shared memory (fp16, see ir_layout): xh MX (Cp + 8) + hid IH IW EC + ap MP (EC + 8) + We 2 EC (Cp + 8)
+// Shared memory (fp16, see ir_layout): xh MX (Cp + 8) + hid IH IW HP + ap MP (EC + 8) + We 2 EC (Cp + 8)
 // + Wp 2 NBR (EC + 8) elements (NBR = min(NB, round16(K))) + dw taps/biases in fp32, with the fp32
 // epilogue tile MP (NBR + 8)
-// aliasing {hid, ap, We, Wp}. 24-144-24 @56 T14: 82 KB (2 CTAs/SM); 96-576-96 @14 T14: 146 KB (1/SM).
-// ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh; regs/thread fp16 = bf16 | fp32), measured with the
-// 2-CTA cap (launch bounds (256, 2)) on the NB <= 64 variants, which then spilled -> now (256, 1):
-//   fused T14 NB96 k3/k5: 241 | 255, 0 spill     | fused T8 NB320: 237-252 | 239-251, 0 spill
-//   fused T14 NB32 k3/k5: 128 capped: 188-200 B spilled (fp32 uncapped: 198-200, 0 spill)
-//   fused T8 NB64: 128 capped: 0-24 B spilled (fp32 uncapped: 206-214, 0 spill)
-//   fused T4: 176 | 204 | SE pass 1 T8: 117-128 (capped, 0 spill) | 168 | SE pass 2 NB64: 128 | 168,
-//   NB320: 222 | 251 | T4: 148-160 | 156-168 | se_mlp: 32. With (256, 1) (re-checked for fp16 k3 s1:
-//   T14 NB32 212, T8 NB64 190 registers, 0 spill) every variant has <= 255 registers: 1 CTA (8 warps)
-//   per SM; smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16 (the first perf follow-up).
+// aliasing {hid, ap, We, Wp}. 24-144-24 @56 T14: 88 KB (2 CTAs/SM by smem); 96-576-96 @14 T14: 146 KB
+// (1/SM); the HP padding costs IH IW 8 elements (4 KB at T14 k3 fp16).
+// ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh, DEVICE_ONLY=1; regs/thread fp16 | fp32, all 0 spill), with
+// the packed hid stores at pitch HP and the coalesced se_mlp (before: fp16 T8 NB320 generic k 235, fast 241,
+// T14 NB96 247, se_mlp 32; fp32 T8 NB64 generic k 214, k3 s2 206, se_mlp 32; the rest unchanged):
+//   fused T14 NB96 k3/k5: 241 | 255     fused T14 NB32: 205 | 195-198     fused T4: 177 | 204
+//   fused T8 NB320: 237 (generic k 251) | 239-240 (251)   fused T8 NB64: 189 | 206-208 (generic 216)
+//   SE pass 1 T8: 137-146 | 168   SE pass 2 NB64: 168 | 168, NB320: 222 | 251, T4: 148-164 | 156-168
+//   se_mlp: 40 | 58 (8 accumulators + the 8 rows' 16-byte loads in flight; 6 | 4 CTAs/SM by registers,
+//   its grid is one CTA per image). (256, 1): every ir_kernel has <= 255 registers: 1 CTA (8 warps) per SM;
+//   smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16 (the first perf follow-up). Under the 2-CTA cap
+//   (launch bounds (256, 2), 128 registers) T14 NB32 spilled 188-200 B and T8 NB64 0-24 B.
 //
 // With SE (the gate needs the global mean of h, so h must be complete before projecting):
 //   MODE kSePass1: steps 0-2 as above, then h tiles go to hbuf (N Ho Wo x E, T, pixel-major) and
 //          per-tile channel sums (fp32, N tiles x E) instead of the project GEMM.
-//   se_mlp_kernel: one block per image: mean, FC1 + se_act, FC2 + gate -> gate (N x E fp32).
+//   se_mlp_kernel: one block per image: mean, FC1 + se_act, FC2 + gate -> gate (N x E fp32); both FCs a
+//          warp per 8 output rows with the lanes along the reduction (16-byte weight loads), see se_rows.
 //   MODE kSePass2: per chunk, ap = h tile (cp.async), Wp_c scaled by the image's gate in smem, then the
 //          same project GEMM and epilogue (+ x). Per-tile sums reduced in a fixed order: deterministic.
 //
@@ -79,6 +86,10 @@ namespace ir {
 constexpr int NT = 256;  // threads per CTA (8 warps)
 constexpr int EC = 48;   // hidden channels per chunk (144 = 3, 576 = 12, 960 = 20 chunks)
 constexpr int LDA = EC + 8;  // pitch of the project A tile and Wp chunk: 8 (mod 16) halves
+// Pixel pitch of the hidden halo hid (elements): the expand epilogue's packed pair stores of 8 consecutive
+// pixels x 4 lanes then hit 32 distinct banks (28 words apart in fp16, 56 in fp32; EC = 48 would map
+// pixels p and p + 4 to the same banks: 2-way conflicts). The depthwise stage reads hid with this pitch.
+constexpr int HP = EC + 8;
 enum Mode { kFused = 0, kSePass1 = 1, kSePass2 = 2 };
 
 __host__ __device__ constexpr int round_up(int v, int m) { return (v + m - 1) / m * m; }
@@ -125,7 +136,7 @@ __host__ __device__ inline IrLayout ir_layout(int mode, bool expand, int k, int 
     if (expand) L.xh = take(sizeof(T) * MX * LDX);
   }
   const uint32_t u = (off + 127u) & ~127u;  // union: chunk buffers | epilogue tile
-  if (mode != kSePass2) L.hid = take(sizeof(T) * IH * IW * EC);
+  if (mode != kSePass2) L.hid = take(sizeof(T) * IH * IW * HP);
   L.ap = take(sizeof(T) * MP * LDA);
   L.we_buf = expand && mode != kSePass2 ? uint32_t(round_up(int(sizeof(T)) * EC * LDX, 128)) : 0;
   L.we = take(2 * size_t(L.we_buf));
@@ -139,6 +150,13 @@ __host__ __device__ inline IrLayout ir_layout(int mode, bool expand, int k, int 
   }
   L.bytes = end;
   return L;
+}
+
+// Two adjacent elements (an mma accumulator pair) as one shared store: 4 bytes (fp16/bf16) or 8 (fp32);
+// p must be aligned to the pair.
+template <typename T> __device__ __forceinline__ void sts_pair(T* p, float a, float b) {
+  if constexpr (sizeof(T) == 2) *reinterpret_cast<uint32_t*>(p) = stages::word_bits<T>(a, b);
+  else *reinterpret_cast<float2*>(p) = make_float2(a, b);
 }
 
 template <typename T, int KS, int S, int TH, int TW, int RW, int NT8P, int MODE>
@@ -217,7 +235,7 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
         xpos[r] = r < mx ? (y_lo + r / rw) * IW + x_lo + r % rw : -1;
       if (expand) {
         if (mx < IH * IW) {  // halo pixels outside the image: the depthwise conv's zero padding of h
-          const int nvec = IH * IW * EC * int(sizeof(T)) / 16;
+          const int nvec = IH * IW * HP * int(sizeof(T)) / 16;
           for (int i = tid; i < nvec; i += NT) stages::sts16(hid + i * (16 / int(sizeof(T))), uint4{0, 0, 0, 0});
         }
         stages::copy_rows<T, NT>(p.xbytes, xh, LDX, mxp, p.Cp, p.C, x, p.xs[1], !p.nhwc, [&](int r) -> const T* {
@@ -247,8 +265,8 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
         DW::load_weights(wt, dwb, static_cast<const T*>(p.wd), static_cast<const T*>(p.bd), e0, p.E, kk, EC);
         if (expand) {
           for (int i = tid; i < EC; i += NT) eb[i] = be != nullptr && e0 + i < p.E ? to_float(be[e0 + i]) : 0.f;
-        } else {  // the hidden chunk is x itself
-          DW::load_input(p.xbytes, hid, x, p.xs, n, h0, w0, p.H, p.W, IH, IW, e0, p.C, EC);
+        } else {  // the hidden chunk is x itself, at hid's pixel pitch HP
+          DW::load_input(p.xbytes, hid, x, p.xs, n, h0, w0, p.H, p.W, IH, IW, e0, p.C, EC, HP);
           stages::cp_async_commit();
         }
         stages::cp_async_wait<0>();
@@ -268,19 +286,19 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
             // All EC columns even for a short last chunk: the padded channels come out act(0), finite,
             // and meet zero Wp columns (no stale or NaN smem enters the project GEMM).
             te.mma(xh + mi * 16 * LDX, LDX, 16, wec, LDX, p.Cp / 16, mte, EC / 8);
+            // One packed 4-byte (fp32: 8-byte) store per lane and row: conflict-free at pitch HP.
             te.for_each(mte, EC / 8, [&](int i, int r, int col, float v0, float v1) {
               const int row = (mi + i) * 16 + r;
               if (row < mx) {
-                T* h = hid + xpos[row] * EC + col;
-                h[0] = from_float<T>(apply_act(v0 + eb[col], act));
-                h[1] = from_float<T>(apply_act(v1 + eb[col + 1], act));
+                const float2 b = *reinterpret_cast<const float2*>(eb + col);
+                sts_pair<T>(hid + xpos[row] * HP + col, apply_act(v0 + b.x, act), apply_act(v1 + b.y, act));
               }
             });
           }
         }
         __syncthreads();  // hid complete
         DW::compute(hid, wt, dwb, p.act, ksz, s, 1, IW, EC,
-                    [&](int row, int g, float (&v)[8]) { stages::sts8<T>(ap + row * LDA + g * 8, v); });
+                    [&](int row, int g, float (&v)[8]) { stages::sts8<T>(ap + row * LDA + g * 8, v); }, HP);
         __syncthreads();  // ap complete
         if constexpr (MODE == kSePass1) {
           T* __restrict__ hb = static_cast<T*>(p.hbuf);
@@ -362,12 +380,89 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
   }
 }
 
+// SE MLP building block: one warp computes kSeRows = 8 consecutive rows r0 .. r0 + 7 (< M) of y = W v, W an M x D
+// row-major matrix of T in global memory, v (D fp32) in shared memory. Lanes run along D (the reduction
+// dimension), so each weight load of a warp is one contiguous 512-byte run of one row (VEC: 16-byte loads,
+// D * sizeof(T) % 16 == 0 and W 16-byte aligned) or 32 consecutive elements (scalar fallback); the lane's
+// slice of v is loaded once per 8 rows. Then a reduce-scatter across the lanes: halving steps at xor
+// 16, 8, 4 leave lane l with row (l >> 2) & 7 summed over 8 lanes, xor 2, 1 finish it: 9 shuffles per 8 rows
+// (a plain butterfly per row would take 40). Every sum is in a fixed order: deterministic.
+constexpr int kSeRows = 8;
+// One halving step: lanes with bit 4 H set keep rows H .. 2H - 1 of their live 2H, the others rows 0 .. H - 1,
+// and each adds its xor partner's copy of the rows it keeps (compile-time indices: acc stays in registers).
+template <int H> __device__ __forceinline__ void se_halve(float (&acc)[kSeRows], int lane) {
+  const bool upper = (lane & (4 * H)) != 0;
+#pragma unroll
+  for (int i = 0; i < H; ++i) {
+    const float send = upper ? acc[i] : acc[i + H], keep = upper ? acc[i + H] : acc[i];
+    acc[i] = keep + __shfl_xor_sync(0xffffffffu, send, 4 * H);
+  }
+}
+template <typename T, bool VEC>
+__device__ __forceinline__ float se_rows(const T* __restrict__ w, const float* v, int r0, int M, int D, int lane) {
+  constexpr int V = VEC ? 16 / int(sizeof(T)) : 1;
+  float acc[kSeRows];
+#pragma unroll
+  for (int r = 0; r < kSeRows; ++r) acc[r] = 0.f;
+#pragma unroll 1
+  for (int d = lane * V; d < D; d += 32 * V) {
+    float vv[V];
+    if constexpr (VEC) {
+      // V = 8: 32 fp32 bytes per lane; lanes 4-7 of each 8 read their halves in the other order, so each
+      // LDS.128 of the warp covers all 32 banks (4 wavefronts, not 8).
+      const int sw = V == 8 ? (lane >> 2) & 1 : 0;
+      uint4 u[V / 4];
+#pragma unroll
+      for (int q = 0; q < V / 4; ++q) u[q] = stages::lds16(v + d + 4 * (q ^ sw));
+      if (V == 8 && sw) {
+        const uint4 t = u[0];
+        u[0] = u[V / 4 - 1];
+        u[V / 4 - 1] = t;
+      }
+#pragma unroll
+      for (int q = 0; q < V / 4; ++q) {
+        vv[4 * q] = __uint_as_float(u[q].x); vv[4 * q + 1] = __uint_as_float(u[q].y);
+        vv[4 * q + 2] = __uint_as_float(u[q].z); vv[4 * q + 3] = __uint_as_float(u[q].w);
+      }
+    } else {
+      vv[0] = v[d];
+    }
+#pragma unroll
+    for (int r = 0; r < kSeRows; ++r)
+      if (r0 + r < M) {
+        const T* src = w + int64_t(r0 + r) * D + d;
+        if constexpr (VEC) {
+          const uint4 u = stages::ldg16(src);
+#pragma unroll
+          for (int i = 0; i < V; ++i) {
+            const float wi = sizeof(T) == 2 ? stages::half_bits<T>(stages::word_at(u, i / 2), i % 2)
+                                            : __uint_as_float(stages::word_at(u, i));
+            acc[r] = fmaf(wi, vv[i], acc[r]);
+          }
+        } else {
+          acc[r] = fmaf(to_float(src[0]), vv[0], acc[r]);
+        }
+      }
+  }
+  se_halve<4>(acc, lane);
+  se_halve<2>(acc, lane);
+  se_halve<1>(acc, lane);
+  acc[0] += __shfl_xor_sync(0xffffffffu, acc[0], 2);
+  acc[0] += __shfl_xor_sync(0xffffffffu, acc[0], 1);
+  return acc[0];
+}
+
 // SE squeeze/excite MLP, one block per image: gate[n] = gate_act(W2 se_act(W1 mean_n(h) + b1) + b2).
+// mean: thread per channel over the per-tile sums (coalesced fp32). FC1 (S x E) and FC2 (E x S): se_rows,
+// 8 rows per warp pass, the warps round-robin over row groups; FC2 reads W2 along its rows (S), so no load
+// touches more than the lines of the 8 rows it needs. Shared: mean (E, padded to 4) + z (S) fp32.
+// Per image: E S sizeof(T) / 128 weight wavefronts per FC (+ row-boundary lines), D / 128 (VEC) fp32 v loads
+// per 8 rows, 9 shuffles per 8 rows. ptxas sm_90: see the header.
 template <typename T>
 __global__ void __launch_bounds__(NT) se_mlp_kernel(const SeParams p) {
   extern __shared__ __align__(16) float sm[];
-  float* mean = sm;        // E
-  float* z = sm + p.E;     // S
+  float* mean = sm;                    // E
+  float* z = sm + round_up(p.E, 4);    // S (16-byte aligned for the vector loads of FC2)
   const T* __restrict__ w1 = static_cast<const T*>(p.w1);
   const T* __restrict__ b1 = static_cast<const T*>(p.b1);
   const T* __restrict__ w2 = static_cast<const T*>(p.w2);
@@ -379,18 +474,21 @@ __global__ void __launch_bounds__(NT) se_mlp_kernel(const SeParams p) {
     mean[e] = acc * p.inv_hw;
   }
   __syncthreads();
-  for (int j = warp; j < p.S; j += NT / 32) {
-    float acc = 0.f;
-    for (int e = lane; e < p.E; e += 32) acc = fmaf(to_float(w1[int64_t(j) * p.E + e]), mean[e], acc);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    if (lane == 0) z[j] = apply_act(acc + (b1 ? to_float(b1[j]) : 0.f), p.se_act);
+  auto vec_ok = [](const void* q, int d) {
+    return (int64_t(d) * int(sizeof(T))) % 16 == 0 && reinterpret_cast<uintptr_t>(q) % 16 == 0;
+  };
+  const int rl = (lane >> 2) & (kSeRows - 1);
+  const bool v1 = vec_ok(w1, p.E), v2 = vec_ok(w2, p.S);
+  for (int j0 = warp * kSeRows; j0 < p.S; j0 += NT / 32 * kSeRows) {
+    const float acc = v1 ? se_rows<T, true>(w1, mean, j0, p.S, p.E, lane) : se_rows<T, false>(w1, mean, j0, p.S, p.E, lane);
+    const int j = j0 + rl;
+    if ((lane & 3) == 0 && j < p.S) z[j] = apply_act(acc + (b1 ? to_float(b1[j]) : 0.f), p.se_act);
   }
   __syncthreads();
-  for (int e = tid; e < p.E; e += NT) {
-    float acc = b2 ? to_float(b2[e]) : 0.f;
-    for (int j = 0; j < p.S; ++j) acc = fmaf(to_float(w2[int64_t(e) * p.S + j]), z[j], acc);
-    p.gate[int64_t(n) * p.E + e] = apply_act(acc, p.se_gate);
+  for (int e0 = warp * kSeRows; e0 < p.E; e0 += NT / 32 * kSeRows) {
+    const float acc = v2 ? se_rows<T, true>(w2, z, e0, p.E, p.S, lane) : se_rows<T, false>(w2, z, e0, p.E, p.S, lane);
+    const int e = e0 + rl;
+    if ((lane & 3) == 0 && e < p.E) p.gate[int64_t(n) * p.E + e] = apply_act(acc + (b2 ? to_float(b2[e]) : 0.f), p.se_gate);
   }
 }
 

@@ -2,13 +2,14 @@
 // chunk of cc channels (a multiple of 8) at a time, from an input halo staged in shared memory.
 //
 //   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
-//   DW::load_input(bytes, in, x, xs, n, h0, w0, H, W, ih, iw, c0, C, cc);   // halo -> smem
+//   DW::load_input(bytes, in, x, xs, n, h0, w0, H, W, ih, iw, c0, C, cc[, ldi]);  // halo -> smem
 //   DW::load_weights(wt, bias, dw_w, dw_b, c0, C, k * k, cc);                // taps -> smem
 //   cp_async_commit(); cp_async_wait<0>(); __syncthreads();                  // (or a pipeline)
-//   DW::compute(in, wt, bias, act, k, s, d, iw, cc, sink);                   // sink(row, g, v[8])
+//   DW::compute(in, wt, bias, act, k, s, d, iw, cc, sink[, ldi]);            // sink(row, g, v[8])
 //
 // Shared memory (the caller places the buffers):
-//   in   [ih][iw][cc] of T, ih = extent(TH, k, s, d), iw = extent(TW, k, s, d): the input rows
+//   in   [ih][iw][cc] of T (pixel pitch ldi >= cc when given, a multiple of 8; default cc),
+//        ih = extent(TH, k, s, d), iw = extent(TW, k, s, d): the input rows
 //        h0 .. h0 + ih - 1 (h0 = oy0 * s - pad), columns likewise, channels c0 .. c0 + cc - 1,
 //        zero outside the image and past C. 16-byte aligned.
 //   wt   [k*k][cc] T (tap-major so one thread's 8 channels of a tap are one 16-byte load in
@@ -61,14 +62,14 @@ template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Dept
   // xs: element strides of x in (n, c, h, w) order.
   static __device__ __forceinline__ void load_input(int bytes, T* in, const T* __restrict__ x, const int64_t* xs, int n,
                                                     int h0, int w0, int H, int W, int ih, int iw, int c0, int C,
-                                                    int cc) {
+                                                    int cc, int ldi = 0) {
     const T* xb = x + n * xs[0] + c0 * xs[1];
     auto row = [&](int r) -> const T* {
       const int iy = r / iw, ix = r - iy * iw;
       const int hi = h0 + iy, wi = w0 + ix;
       return unsigned(hi) < unsigned(H) && unsigned(wi) < unsigned(W) ? xb + hi * xs[2] + wi * xs[3] : nullptr;
     };
-    copy_rows<T, NT>(bytes, in, cc, ih * iw, cc, C - c0, x, xs[1], xs[1] != 1, row);
+    copy_rows<T, NT>(bytes, in, ldi > 0 ? ldi : cc, ih * iw, cc, C - c0, x, xs[1], xs[1] != 1, row);
   }
 
   static __device__ __forceinline__ void load_weights(T* wt, float* bias, const T* __restrict__ dw_w,
@@ -84,8 +85,9 @@ template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Dept
 
   template <class Sink>
   static __device__ __forceinline__ void compute(const T* in, const T* wt, const float* bias, int act, int k, int s,
-                                                 int d, int iw, int cc, Sink&& sink) {
+                                                 int d, int iw, int cc, Sink&& sink, int ldi = 0) {
     const int ng = cc / 8;
+    const int pc = ldi > 0 ? ldi : cc;  // pixel pitch of `in` (elements)
     const int items = TH * kStrips * ng;
     for (int it = threadIdx.x; it < items; it += NT) {
       const int g = it % ng, rest = it / ng;
@@ -102,18 +104,18 @@ template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Dept
       }
       if constexpr (kFast) {
         constexpr int WIN = (RW - 1) * S + KS;
-        const T* rp = in + ((oy * S) * iw + ox0 * S) * cc + g * 8;
+        const T* rp = in + ((oy * S) * iw + ox0 * S) * pc + g * 8;
         const T* wp = wt + g * 8;
         // Not unrolled over filter rows: one row of weights (KS x 8) live at a time.
 #pragma unroll 1
-        for (int ky = 0; ky < KS; ++ky, rp += iw * cc, wp += KS * cc) {
+        for (int ky = 0; ky < KS; ++ky, rp += iw * pc, wp += KS * cc) {
           Taps8<T, kPackTaps> w[KS];
 #pragma unroll
           for (int kx = 0; kx < KS; ++kx) w[kx].load(wp + kx * cc);
 #pragma unroll
           for (int ix = 0; ix < WIN; ++ix) {
             float v[8];
-            lds8<T>(rp + ix * cc, v);
+            lds8<T>(rp + ix * pc, v);
 #pragma unroll
             for (int j = 0; j < RW; ++j) {
               const int kx = ix - j * S;  // compile-time after unrolling
@@ -130,11 +132,11 @@ template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Dept
           for (int kx = 0; kx < k; ++kx) {
             float w[8];
             lds8<T>(wt + (ky * k + kx) * cc + g * 8, w);
-            const T* ip = in + ((oy * s + ky * d) * iw + ox0 * s + kx * d) * cc + g * 8;
+            const T* ip = in + ((oy * s + ky * d) * iw + ox0 * s + kx * d) * pc + g * 8;
 #pragma unroll
             for (int j = 0; j < RW; ++j) {
               float v[8];
-              lds8<T>(ip + j * s * cc, v);
+              lds8<T>(ip + j * s * pc, v);
 #pragma unroll
               for (int c = 0; c < 8; ++c) acc[j][c] = fmaf(v[c], w[c], acc[j][c]);
             }
