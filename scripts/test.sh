@@ -16,7 +16,7 @@ if ! "$PY" -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1; 
 fi
 par=()
 if [ "$workers" != 1 ] && "$PY" -c "import xdist" >/dev/null 2>&1; then
-  par=(-n "$workers")
+  par=(-n "$workers" --dist worksteal)   # worksteal: idle workers take queued tests from busy ones
   echo "fastconv: $workers pytest workers (pytest-xdist; FASTCONV_TEST_WORKERS=1 runs them in one process)" >&2
 fi
 exec "$PY" -m pytest -q "${par[@]}" "$@"
