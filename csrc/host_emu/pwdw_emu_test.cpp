@@ -16,30 +16,10 @@ namespace fastconv { namespace pwdw { alignas(128) unsigned char smem[1 << 20]; 
 using namespace fastconv;
 
 static std::mt19937 rng(7);
+#include "tensors.h"  // uses rng
 static int fails = 0;
 constexpr int kCanary = 65536;
 
-struct Tns {  // logical (n, c, h, w) with strides; v holds values already rounded to T
-  int d[4]; int64_t s[4]; std::vector<double> v;
-  double& at(int n, int c, int h, int w) { return v[n * s[0] + c * s[1] + h * s[2] + w * s[3]]; }
-};
-static Tns make(int n, int c, int h, int w, bool nhwc, double scale) {
-  Tns t{{n, c, h, w}, {}, {}};
-  if (nhwc) { t.s[1] = 1; t.s[3] = c; t.s[2] = int64_t(w) * c; t.s[0] = int64_t(h) * w * c; }
-  else { t.s[3] = 1; t.s[2] = w; t.s[1] = int64_t(h) * w; t.s[0] = int64_t(c) * h * w; }
-  t.v.resize(size_t(n) * c * h * w);
-  std::normal_distribution<double> nd(0, scale);
-  for (auto& e : t.v) e = nd(rng);
-  return t;
-}
-static std::vector<double> rvec(size_t n, double scale) {
-  std::normal_distribution<double> nd(0, scale); std::vector<double> v(n); for (auto& e : v) e = nd(rng); return v;
-}
-template <typename T> static std::vector<T> dev(std::vector<double>& v) {  // round to T in place
-  std::vector<T> o(v.size());
-  for (size_t i = 0; i < v.size(); ++i) { o[i] = from_float<T>(float(v[i])); v[i] = to_float(o[i]); }
-  return o;
-}
 template <typename T> static double tol() { return std::is_same<T, float>::value ? 2e-4 : std::is_same<T, __half>::value ? 1.5e-2 : 6e-2; }
 template <typename T> static const char* tname() { return std::is_same<T, float>::value ? "f32" : std::is_same<T, __half>::value ? "f16" : "bf16"; }
 
