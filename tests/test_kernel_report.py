@@ -147,8 +147,12 @@ def test_floor_counting_rules():
     # rows 480 B apart: 4 or 5 lines), 4 + 4 wavefronts of fp32 z, 9 shuffles + bias and store
     lines = sum((r * 480 + 479) // 128 - r * 480 // 128 + 1 for r in range(960))
     assert mf._se_fc_wf(960, 240, 2) == lines + 120 * (4 + 4 + 9 + 2)
-    # the expand epilogue's packed hid stores at pitch HP = 56: conflict-free (1 + 1) + 2 bias LDS.64
-    assert mf._expand_epilogue_wf(2) == 4
+    # the expand epilogue's packed hid stores at pitch HP = 56: conflict-free (1 + 1); the bias pair
+    # (init_cols, once per warp pass and n8 tile) one LDS.64
+    assert mf._expand_epilogue_wf(2) == (2, 1)
+    # hid's zero fill: a 17 x 17 halo with its top row outside the image: 17 pixels x 6 vectors in 4 warp
+    # instructions (32, 32, 32, 6 lanes); pixels 112 B apart, so a warp's 512 B take 4 or 5 wavefronts
+    assert mf._hid_zero_fill_wf(17, 17, 1, 17, 0, 17, 2) == 5 + 4 + 5 + 1
     # dwpw's depthwise stage, k3 s1, 8 x 8 tile, 64 channels, RW 2 (8 warps of 8 channel groups x 4
     # strips): per warp bias 2 x 2 (its 32-byte fp32 rows put g and g + 4 in one bank), weights 9 x 1
     # (broadcast over the strips), inputs 3 x 4 x 4, sink 2 x 4 (A pitch 72 halves).
