@@ -32,10 +32,12 @@
 //
 // Tiles (instantiated): T14 = 14 x 14 outputs (RW = 2), stride 1, k = 3/5, K <= 96; T8 = 8 x 8 (RW = 2)
 // for everything else (stride 2, small maps, generic k, K > 96, SE); T4 = 4 x 4 (generic depthwise,
-// 8 warps along N, NB = 128) only when T8 does not fit in shared memory (fp32 with C >~ 100 at k5 s2). NB = output channels per pass:
-// Project warp grid (proj_wmp): T14 NB32: 8 x 1 warps (m tiles w, w + 8; NT8P = 4); T14 NB96: 4 x 2 (m tiles
-// wm, wm + 4, ..; NT8P = 6); T8 NB64: 4 x 2 (NT8P = 4); T8 NB320: 2 x 4 (NT8P = 10); T4 NB128: 1 x 8 (NT8P = 2). K > NB runs ceil(K / NB) passes per tile, each recomputing expand + dw (only
-// K > 96 at stride-1 k3/5 maps >= 9 px, which then use T8 with NB = 320, i.e. in practice K > 320).
+// 8 warps along N, NB = 128) only when T8 does not fit in shared memory (fp32 with C >~ 100 at k5 s2).
+// NB = output channels per pass; project warp grid (warps along M x N, proj_wmp): T14 NB32: 8 x 1 (m tiles
+// w, w + 8; NT8P = 4); T14 NB96: 4 x 2 (m tiles wm, wm + 4, ..; NT8P = 6); T8 NB64: 4 x 2 (NT8P = 4);
+// T8 NB320: 2 x 4 (NT8P = 10); T4 NB128: 1 x 8 (NT8P = 2). K > NB runs ceil(K / NB) passes per tile, each
+// recomputing expand + dw (only K > 96 at stride-1 k3/5 maps >= 9 px, which then use T8 with NB = 320,
+// i.e. in practice K > 320).
 //
 // Executed / useful tensor-core FLOPs (expand and project each 2 Mu C E resp. 2 Mu E K useful,
 // Mu = output pixels; executed = rows x padded depth x padded width):
