@@ -71,8 +71,7 @@ TILING = {
     # persistent grid of 256-thread CTAs (1 per SM), work item = (output tile, project pass); x halo
     # clipped to the image, compacted, channels padded to 16, resident; hidden chunks of EC = 48 with
     # We/Wp chunks double-buffered by cp.async; expand WarpTile (q = clamp(ceil(mtiles / 8), 2, EMT) m tiles
-    # x 6 n8 per pass, EMT 4 for T8 NB64 / SE pass 1 / T4 in fp16, else 2; T14 NB32 k3 with C <= 32 keeps
-    # its A fragments in registers across chunks; bias preloaded into the
+    # x 6 n8 per pass, EMT 4 for T8 NB64 / SE pass 1 / T4 in fp16, else 2; bias preloaded into the
     # accumulators, one LDS.64 per pass and n8 tile) -> packed 4-byte (fp32: 8-byte) pair stores into
     # hid[IH][IW][HP = EC + 8] (conflict-free), xpos read once per m tile; hid's out-of-image pixels zeroed
     # (EC channels); Depthwise (RW = 2, pixel pitch HP) -> ap[TH TW][EC + 8]; project WarpTile accumulators
@@ -533,8 +532,6 @@ def model_ir(c, n, eb, dev):
         # m tiles per pass q = clamp(ceil(mtiles / 8), 2, EMT)
         emt = 4 if eb == 2 and cfg["MTW"] * nt8p <= 4 else 2
         sts_wf, bias_wf = _expand_epilogue_wf(eb)
-        # kAres: T14 NB32, k3, fp16, Cp <= 32: each warp's A fragments of x loaded once per work item
-        ares = tile == 14 and nt8p == 4 and k == 3 and eb == 2 and cp <= 32
         for th in range(tiles_h):
             for tw in range(tiles_w):
                 h0, w0 = th * tile * s - pad, tw * tile * s - pad
@@ -554,8 +551,8 @@ def model_ir(c, n, eb, dev):
                     q = min(emt, max(2, _cdiv(mtiles, 8)))
                     for mi in range(0, mtiles, q):
                         mte = min(q, mtiles - mi)
-                        # chunks x ksteps x (mte A + 3 B ldmatrix.x4); kAres: A once per item
-                        count.lsu["expand ldmatrix"] += (cp // 16) * ((1 if ares else nchunks) * mte + nchunks * EC // 16) * 4
+                        # chunks x ksteps x (mte A + 3 B ldmatrix.x4)
+                        count.lsu["expand ldmatrix"] += nchunks * (cp // 16) * (mte + EC // 16) * 4
                         count.tc += nchunks * 2.0 * mte * 16 * cp * EC
                         count.lsu["expand epilogue (hid)"] += nchunks * (mte * ((EC // 8) * sts_wf + 2) +
                                                                          (EC // 8) * bias_wf)

@@ -14,8 +14,7 @@
 //   1. expand GEMM xh . We_c^T (stages::WarpTile, ldmatrix + mma.sync; m16 tiles of the compacted
 //      halo round-robin over the warps, q = clamp(ceil(m tiles / 8), 2, EMT) per warp pass, EMT = 4 where the
 //      project accumulators are small (T8 NB64, SE pass 1, T4; fp16/bf16), else 2; the bias preloaded into
-//      the accumulators, WarpTile::init_cols; T14 NB32 at k3 with C <= 32 keeps each warp's x fragments in
-//      registers from chunk 0 on, kAres) -> act -> T into the smem halo
+//      the accumulators, WarpTile::init_cols) -> act -> T into the smem halo
 //      hid[IH][IW][HP] (HP = EC + 8: pixel pitch; pixels outside the image stay 0: the depthwise pads h
 //      with zeros). Each lane's accumulator pair (2 adjacent channels of one row) is one packed 4-byte
 //      store (8-byte in fp32); at pitch HP the 8 rows x 4 lanes of a warp store hit 32 distinct banks
@@ -194,12 +193,6 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
   // at 2 CTAs/SM, which its registers rule out anyway). At run time a warp takes
   // ceil(m tiles / 8) per pass, clamped to [2, EMT]: no fewer warps busy than with 2.
   constexpr int EMT = stages::kTensorCore<T> && Cfg::MTW * NT8P <= 4 ? 4 : 2;
-  // T14 NB32 at k3 (fp16/bf16) with Cp <= 32 (C <= 32: MobileNetV2/V3's 24- and 32-channel blocks): the x halo
-  // has <= 16 m tiles, so each warp makes at most one expand pass per chunk, and its A fragments (2 m tiles x
-  // 2 k steps, 16 registers) stay in registers from chunk 0 on: per chunk only the We chunk's B fragments
-  // are read (WarpTile::load_a / mma_a).
-  constexpr bool kAres = stages::kTensorCore<T> && MODE == kFused && TH == 14 && NT8P == 4 && KS == 3;
-  constexpr int KSA = 2;
   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
   constexpr int NB = Cfg::NB, MP = Cfg::MP;
   const int ksz = KS > 0 ? KS : p.k, s = S > 0 ? S : p.stride, kk = ksz * ksz;
@@ -297,7 +290,6 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
     const int mt_all = (Cfg::MTILES - wm + Cfg::WMP - 1) / Cfg::WMP;
     const int mt = mt_all > Cfg::MTW ? Cfg::MTW : mt_all;
 
-    uint32_t xa[kAres ? EMT : 1][KSA][4];  // kAres: this warp's x halo A fragments, loaded in chunk 0
     for (int c = 0; c < nchunks; ++c) {
       const int e0 = c * EC, ecl = min(EC, p.E - e0), buf = c & 1;
       const T* wpc = reinterpret_cast<const T*>(smem + L.wpb + (MODE == kSePass2 ? 0 : buf * L.wp_buf));
@@ -328,15 +320,7 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
             const int mte = min(q, mtiles - mi);
             // All EC columns even for a short last chunk: the padded channels come out act(0), finite,
             // and meet zero Wp columns (no stale or NaN smem enters the project GEMM).
-            bool done = false;
-            if constexpr (kAres) {
-              if (p.Cp <= 16 * KSA) {  // then mtiles <= 16 = 8 q: this is the warp's only pass
-                if (c == 0) te.template load_a<KSA>(xa, xh + mi * 16 * LDX, LDX, 16, p.Cp / 16, mte);
-                te.template mma_a<KSA>(xa, wec, LDX, p.Cp / 16, mte, EC / 8);
-                done = true;
-              }
-            }
-            if (!done) te.mma(xh + mi * 16 * LDX, LDX, 16, wec, LDX, p.Cp / 16, mte, EC / 8);
+            te.mma(xh + mi * 16 * LDX, LDX, 16, wec, LDX, p.Cp / 16, mte, EC / 8);
             // One packed 4-byte (fp32: 8-byte) store per lane and row: conflict-free at pitch HP; the rows'
             // halo pixels are read once per m tile (2 LDS), not per store.
 #pragma unroll

@@ -13,9 +13,6 @@
 //   the fragment loads: per k step 2 LDS.64 of ks and 4 MT packed multiplies (fp32: one broadcast
 //   LDS per k); the SE gate of the project GEMM's hidden channels.
 //   A warp with mt = 0 or nt8 = 0 issues nothing (no idle fragment loads).
-//   load_a<KS>(a, A, lda, mstride, ksteps, mt) + mma_a<KS>(a, B, ldb, ksteps, mt, nt8) (fp16/bf16, ksteps <= KS):
-//   the same product with the warp's A fragments held in registers (MT KS 4 words), so an A operand that
-//   stays put (the inverted residual's x halo) is read from shared memory once for many B operands.
 // Why not stages::Gemm: that tile is a CTA-wide rectangle with compile-time extents; the inverted
 // residual needs (a) m tiles distributed round-robin over warps (13 m tiles of a 14 x 14 tile on 8
 // warps), (b) trimming to the rows/channels that exist (a clipped halo, K = 24 = 3 n8 tiles, a short
@@ -59,54 +56,6 @@ template <typename T, int MT, int NT8, bool MMA = kTensorCore<T>> struct WarpTil
       }
   }
 
-  // B fragments of one k step (b_row: this lane's row address at the step's first column).
-  __device__ __forceinline__ static void load_b(uint32_t (&b)[NT8][2], const T* b_row, int ldb, int nt8) {
-#pragma unroll
-    for (int j = 0; j < NT8; j += 2)
-      if (j + 1 < nt8) {
-        uint32_t r[4];
-        ldmatrix_x4(r, b_row + j * 8 * ldb);
-        b[j][0] = r[0]; b[j][1] = r[1]; b[j + 1][0] = r[2]; b[j + 1][1] = r[3];
-      } else if (j < nt8) {  // lanes 0-15 address matrices 0, 1 = n8 tile j (k 0-7, 8-15)
-        uint32_t r[2];
-        ldmatrix_x2(r, b_row + j * 8 * ldb);
-        b[j][0] = r[0]; b[j][1] = r[1];
-        b[j + 1][0] = b[j + 1][1] = 0u;  // unused (j + 1 >= nt8): keeps every register defined
-      }
-  }
-
-  template <int KS>
-  __device__ __forceinline__ static void load_a(uint32_t (&a)[MT][KS][4], const T* A, int lda, int mstride, int ksteps,
-                                                int mt) {
-    static_assert(MMA && KS > 0, "register-resident A fragments are a tensor-core path");
-    const int lane = threadIdx.x & 31;
-    const T* a_row = A + (lane & 15) * lda + (lane >> 4) * 8;
-#pragma unroll
-    for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-      for (int i = 0; i < MT; ++i)
-        if (ks < ksteps && i < mt) ldmatrix_x4(a[i][ks], a_row + i * mstride * lda + ks * 16);
-  }
-
-  template <int KS>
-  __device__ __forceinline__ void mma_a(const uint32_t (&a)[MT][KS][4], const T* B, int ldb, int ksteps, int mt, int nt8) {
-    static_assert(MMA && KS > 0, "register-resident A fragments are a tensor-core path");
-    if (mt <= 0 || nt8 <= 0) return;
-    const int lane = threadIdx.x & 31;
-    const T* b_row = B + ((lane >> 4) * 8 + (lane & 7)) * ldb + ((lane >> 3) & 1) * 8;
-#pragma unroll
-    for (int ks = 0; ks < KS; ++ks)
-      if (ks < ksteps) {
-        uint32_t b[NT8][2];
-        load_b(b, b_row + ks * 16, ldb, nt8);
-#pragma unroll
-        for (int i = 0; i < MT; ++i)
-#pragma unroll
-          for (int j = 0; j < NT8; ++j)
-            if (i < mt && j < nt8) mma_16816<T>(acc[i][j], a[i][ks], b[j]);
-      }
-  }
-
   template <bool KSCALE = false>
   __device__ __forceinline__ void mma(const T* A, int lda, int mstride, const T* B, int ldb, int ksteps, int mt,
                                       int nt8, const float* kscale = nullptr) {
@@ -123,7 +72,6 @@ template <typename T, int MT, int NT8, bool MMA = kTensorCore<T>> struct WarpTil
 #pragma unroll
         for (int i = 0; i < MT; ++i)
           if (i < mt) ldmatrix_x4(a[i], a_row + i * mstride * lda + ks * 16);
-        load_b(b, b_row + ks * 16, ldb, nt8);
         if constexpr (KSCALE) {
           // a0, a1 hold columns 2t, 2t + 1 of the k step, a2, a3 columns 2t + 8, 2t + 9.
           const float2 lo = *reinterpret_cast<const float2*>(kscale + ks * 16 + (lane & 3) * 2);
@@ -136,6 +84,18 @@ template <typename T, int MT, int NT8, bool MMA = kTensorCore<T>> struct WarpTil
               a[i][r] = word_bits<T>(half_bits<T>(a[i][r], 0) * sc.x, half_bits<T>(a[i][r], 1) * sc.y);
             }
         }
+#pragma unroll
+        for (int j = 0; j < NT8; j += 2)
+          if (j + 1 < nt8) {
+            uint32_t r[4];
+            ldmatrix_x4(r, b_row + j * 8 * ldb + ks * 16);
+            b[j][0] = r[0]; b[j][1] = r[1]; b[j + 1][0] = r[2]; b[j + 1][1] = r[3];
+          } else if (j < nt8) {  // lanes 0-15 address matrices 0, 1 = n8 tile j (k 0-7, 8-15)
+            uint32_t r[2];
+            ldmatrix_x2(r, b_row + j * 8 * ldb + ks * 16);
+            b[j][0] = r[0]; b[j][1] = r[1];
+            b[j + 1][0] = b[j + 1][1] = 0u;  // unused (j + 1 >= nt8): keeps every register defined
+          }
 #pragma unroll
         for (int i = 0; i < MT; ++i)
 #pragma unroll
