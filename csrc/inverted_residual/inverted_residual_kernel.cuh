@@ -57,16 +57,18 @@
 // gs, EC fp32), with the fp32 epilogue tile MP (NBR + 8; one STS.64 per accumulator pair)
 // aliasing {hid, ap, We, Wp}. 24-144-24 @56 T14: 88 KB (2 CTAs/SM by smem); 96-576-96 @14 T14: 146 KB
 // (1/SM); the HP padding costs IH IW 8 elements (4 KB at T14 k3 fp16).
-// ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh, DEVICE_ONLY=1; regs/thread fp16 | fp32, all 0 spill), with
-// the packed hid stores at pitch HP and the coalesced se_mlp (before: fp16 T8 NB320 generic k 235, fast 241,
-// T14 NB96 247, se_mlp 32; fp32 T8 NB64 generic k 214, k3 s2 206, se_mlp 32; the rest unchanged):
-//   fused T14 NB96 k3/k5: 241 | 255     fused T14 NB32: 205 | 195-198     fused T4: 177 | 204
-//   fused T8 NB320: 237 (generic k 251) | 239-240 (251)   fused T8 NB64: 189 | 206-208 (generic 216)
-//   SE pass 1 T8: 137-146 | 168   SE pass 2 NB64: 168 | 168, NB320: 222 | 251, T4: 148-164 | 156-168
+// ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh, DEVICE_ONLY=1; regs/thread fp16 (= bf16) | fp32, all 0 spill),
+// with the squarer project tiles, EMT 4, the bias-initialised expand accumulators and the register-gated SE pass
+// 2 (before: fp16 T14 NB96 241, T14 NB32 205, T8 NB320 237 (generic 251), T8 NB64 189, SE pass 1 137-146,
+// SE pass 2 NB320 222, T4 fused 177; fp32 T14 NB96 255, T14 NB32 195-198, T8 NB64 206-216, SE pass 1 168):
+//   fused T14 NB96 k3/k5: 252/250 | 247/244     fused T14 NB32: 217 | 213     fused T4: 242 | 184
+//   fused T8 NB320: 250-252 (generic k 255) | 240 k3, 254 k5 (253)   fused T8 NB64: 244 (254) | 192-194
+//   SE pass 1 T8: 202 (210) | 155-157 (159)   SE pass 2 NB64: 168 | 164, NB320: 220-222 | 252, T4: 166 | 158
 //   se_mlp: 40 | 58 (8 accumulators + the 8 rows' 16-byte loads in flight; 6 | 4 CTAs/SM by registers,
-//   its grid is one CTA per image). (256, 1): every ir_kernel has <= 255 registers: 1 CTA (8 warps) per SM;
-//   smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16 (the first perf follow-up). Under the 2-CTA cap
-//   (launch bounds (256, 2), 128 registers) T14 NB32 spilled 188-200 B and T8 NB64 0-24 B.
+//   its grid is one CTA per image). (256, 1): every ir_kernel has <= 255 registers: 1 CTA (8 warps) per SM
+//   (as before; smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16, which spilled under the 128-register
+//   cap even at 205 / 189). Several variants sit at 250-255: the next register-costing change needs a spill
+//   check (keeping T14 NB32's x fragments in registers across chunks spilled 32 B and was dropped).
 //
 // With SE (the gate needs the global mean of h, so h must be complete before projecting):
 //   MODE kSePass1: steps 0-2 as above, then h tiles go to hbuf (N Ho Wo x E, T, pixel-major) and
