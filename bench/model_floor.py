@@ -70,13 +70,17 @@ TILING = {
     # csrc/inverted_residual/inverted_residual_kernel.cuh + csrc/stages/ir_warp_tile.cuh (plan, ir_layout):
     # persistent grid of 256-thread CTAs (1 per SM), work item = (output tile, project pass); x halo
     # clipped to the image, compacted, channels padded to 16, resident; hidden chunks of EC = 48 with
-    # We/Wp chunks double-buffered by cp.async; expand WarpTile (EMT m tiles x 6 n8) -> packed 4-byte
-    # (fp32: 8-byte) pair stores into hid[IH][IW][HP = EC + 8] (conflict-free), one LDS.64 bias pair per
-    # store; Depthwise (RW = 2, pixel pitch HP) -> ap[TH TW][EC + 8]; project WarpTile accumulators live
-    # across chunks; epilogue: scalar fp32 staging stores, 16-byte store_tile. Tiles T14 (s1, k3/5,
-    # K <= 96, maps >= 9), T8 (NB 320 for K > 64, else NB 64), T4. SE: pass 1 (T8, h + partial
-    # sums to global), se_mlp (one block per image; FC1 and FC2 a warp per 8 rows, lanes along the
-    # reduction with 16-byte loads, 9-shuffle reduce-scatter), pass 2 (T8, ap = h by cp.async, Wp x gate).
+    # We/Wp chunks double-buffered by cp.async; expand WarpTile (q = clamp(ceil(mtiles / 8), 2, EMT) m tiles
+    # x 6 n8 per pass, EMT 4 for T8 NB64 / SE pass 1 / T4 in fp16, else 2; bias preloaded into the
+    # accumulators, one LDS.64 per pass and n8 tile) -> packed 4-byte (fp32: 8-byte) pair stores into
+    # hid[IH][IW][HP = EC + 8] (conflict-free), xpos read once per m tile; hid's out-of-image pixels zeroed
+    # (EC channels); Depthwise (RW = 2, pixel pitch HP) -> ap[TH TW][EC + 8]; project WarpTile accumulators
+    # live across chunks, warp grid proj_wmp (T14 NB96 4 x 2, T8 NB320 2 x 4), a lone last n8 tile by
+    # ldmatrix.x2; epilogue: fp32 STS.64 pair staging, 16-byte store_tile. Tiles T14 (s1, k3/5, K <= 96,
+    # maps >= 9), T8 (NB 320 for K > 64, else NB 64), T4. SE: pass 1 (T8, h + partial sums to global, a
+    # lane per channel pair), se_mlp (one block per image; FC1 and FC2 a warp per 8 rows, lanes along the
+    # reduction with 16-byte loads, 9-shuffle reduce-scatter), pass 2 (T8, ap = h by cp.async, A columns x
+    # gate in registers).
     "inverted_residual": dict(src="csrc/inverted_residual/inverted_residual_kernel.cuh", ec=48, lda=56, hp=56,
                               nt=256, rw=2, ctas_per_sm=1, se_rows=8),
     # csrc/group_conv1x1/gconv_kernel.cuh: plain: 64 pixels x 64 output channels x BK = 32 slices,
@@ -350,6 +354,8 @@ def _ir_layout_bytes(mode, expand, k, s, tile, cp, nbr, eb):
         take(4 * EC)
         if expand:
             take(eb * mx * ldx)
+    else:
+        take(4 * EC)  # gs: the chunk's SE gate
     u = (off + 127) & ~127
     if mode != _KSE2:
         take(eb * ih * iw * HP)
@@ -366,8 +372,15 @@ def _ir_layout_bytes(mode, expand, k, s, tile, cp, nbr, eb):
     return end
 
 
+def _proj_wmp(tile, nt8p):
+    """ir::proj_wmp: warps along M of the project GEMM (halved for the wide variants, nt8p > 4)."""
+    mtiles = _up(tile * tile, 16) // 16
+    wmp = 8 if mtiles >= 8 else (4 if mtiles >= 4 else mtiles)
+    return wmp // 2 if nt8p > 4 and wmp > 1 else wmp
+
+
 def _nb_of(tile, nt8p):
-    return (1 if tile == 14 else 2 if tile == 8 else 8) * nt8p * 8
+    return 8 // _proj_wmp(tile, nt8p) * nt8p * 8
 
 
 def ir_plan(c, mode, eb, smem_max):
@@ -377,9 +390,9 @@ def ir_plan(c, mode, eb, smem_max):
     cp = _up(c["C"], 16)
     cand = []
     if mode == _KFUSED and fast and s == 1 and K <= 96 and c["Ho"] >= 9 and c["Wo"] >= 9:
-        cand.append((14, 4 if K <= 32 else 12))
+        cand.append((14, 4 if K <= 32 else 6))
     if mode != _KSE1 and K > 64:
-        cand.append((8, 20))
+        cand.append((8, 10))
     cand += [(8, 4), (4, 2)]
     for tile, nt8p in cand:
         nbr = min(_nb_of(tile, nt8p), _up(K, 16))
@@ -393,41 +406,60 @@ def _tile_cfg(tile, nt8p):
     p = tile * tile
     mp = _up(p, 16)
     mtiles = mp // 16
-    wmp = 8 if mtiles >= 8 else (4 if mtiles >= 4 else mtiles)
+    wmp = _proj_wmp(tile, nt8p)
     wnp = 8 // wmp
     return dict(P=p, MP=mp, MTILES=mtiles, WMP=wmp, WNP=wnp, MTW=_cdiv(mtiles, wmp), NB=wnp * nt8p * 8)
 
 
 def _warp_tile_mma(cfg, nt8p, kpass, ksteps):
-    """The project WarpTile of every warp over ksteps 16-deep steps: (ldmatrix x4 count, FLOPs)."""
-    x4 = flops = 0
+    """The project WarpTile of every warp over ksteps 16-deep steps: (ldmatrix wavefronts, FLOPs, busy
+    warps): per k step mt A ldmatrix.x4, nt8 // 2 B .x4 and an .x2 (2 wavefronts) for an odd nt8; a warp
+    with no m or n8 tiles issues nothing (WarpTile::mma returns)."""
+    wf = flops = busy = 0
     for w in range(8):
         wm, wn = w % cfg["WMP"], w // cfg["WMP"]
         mt = min(cfg["MTW"], _cdiv(cfg["MTILES"] - wm, cfg["WMP"]))
         nt8 = max(0, min(nt8p, _cdiv(kpass, 8) - wn * nt8p))
         if mt <= 0 or nt8 <= 0:
             continue
-        x4 += ksteps * (mt + _cdiv(nt8, 2))
+        wf += ksteps * (4 * (mt + nt8 // 2) + 2 * (nt8 % 2))
         flops += 2.0 * ksteps * 16 * mt * 16 * nt8 * 8
-    return x4, flops
+        busy += 1
+    return wf, flops, busy
 
 
 @functools.lru_cache(maxsize=None)
 def _acc_staging_wf(ldc: int) -> int:
-    """WarpTile::for_each -> cs: two scalar fp32 STS per (m tile, n8 tile, half) (ldc = nbr + 8)."""
-    return smem_wf([((lane >> 2) * ldc + (lane & 3) * 2) * 4 for lane in range(32)], 4)
+    """WarpTile::for_each -> cs: one fp32 pair STS.64 per (m tile, n8 tile, half) (ldc = nbr + 8)."""
+    return smem_wf([((lane >> 2) * ldc + (lane & 3) * 2) * 4 for lane in range(32)], 8)
 
 
 @functools.lru_cache(maxsize=None)
-def _expand_epilogue_wf(eb: int) -> float:
-    """Expand WarpTile::for_each -> hid, per (m tile, n8 tile): two packed pair STS (2 eb bytes per lane;
-    rows g and g + 8; halo pixels of a row are consecutive in hid, pitch HP) and one LDS.64 of the bias
-    pair per store (not assumed merged across the two rows; the xpos loads, two per m tile, are added by
-    the caller)."""
+def _expand_epilogue_wf(eb: int) -> tuple:
+    """Expand epilogue -> hid: (per (m tile, n8 tile) two packed pair STS (2 eb bytes per lane; rows g and
+    g + 8; halo pixels of a row are consecutive in hid, pitch HP), per (warp pass, n8 tile) one LDS.64 of
+    the bias pair (WarpTile::init_cols)); the xpos loads, two per m tile, are added by the caller."""
     sts = sum(smem_wf([(((lane >> 2) + 8 * h) * HP + (lane & 3) * 2) * eb for lane in range(32)], 2 * eb)
               for h in (0, 1))
     bias = smem_wf([(lane & 3) * 2 * 4 for lane in range(32)], 8)
-    return sts + 2 * bias
+    return sts, bias
+
+
+@functools.lru_cache(maxsize=None)
+def _hid_zero_fill_wf(ih, iw, y_lo, y_hi, x_lo, x_hi, eb) -> int:
+    """The zero fill of hid's halo pixels outside the image: 16-byte STS of the EC channels of those
+    pixels only (pitch HP), i = tid .. IH IW VP step NT, simulated per warp instruction."""
+    vp = EC * eb // 16
+    tot = 0
+    for base in range(0, ih * iw * vp, 32):
+        addrs = []
+        for i in range(base, min(base + 32, ih * iw * vp)):
+            q = i // vp
+            y, x = divmod(q, iw)
+            out = y < y_lo or y >= y_hi or x < x_lo or x >= x_hi
+            addrs.append((q * HP * eb + (i % vp) * 16) if out else None)
+        tot += smem_wf(addrs, 16)
+    return tot
 
 
 @functools.lru_cache(maxsize=None)
@@ -462,15 +494,17 @@ def _ir_project_pass(cfg, nt8p, nbr, kpass, E, valid, K, residual, eb, cnt, se_p
         ecl = min(EC, E - ch * EC)
         if se_pass2:
             cnt.lsu["SE pass 2 loads"] += lin(cfg["MP"] * EC * eb) + lin(nbr * EC * eb)
-            cnt.lsu["SE pass 2 gate scale"] += 3 * scalar(nbr * ecl)
+            cnt.lsu["SE pass 2 gate scale"] += 2 * scalar(EC)  # gs: gate LDG + STS
         else:
             cnt.lsu["weights (cp.async)"] += lin(nbr * EC * eb)
-        x4, fl = _warp_tile_mma(cfg, nt8p, kpass, _cdiv(ecl, 16))
-        cnt.lsu["project ldmatrix"] += 4 * x4
+        wf, fl, busy = _warp_tile_mma(cfg, nt8p, kpass, _cdiv(ecl, 16))
+        cnt.lsu["project ldmatrix"] += wf
+        if se_pass2:  # mma<true>: 2 LDS.64 of gs per k step and busy warp
+            cnt.lsu["SE pass 2 gate scale"] += busy * _cdiv(ecl, 16) * 2
         cnt.tc += fl
     n8_tiles = sum(max(0, min(nt8p, _cdiv(kpass, 8) - (w // cfg["WMP"]) * nt8p)) *
                    min(cfg["MTW"], _cdiv(cfg["MTILES"] - w % cfg["WMP"], cfg["WMP"])) for w in range(8))
-    cnt.lsu["epilogue"] += n8_tiles * 2 * 2 * _acc_staging_wf(nbr + 8)
+    cnt.lsu["epilogue"] += n8_tiles * 2 * _acc_staging_wf(nbr + 8)
     cnt.lsu["epilogue"] += store_tile(valid, kpass, K % 8 == 0, residual)
 
 
@@ -493,7 +527,11 @@ def model_ir(c, n, eb, dev):
     def front(tile, nt8p, count):  # steps 0-2 of one work item, summed over one image's tiles
         ih = iw = (tile - 1) * s + k
         tiles_h, tiles_w = _cdiv(Ho, tile), _cdiv(Wo, tile)
-        emt = 1 if tile == 14 and nt8p <= 4 else 2
+        cfg = _tile_cfg(tile, nt8p)
+        # EMT (the kernel's compile-time cap; 4 only on the tensor-core path, eb == 2) and the run-time
+        # m tiles per pass q = clamp(ceil(mtiles / 8), 2, EMT)
+        emt = 4 if eb == 2 and cfg["MTW"] * nt8p <= 4 else 2
+        sts_wf, bias_wf = _expand_epilogue_wf(eb)
         for th in range(tiles_h):
             for tw in range(tiles_w):
                 h0, w0 = th * tile * s - pad, tw * tile * s - pad
@@ -504,16 +542,20 @@ def model_ir(c, n, eb, dev):
                 count.lsu["x halo / xpos"] += scalar(_up(ih * iw, 16))
                 if expand:
                     if mx < ih * iw:
-                        count.lsu["hid zero fill"] += lin(ih * iw * HP * eb)
+                        y_lo, x_lo = max(0, -h0), max(0, -w0)
+                        count.lsu["hid zero fill"] += _hid_zero_fill_wf(ih, iw, y_lo, min(ih, H - h0), x_lo,
+                                                                        min(iw, W - w0), eb)
                     xb = vec_bytes(C, eb)
                     count.lsu["x halo / xpos"] += lin(mxp * cp * eb) if xb >= 4 else 2 * scalar(mxp * cp)
                     mtiles = mxp // 16
-                    for mi in range(0, mtiles, emt):
-                        mte = min(emt, mtiles - mi)
+                    q = min(emt, max(2, _cdiv(mtiles, 8)))
+                    for mi in range(0, mtiles, q):
+                        mte = min(q, mtiles - mi)
                         # chunks x ksteps x (mte A + 3 B ldmatrix.x4)
                         count.lsu["expand ldmatrix"] += nchunks * (cp // 16) * (mte + EC // 16) * 4
                         count.tc += nchunks * 2.0 * mte * 16 * cp * EC
-                        count.lsu["expand epilogue (hid)"] += nchunks * mte * ((EC // 8) * _expand_epilogue_wf(eb) + 2)
+                        count.lsu["expand epilogue (hid)"] += nchunks * (mte * ((EC // 8) * sts_wf + 2) +
+                                                                         (EC // 8) * bias_wf)
                     count.lsu["weights (cp.async)"] += nchunks * lin(EC * cp * eb)
                     count.lsu["dw taps"] += nchunks * 2 * scalar(EC)  # expand bias
                 for ch in range(nchunks):
@@ -546,7 +588,9 @@ def model_ir(c, n, eb, dev):
         for ch in range(nchunks):
             ecl = min(EC, E - ch * EC)
             p1.lsu["SE h store + sums"] += lin(valid * ecl * eb * 2)     # lds16 + stg16 per 8 channels
-            p1.lsu["SE h store + sums"] += _cdiv(ecl, 32) * P + lin(ecl * 4)  # column sums, partial STG
+            # column sums: a lane per channel pair, one 2 eb-byte LDS per row (<= 64 channels per warp), partial STG
+            p1.lsu["SE h store + sums"] += P * smem_wf([2 * t * eb for t in range(min(32, _cdiv(ecl, 2)))], 2 * eb)
+            p1.lsu["SE h store + sums"] += lin(ecl * 4)
         total.add(img, n).add(p1, n * tiles_img)
         launches.append((sum(total.lsu.values()), util(n * tiles_img)))
         npix = n * Ho * Wo

@@ -147,8 +147,12 @@ def test_floor_counting_rules():
     # rows 480 B apart: 4 or 5 lines), 4 + 4 wavefronts of fp32 z, 9 shuffles + bias and store
     lines = sum((r * 480 + 479) // 128 - r * 480 // 128 + 1 for r in range(960))
     assert mf._se_fc_wf(960, 240, 2) == lines + 120 * (4 + 4 + 9 + 2)
-    # the expand epilogue's packed hid stores at pitch HP = 56: conflict-free (1 + 1) + 2 bias LDS.64
-    assert mf._expand_epilogue_wf(2) == 4
+    # the expand epilogue's packed hid stores at pitch HP = 56: conflict-free (1 + 1); the bias pair
+    # (init_cols, once per warp pass and n8 tile) one LDS.64
+    assert mf._expand_epilogue_wf(2) == (2, 1)
+    # hid's zero fill: a 17 x 17 halo with its top row outside the image: 17 pixels x 6 vectors in 4 warp
+    # instructions (32, 32, 32, 6 lanes); pixels 112 B apart, so a warp's 512 B take 4 or 5 wavefronts
+    assert mf._hid_zero_fill_wf(17, 17, 1, 17, 0, 17, 2) == 5 + 4 + 5 + 1
     # dwpw's depthwise stage, k3 s1, 8 x 8 tile, 64 channels, RW 2 (8 warps of 8 channel groups x 4
     # strips): per warp bias 2 x 2 (its 32-byte fp32 rows put g and g + 4 in one bank), weights 9 x 1
     # (broadcast over the strips), inputs 3 x 4 x 4, sink 2 x 4 (A pitch 72 halves).
@@ -189,18 +193,20 @@ FLOOR_BOUNDS = {
         "dwpw 32>16 @112: C = 32 runs as 64 (A tile and depthwise in 64-channel slabs) and K = 16 as one "
         "64-wide output tile: 8x the useful tensor-core FLOPs and 2x the depthwise work, whose sliding "
         "window (RW = 2, taps reloaded per item) reads ~200 B of shared memory per 16 B output vector"},
-    "mobilenet_v2 ir": {"max": 15.2, "binds": {"lsu"}, "_why":
-        "shared-memory bound: the depthwise stage (RW = 2, 12.5 LDS.128 per 8-channel output), the expand "
-        "epilogue's pair stores into hid (conflict-free at pitch HP = 56, but one per lane and row plus its "
-        "bias and xpos loads) and 16 x 48 / 16 x 8k warp tiles whose ldmatrix bytes exceed what the tensor "
-        "cores need; the late blocks (E 576/960 at 14/7) are compute-bound by nature too: their own roofline "
-        "is 2-4.6x their HBM floor at mma.sync rate"},
-    "mobilenet_v3 ir": {"max": 6.4, "binds": {"lsu"}, "_why":
+    "mobilenet_v2 ir": {"max": 13.1, "binds": {"lsu"}, "_why":
+        "shared-memory bound: the depthwise stage (RW = 2, 12.5 LDS.128 per 8-channel output; half the "
+        "wavefronts of the t = 6 blocks), the expand epilogue's pair stores into hid (at the byte minimum: "
+        "one 4-byte store per lane and row) and warp tiles capped by registers (expand 32 x 48 next to the "
+        "project accumulators, 255 regs), so the We chunk's fragments are read once per 2 m tiles and "
+        "the Wp chunk's by every warp column; at E = 960 @7 each image's CTA also stages all 300 KB of "
+        "weights through shared memory. The late blocks (E 576/960 at 14/7) are compute-bound by nature "
+        "too: their own roofline is 2-4.6x their HBM floor at mma.sync rate"},
+    "mobilenet_v3 ir": {"max": 5.35, "binds": {"lsu"}, "_why":
         "as mobilenet_v2 ir; stride 2 adds 2.5-4x expand work on the halo (its hid stores and the depthwise "
         "reads); 16>16>16 runs its 16 channels as one 48-channel chunk (3x the depthwise work)"},
-    "mobilenet_v3 ir+se": {"max": 5.1, "binds": {"lsu"}, "_why":
-        "as mobilenet_v3 ir, plus h round-tripping HBM between the two passes and pass 2's scalar gate "
-        "scaling of the Wp chunk (se_mlp itself is down to <= 15% of the wavefronts at E = 960)"},
+    "mobilenet_v3 ir+se": {"max": 3.9, "binds": {"lsu"}, "_why":
+        "as mobilenet_v3 ir, plus h round-tripping HBM between the two passes (pass 2 gates A's columns in "
+        "registers now; se_mlp is up to 20% of the wavefronts at E = 960)"},
     "shufflenet_v2 s1": {"max": 3.9, "binds": {"lsu"}, "_why":
         "Gemm<64, 64, 2, 4> warp tiles of 32 x 16 read 1.5 KB of ldmatrix fragments per 8k MACs (B >= 176), "
         "the interleaved (out_mul 2) epilogue and passthrough copy store 2-byte scalars, and h round-trips HBM"},

@@ -221,6 +221,7 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_ir<T>(1, 16, 10, 10, 32, 100, 3, 1, kRelu, true, true, 0, false, nhwc);   // K > 96: T8, NB = 320
     test_ir<T>(1, 8, 5, 5, 16, 330, 3, 1, kHardswish, true, true, 0, false, nhwc); // K > 320: 2 passes
     test_ir<T>(1, 24, 9, 9, 48, 24, 5, 2, kRelu, true, true, 0, false, nhwc, 72 * sizeof(T) / 2 * 1024);  // T4 fallback (small smem)
+    test_ir<T>(1, 16, 17, 17, 48, 24, 5, 2, kRelu, true, false, 0, false, nhwc);  // 17 x 17 clipped halo: 19 expand m tiles, 3 per pass (fp16/bf16)
     // SE (pass 1 + MLP + pass 2)
     test_ir<T>(2, 8, 9, 10, 72, 8, 3, 1, kHardswish, true, true, 6, true, nhwc);  // SE + residual
     test_ir<T>(1, 12, 13, 7, 24, 70, 5, 2, kSilu, true, true, 5, false, nhwc);    // SE, K > 64

@@ -12,12 +12,16 @@
 //   For each hidden chunk of EC = 48 channels (We / Wp chunk c+1 is prefetched with cp.async into the
 //   other half of a double buffer while chunk c computes; 3 barriers per chunk):
 //   1. expand GEMM xh . We_c^T (stages::WarpTile, ldmatrix + mma.sync; m16 tiles of the compacted
-//      halo round-robin over the warps, EMT = 2 per warp pass, 1 in the 2-CTA/SM T14 variant) -> + bias, act -> T into the smem halo
+//      halo round-robin over the warps, q = clamp(ceil(m tiles / 8), 2, EMT) per warp pass, EMT = 4 where the
+//      project accumulators are small (T8 NB64, SE pass 1, T4; fp16/bf16), else 2; the bias preloaded into
+//      the accumulators, WarpTile::init_cols) -> act -> T into the smem halo
 //      hid[IH][IW][HP] (HP = EC + 8: pixel pitch; pixels outside the image stay 0: the depthwise pads h
 //      with zeros). Each lane's accumulator pair (2 adjacent channels of one row) is one packed 4-byte
 //      store (8-byte in fp32); at pitch HP the 8 rows x 4 lanes of a warp store hit 32 distinct banks
 //      (pitch EC put rows g and g + 4 in one bank: 2-way conflicts, and 2-byte stores took 2 per pair).
-//      Per (m tile, n8 tile) and warp: 2 STS.32 (1 wavefront each) + 2 LDS.64 of the bias pair.
+//      Per (m tile, n8 tile) and warp: 2 STS.32 (1 wavefront each); per m tile 2 LDS of xpos, per pass and
+//      n8 tile 1 LDS.64 of the bias pair. hid's pixels outside the image (border tiles) are zeroed once per
+//      work item, their EC channels only.
 //   2. stages::Depthwise from hid (pixel pitch HP; register-blocked RW-wide strips, 16-byte smem vectors) -> + bias,
 //      act -> the A operand ap[TH TW][EC] of the project GEMM.
 //   3. project GEMM: acc (registers, live across all chunks) += ap . Wp_c^T over the NB channels.
@@ -27,10 +31,12 @@
 //
 // Tiles (instantiated): T14 = 14 x 14 outputs (RW = 2), stride 1, k = 3/5, K <= 96; T8 = 8 x 8 (RW = 2)
 // for everything else (stride 2, small maps, generic k, K > 96, SE); T4 = 4 x 4 (generic depthwise,
-// 8 warps along N, NB = 128) only when T8 does not fit in shared memory (fp32 with C >~ 100 at k5 s2). NB = output channels per pass:
-// T14: 8 warps x 1 (m tiles w, w + 8), NB = 8 NT8P = 32 (NT8P = 4) or 96 (12); T8: 4 x 2 warps, NB =
-// 16 NT8P = 64 or 320. K > NB runs ceil(K / NB) passes per tile, each recomputing expand + dw (only
-// K > 96 at stride-1 k3/5 maps >= 9 px, which then use T8 with NB = 320, i.e. in practice K > 320).
+// 8 warps along N, NB = 128) only when T8 does not fit in shared memory (fp32 with C >~ 100 at k5 s2).
+// NB = output channels per pass; project warp grid (warps along M x N, proj_wmp): T14 NB32: 8 x 1 (m tiles
+// w, w + 8; NT8P = 4); T14 NB96: 4 x 2 (m tiles wm, wm + 4, ..; NT8P = 6); T8 NB64: 4 x 2 (NT8P = 4);
+// T8 NB320: 2 x 4 (NT8P = 10); T4 NB128: 1 x 8 (NT8P = 2). K > NB runs ceil(K / NB) passes per tile, each
+// recomputing expand + dw (only K > 96 at stride-1 k3/5 maps >= 9 px, which then use T8 with NB = 320,
+// i.e. in practice K > 320).
 //
 // Executed / useful tensor-core FLOPs (expand and project each 2 Mu C E resp. 2 Mu E K useful,
 // Mu = output pixels; executed = rows x padded depth x padded width):
@@ -47,28 +53,32 @@
 //   maps < 9 px or K > 96); T8 s2 k3 17^2 / (4 x 64) = 1.13 vs the unfused expansion of H x W.
 //
 // Shared memory (fp16, see ir_layout): xh MX (Cp + 8) + hid IH IW HP + ap MP (EC + 8) + We 2 EC (Cp + 8)
-// + Wp 2 NBR (EC + 8) elements (NBR = min(NB, round16(K))) + dw taps/biases in fp32, with the fp32
-// epilogue tile MP (NBR + 8)
+// + Wp 2 NBR (EC + 8) elements (NBR = min(NB, round16(K))) + dw taps/biases in fp32 (SE pass 2: ap + Wp +
+// gs, EC fp32), with the fp32 epilogue tile MP (NBR + 8; one STS.64 per accumulator pair)
 // aliasing {hid, ap, We, Wp}. 24-144-24 @56 T14: 88 KB (2 CTAs/SM by smem); 96-576-96 @14 T14: 146 KB
 // (1/SM); the HP padding costs IH IW 8 elements (4 KB at T14 k3 fp16).
-// ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh, DEVICE_ONLY=1; regs/thread fp16 | fp32, all 0 spill), with
-// the packed hid stores at pitch HP and the coalesced se_mlp (before: fp16 T8 NB320 generic k 235, fast 241,
-// T14 NB96 247, se_mlp 32; fp32 T8 NB64 generic k 214, k3 s2 206, se_mlp 32; the rest unchanged):
-//   fused T14 NB96 k3/k5: 241 | 255     fused T14 NB32: 205 | 195-198     fused T4: 177 | 204
-//   fused T8 NB320: 237 (generic k 251) | 239-240 (251)   fused T8 NB64: 189 | 206-208 (generic 216)
-//   SE pass 1 T8: 137-146 | 168   SE pass 2 NB64: 168 | 168, NB320: 222 | 251, T4: 148-164 | 156-168
+// ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh, DEVICE_ONLY=1; regs/thread fp16 (= bf16) | fp32, all 0 spill),
+// with the squarer project tiles, EMT 4, the bias-initialised expand accumulators and the register-gated SE pass
+// 2 (before: fp16 T14 NB96 241, T14 NB32 205, T8 NB320 237 (generic 251), T8 NB64 189, SE pass 1 137-146,
+// SE pass 2 NB320 222, T4 fused 177; fp32 T14 NB96 255, T14 NB32 195-198, T8 NB64 206-216, SE pass 1 168):
+//   fused T14 NB96 k3/k5: 252/250 | 247/244     fused T14 NB32: 217 | 213     fused T4: 242 | 184
+//   fused T8 NB320: 250-252 (generic k 255) | 240 k3, 254 k5 (253)   fused T8 NB64: 244 (254) | 192-194
+//   SE pass 1 T8: 202 (210) | 155-157 (159)   SE pass 2 NB64: 168 | 164, NB320: 220-222 | 252, T4: 166 | 158
 //   se_mlp: 40 | 58 (8 accumulators + the 8 rows' 16-byte loads in flight; 6 | 4 CTAs/SM by registers,
-//   its grid is one CTA per image). (256, 1): every ir_kernel has <= 255 registers: 1 CTA (8 warps) per SM;
-//   smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16 (the first perf follow-up). Under the 2-CTA cap
-//   (launch bounds (256, 2), 128 registers) T14 NB32 spilled 188-200 B and T8 NB64 0-24 B.
+//   its grid is one CTA per image). (256, 1): every ir_kernel has <= 255 registers: 1 CTA (8 warps) per SM
+//   (as before; smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16, which spilled under the 128-register
+//   cap even at 205 / 189). Several variants sit at 250-255: the next register-costing change needs a spill
+//   check (keeping T14 NB32's x fragments in registers across chunks spilled 32 B and was dropped).
 //
 // With SE (the gate needs the global mean of h, so h must be complete before projecting):
 //   MODE kSePass1: steps 0-2 as above, then h tiles go to hbuf (N Ho Wo x E, T, pixel-major) and
 //          per-tile channel sums (fp32, N tiles x E) instead of the project GEMM.
 //   se_mlp_kernel: one block per image: mean, FC1 + se_act, FC2 + gate -> gate (N x E fp32); both FCs a
 //          warp per 8 output rows with the lanes along the reduction (16-byte weight loads), see se_rows.
-//   MODE kSePass2: per chunk, ap = h tile (cp.async), Wp_c scaled by the image's gate in smem, then the
-//          same project GEMM and epilogue (+ x). Per-tile sums reduced in a fixed order: deterministic.
+//   MODE kSePass2: per chunk, ap = h tile and Wp_c (cp.async), the image's gate chunk into gs (EC fp32); the
+//          same project GEMM with A's columns scaled by gs in registers (WarpTile::mma<true>: 2 LDS.64 per k
+//          step and warp) and epilogue (+ x). Per-tile sums (pass 1: a lane per channel pair, 4-byte loads)
+//          reduced in a fixed order: deterministic.
 //
 // KS, S = 3/5, 1/2 unroll the depthwise taps (sliding window); KS = S = 0 is the generic odd-k path.
 #pragma once
@@ -94,12 +104,25 @@ enum Mode { kFused = 0, kSePass1 = 1, kSePass2 = 2 };
 
 __host__ __device__ constexpr int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
+// Warps along M of the project GEMM for a tile of `tile` x `tile` outputs and nt8p n8 tiles per warp: one per
+// m tile up to 8 (4 for 4..7 m tiles), halved for the wide variants (nt8p > 4: T14 NB96, T8 NB320) so
+// their warps own squarer tiles (T14 NB96: 4 m x 6 n8 per warp, T8 NB320: 2 m x 10 n8, the same
+// accumulator registers as 2 x 12 and 1 x 20): per k step a warp loads MTW + nt8p / 2 fragments for MTW nt8p
+// mma, i.e. the Wp chunk is read by half as many warps (T14 NB96 at K = 96: 50 instead of 61 ldmatrix.x4
+// per k step; T8 NB320 at K = 160: 28 instead of 44).
+__host__ __device__ constexpr int proj_wmp(int tile, int nt8p) {
+  const int mtiles = round_up(tile * tile, 16) / 16;
+  const int wmp = mtiles < 8 ? (mtiles < 4 ? mtiles : 4) : 8;
+  return nt8p > 4 && wmp > 1 ? wmp / 2 : wmp;
+}
+
 // Compile-time shape of an output tile and its project-GEMM warp grid.
 template <int TH, int TW, int NT8P> struct TileCfg {
+  static_assert(TH == TW, "square tiles (proj_wmp)");
   static constexpr int P = TH * TW;               // output pixels
   static constexpr int MP = round_up(P, 16);      // project GEMM rows
   static constexpr int MTILES = MP / 16;
-  static constexpr int WMP = MTILES < 8 ? (MTILES < 4 ? MTILES : 4) : 8;  // warps along M
+  static constexpr int WMP = proj_wmp(TH, NT8P);  // warps along M
   static constexpr int WNP = 8 / WMP;             // warps along N
   static constexpr int MTW = (MTILES + WMP - 1) / WMP;  // m tiles per warp
   static constexpr int NB = WNP * NT8P * 8;       // output channels per pass
@@ -109,7 +132,7 @@ template <int TH, int TW, int NT8P> struct TileCfg {
 // Shared-memory carve-up, identical on host (launch size) and device. 32-bit offsets: 64-bit ones
 // cost registers.
 struct IrLayout {
-  uint32_t xpos, wt, dwb, eb, xh, hid, ap, we, wpb, cs;
+  uint32_t xpos, wt, dwb, eb, xh, gs, hid, ap, we, wpb, cs;
   uint32_t we_buf, wp_buf;  // bytes between the two halves of the double buffers
   uint32_t bytes;
 };
@@ -134,6 +157,8 @@ __host__ __device__ inline IrLayout ir_layout(int mode, bool expand, int k, int 
     L.dwb = take(sizeof(float) * EC);
     L.eb = take(sizeof(float) * EC);
     if (expand) L.xh = take(sizeof(T) * MX * LDX);
+  } else {
+    L.gs = take(sizeof(float) * EC);  // the SE gate of the chunk (fp32, zero past E)
   }
   const uint32_t u = (off + 127u) & ~127u;  // union: chunk buffers | epilogue tile
   if (mode != kSePass2) L.hid = take(sizeof(T) * IH * IW * HP);
@@ -164,9 +189,12 @@ template <typename T, int KS, int S, int TH, int TW, int RW, int NT8P, int MODE>
 // 16-200 B (ptxas sm_90), so every variant runs 1 CTA (8 warps) per SM for now.
 __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
   using Cfg = TileCfg<TH, TW, NT8P>;
-  // Expand m tiles per warp pass: 2 halves the B fragment loads; 1 in T14 NB32 keeps its register
-  // count down (the variant that should get back to 2 CTAs/SM).
-  constexpr int EMT = TH == 14 && NT8P <= 4 ? 1 : 2;
+  // Expand m tiles per warp pass (at most): each pass loads the We chunk's B fragments once, so more m tiles
+  // per pass means fewer B loads. 4 where the project accumulators are small (T8 NB64, SE pass 1, T4;
+  // tensor-core types: the fp32 FMA path has no registers left); 2 otherwise (T14 NB32 ran 1 while it aimed
+  // at 2 CTAs/SM, which its registers rule out anyway). At run time a warp takes
+  // ceil(m tiles / 8) per pass, clamped to [2, EMT]: no fewer warps busy than with 2.
+  constexpr int EMT = stages::kTensorCore<T> && Cfg::MTW * NT8P <= 4 ? 4 : 2;
   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
   constexpr int NB = Cfg::NB, MP = Cfg::MP;
   const int ksz = KS > 0 ? KS : p.k, s = S > 0 ? S : p.stride, kk = ksz * ksz;
@@ -184,6 +212,7 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
   T* hid = reinterpret_cast<T*>(smem + L.hid);
   T* ap = reinterpret_cast<T*>(smem + L.ap);
   float* cs = reinterpret_cast<float*>(smem + L.cs);
+  float* gs = reinterpret_cast<float*>(smem + L.gs);
 
   const T* __restrict__ x = static_cast<const T*>(p.x);
   const T* __restrict__ we = static_cast<const T*>(p.we);
@@ -235,8 +264,14 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
         xpos[r] = r < mx ? (y_lo + r / rw) * IW + x_lo + r % rw : -1;
       if (expand) {
         if (mx < IH * IW) {  // halo pixels outside the image: the depthwise conv's zero padding of h
-          const int nvec = IH * IW * HP * int(sizeof(T)) / 16;
-          for (int i = tid; i < nvec; i += NT) stages::sts16(hid + i * (16 / int(sizeof(T))), uint4{0, 0, 0, 0});
+          // Only those pixels, and only the EC channels the depthwise reads (not the pitch padding): the
+          // expand epilogue rewrites every pixel inside the image in every chunk.
+          constexpr int VP = EC * int(sizeof(T)) / 16;  // 16-byte vectors per pixel
+          for (int i = tid; i < IH * IW * VP; i += NT) {
+            const int q = i / VP, y = q / IW, xq = q - y * IW;
+            if (y < y_lo || y >= y_hi || xq < x_lo || xq >= x_hi)
+              stages::sts16(hid + q * HP + (i - q * VP) * (16 / int(sizeof(T))), uint4{0, 0, 0, 0});
+          }
         }
         stages::copy_rows<T, NT>(p.xbytes, xh, LDX, mxp, p.Cp, p.C, x, p.xs[1], !p.nhwc, [&](int r) -> const T* {
           if (r >= mx) return nullptr;
@@ -279,21 +314,29 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
           const T* wec = reinterpret_cast<const T*>(smem + L.we + buf * L.we_buf);
           const int mtiles = mxp / 16;
           const int act = p.act;
-          for (int mi = EMT * warp; mi < mtiles; mi += 8 * EMT) {
+          const int q = min(EMT, max(2, (mtiles + 7) / 8));
+          const int g = (tid & 31) >> 2, c2 = (tid & 3) * 2;
+          for (int mi = q * warp; mi < mtiles; mi += 8 * q) {
             stages::WarpTile<T, EMT, EC / 8> te;
-            te.zero();
-            const int mte = min(EMT, mtiles - mi);
+            te.init_cols(eb, EC / 8);  // the expand bias: 6 LDS.64 per pass
+            const int mte = min(q, mtiles - mi);
             // All EC columns even for a short last chunk: the padded channels come out act(0), finite,
             // and meet zero Wp columns (no stale or NaN smem enters the project GEMM).
             te.mma(xh + mi * 16 * LDX, LDX, 16, wec, LDX, p.Cp / 16, mte, EC / 8);
-            // One packed 4-byte (fp32: 8-byte) store per lane and row: conflict-free at pitch HP.
-            te.for_each(mte, EC / 8, [&](int i, int r, int col, float v0, float v1) {
-              const int row = (mi + i) * 16 + r;
-              if (row < mx) {
-                const float2 b = *reinterpret_cast<const float2*>(eb + col);
-                sts_pair<T>(hid + xpos[row] * HP + col, apply_act(v0 + b.x, act), apply_act(v1 + b.y, act));
+            // One packed 4-byte (fp32: 8-byte) store per lane and row: conflict-free at pitch HP; the rows'
+            // halo pixels are read once per m tile (2 LDS), not per store.
+#pragma unroll
+            for (int i = 0; i < EMT; ++i)
+              if (i < mte) {
+                const int r0 = (mi + i) * 16 + g;
+                const int x0 = r0 < mx ? xpos[r0] : -1, x1 = r0 + 8 < mx ? xpos[r0 + 8] : -1;
+#pragma unroll
+                for (int j = 0; j < EC / 8; ++j) {
+                  const float(&v)[4] = te.acc[i][j];
+                  if (x0 >= 0) sts_pair<T>(hid + x0 * HP + 8 * j + c2, apply_act(v[0], act), apply_act(v[1], act));
+                  if (x1 >= 0) sts_pair<T>(hid + x1 * HP + 8 * j + c2, apply_act(v[2], act), apply_act(v[3], act));
+                }
               }
-            });
           }
         }
         __syncthreads();  // hid complete
@@ -322,15 +365,29 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
               if (pix >= 0) hb[(img + pix) * p.E + e0 + e] = ap[r * LDA + e];
             }
           }
-          if (tid < ecl) {
-            float sum = 0.f;
+          // Per-tile channel sums: a lane per channel pair (one 4-byte load per row and lane, so one warp
+          // covers the chunk's 48 channels), rows summed in order (deterministic).
+          if (2 * tid < ecl) {
+            float s0 = 0.f, s1 = 0.f;
             for (int r = 0; r < Cfg::P; ++r)
-              if (out_pix(r) >= 0) sum += to_float(ap[r * LDA + tid]);
-            p.partial[int64_t(tile) * p.E + e0 + tid] = sum;
+              if (out_pix(r) >= 0) {
+                const T* a = ap + r * LDA + 2 * tid;  // 4-byte (fp32: 8-byte) aligned: LDA, 2 tid even
+                if constexpr (sizeof(T) == 2) {
+                  const uint32_t w = *reinterpret_cast<const uint32_t*>(a);
+                  s0 += stages::half_bits<T>(w, 0);
+                  s1 += stages::half_bits<T>(w, 1);
+                } else {
+                  const float2 w = *reinterpret_cast<const float2*>(a);
+                  s0 += w.x;
+                  s1 += w.y;
+                }
+              }
+            p.partial[int64_t(tile) * p.E + e0 + 2 * tid] = s0;
+            if (2 * tid + 1 < ecl) p.partial[int64_t(tile) * p.E + e0 + 2 * tid + 1] = s1;
           }
           continue;  // the next chunk's barrier orders these reads of ap before it is rewritten
         }
-      } else {  // kSePass2: ap = h tile, B = Wp_c * gate
+      } else {  // kSePass2: ap = h tile, A columns scaled by the image's gate (in registers, WarpTile::mma<true>)
         __syncthreads();  // previous chunk's GEMM readers of ap / Wp done
         const T* __restrict__ hb = static_cast<const T*>(p.hbuf);
         const int64_t img = int64_t(n) * p.Ho * p.Wo;
@@ -343,26 +400,21 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
           return k0 + r < p.K ? wp + int64_t(k0 + r) * p.E + e0 : nullptr;
         });
         stages::cp_async_commit();
-        stages::cp_async_wait<0>();
-        __syncthreads();
         const float* gt = p.gate + int64_t(n) * p.E + e0;
-        for (int i = tid; i < nbr * ecl; i += NT) {
-          const int r = i / ecl, e = i - r * ecl;
-          wdst[r * LDA + e] = from_float<T>(to_float(wdst[r * LDA + e]) * gt[e]);
-        }
+        if (tid < EC) gs[tid] = tid < ecl ? gt[tid] : 0.f;
+        stages::cp_async_wait<0>();
         __syncthreads();
       }
       if constexpr (MODE != kSePass1)
-        acc.mma(ap + wm * 16 * LDA, LDA, 16 * Cfg::WMP, wpc + wn * NT8P * 8 * LDA, LDA, (ecl + 15) / 16, mt, nt8);
+        acc.template mma<MODE == kSePass2>(ap + wm * 16 * LDA, LDA, 16 * Cfg::WMP, wpc + wn * NT8P * 8 * LDA, LDA,
+                                           (ecl + 15) / 16, mt, nt8, gs);
     }
 
     if constexpr (MODE != kSePass1) {
       const int ldc = nbr + 8;
       __syncthreads();  // cs aliases hid / ap / the weight buffers
-      acc.for_each(mt, nt8, [&](int i, int r, int col, float v0, float v1) {
-        float* c = cs + ((wm + i * Cfg::WMP) * 16 + r) * ldc + wn * NT8P * 8 + col;
-        c[0] = v0;
-        c[1] = v1;
+      acc.for_each(mt, nt8, [&](int i, int r, int col, float v0, float v1) {  // one STS.64 per pair
+        *reinterpret_cast<float2*>(cs + ((wm + i * Cfg::WMP) * 16 + r) * ldc + wn * NT8P * 8 + col) = make_float2(v0, v1);
       });
       __syncthreads();
       stages::store_tile<T, MP, NB, NT>(
@@ -503,7 +555,7 @@ struct IrVariant {
   size_t smem;
 };
 
-inline int nb_of(int tile, int nt8p) { return (tile == 14 ? 1 : tile == 8 ? 2 : 8) * nt8p * 8; }
+inline int nb_of(int tile, int nt8p) { return 8 / proj_wmp(tile, nt8p) * nt8p * 8; }
 inline int nbr_of(int tile, int nt8p, int K) { return std::min(nb_of(tile, nt8p), round_up(K, 16)); }
 
 // Fills p's tiling fields for `mode` and returns the variant; smem 0 = nothing fits in max_smem.
@@ -516,9 +568,9 @@ template <typename T> inline IrVariant plan(IrParams& p, int mode, size_t max_sm
   IrVariant cand[4];
   int nc = 0;
   if (mode == kFused && fast && p.stride == 1 && p.K <= 96 && p.Ho >= 9 && p.Wo >= 9)
-    cand[nc++] = IrVariant{14, p.K <= 32 ? 4 : 12, p.k, p.stride, 0};
+    cand[nc++] = IrVariant{14, p.K <= 32 ? 4 : 6, p.k, p.stride, 0};
   const int ks = fast ? p.k : 0, st = fast ? p.stride : 0;
-  if (mode != kSePass1 && p.K > 64) cand[nc++] = IrVariant{8, 20, ks, st, 0};
+  if (mode != kSePass1 && p.K > 64) cand[nc++] = IrVariant{8, 10, ks, st, 0};
   cand[nc++] = IrVariant{8, 4, ks, st, 0};
   cand[nc++] = IrVariant{4, 2, 0, 0, 0};
   IrVariant v{};
@@ -571,12 +623,12 @@ template <typename T, int MODE, class F> inline void dispatch(const IrVariant& v
     if (v.tile == 14) {
       if constexpr (MODE == kFused) {
         if (v.nt8p == 4) dispatch_ks<T, MODE, 14, 4>(v, f);
-        else dispatch_ks<T, MODE, 14, 12>(v, f);
+        else dispatch_ks<T, MODE, 14, 6>(v, f);
       }
     } else if (v.nt8p == 4) {
       dispatch_ks<T, MODE, 8, 4>(v, f);
     } else {
-      dispatch_ks<T, MODE, 8, 20>(v, f);
+      dispatch_ks<T, MODE, 8, 10>(v, f);
     }
   }
 }
