@@ -51,8 +51,8 @@
 namespace fastconv {
 namespace gconv {
 
-constexpr int BM = 64;      // GEMM rows: pixels (plain: flattened; DW: an 8 x 8 tile)
-constexpr int BN = 64;      // output channels per tile
+constexpr int BM = 64;      // DW GEMM rows: the pixels of an 8 x 8 tile
+constexpr int BN = 64;      // output channels per staging tile (Cs) and epilogue pass
 constexpr int BK = 32;      // reduction channels per slab
 constexpr int NT = 256;
 constexpr int WM = 2, WN = 4;
@@ -62,6 +62,17 @@ constexpr int SIDE_C = 64;  // channels per side-branch CTA
 constexpr int LDC = BN + 8;
 constexpr size_t kHaloBudget = 48 * 1024;  // both depthwise halo buffers together
 static_assert(TH * TW == BM, "the DW tile is the GEMM's row block");
+
+// fp16/bf16 CTA tiles: 32 x 32 warp tiles (256 B of ldmatrix per m16n8k16, 32 x 16 took 384 B).
+// Plain: 128 pixels x 64 channels on 4 x 2 warps; DW: 64 pixels x 128 channels on 2 x 4 warps,
+// drained through the 64-channel staging tile in two epilogue passes. fp32 (FMA) keeps 64 x 64.
+template <typename T> struct Tiles {
+  static constexpr bool kMma = stages::kTensorCore<T>;
+  static constexpr int PBM = kMma ? 128 : 64, PWM = kMma ? 4 : 2, PWN = kMma ? 2 : 4;  // plain
+  static constexpr int DBN = kMma ? 128 : 64;  // DW output channels per tile (resident A)
+  using Plain = stages::Gemm<T, PBM, BN, PWM, PWN>;
+  using Dw = stages::Gemm<T, BM, DBN, WM, WN>;
+};
 
 template <typename T> __host__ __device__ constexpr int pad_elems() { return 16 / int(sizeof(T)); }
 __host__ __device__ inline size_t align128(size_t v) { return (v + 127) & ~size_t(127); }
@@ -75,25 +86,27 @@ struct Layout {
 
 // Plain path: STAGES x (A [BM][BK+pad] + B [BN][BK+pad]); Cs aliases the pipeline after the loop.
 template <typename T> __host__ __device__ inline Layout make_layout_plain() {
+  constexpr int PBM = Tiles<T>::PBM;
   Layout L{};
   L.lda = L.ldb = BK + pad_elems<T>();
-  L.stage = align128(size_t(BM + BN) * L.lda * sizeof(T));
+  L.stage = align128(size_t(PBM + BN) * L.lda * sizeof(T));
   L.a = 0;
   L.cs = 0;
-  const size_t pipe = STAGES * L.stage, cs = align128(size_t(BM) * LDC * sizeof(float));
+  const size_t pipe = STAGES * L.stage, cs = align128(size_t(PBM) * LDC * sizeof(float));
   L.rows = pipe > cs ? pipe : cs;
-  L.bytes = L.rows + align128(2 * BM * sizeof(int));
+  L.bytes = L.rows + align128(2 * PBM * sizeof(int));
   return L;
 }
 
-// DW path: resident A [BM][ca+pad]; a region holding either 2 halos or 2 weight slabs; Cs; taps.
+// DW path: resident A [BM][ca+pad]; a region holding either 2 halos or 2 weight slabs [DBN][BK+pad];
+// Cs [BM][LDC]; taps.
 template <typename T> __host__ __device__ inline Layout make_layout_dw(int s, int cc, int ca) {
   Layout L{};
   L.lda = ca + pad_elems<T>();
   L.ldb = BK + pad_elems<T>();
   const size_t ih = stages::halo_extent(TH, 3, s, 1), iw = stages::halo_extent(TW, 3, s, 1);
   const size_t halo = align128(ih * iw * cc * sizeof(T));
-  const size_t bslab = align128(size_t(BN) * L.ldb * sizeof(T));
+  const size_t bslab = align128(size_t(Tiles<T>::DBN) * L.ldb * sizeof(T));
   L.a = 0;
   L.region = align128(size_t(BM) * L.lda * sizeof(T));
   L.halo1 = L.region + halo;
@@ -109,11 +122,11 @@ template <typename T> __host__ __device__ inline Layout make_layout_dw(int s, in
 struct Grid {
   int x, y;
 };
-inline Grid grid_of(const Params& p, bool dw) {
-  const int side_blocks = p.side != kSideNone ? cdiv(p.side_C, SIDE_C) : 0;
+template <typename T> inline Grid grid_of(const Params& p, bool dw) {
+  const int side_blocks = p.side != kSideNone && !p.side_pair ? cdiv(p.side_C, SIDE_C) : 0;
   if (dw) return {p.N * p.tiles_h * p.tiles_w, p.groups + side_blocks};
-  const int64_t np = int64_t(p.N) * p.Ho * p.Wo;
-  return {int((np + BM - 1) / BM), p.groups * cdiv(p.Kg, BN)};
+  const int64_t np = int64_t(p.N) * p.Ho * p.Wo, pbm = Tiles<T>::PBM;
+  return {int((np + pbm - 1) / pbm), p.groups * cdiv(p.Kg, BN)};
 }
 
 // Fills the derived fields of p (tiling, copy widths, vector flags, smem) for a device allowing
@@ -135,6 +148,15 @@ template <typename T> inline const char* plan(Params& p, bool dw, bool nhwc, siz
               p.out_off % 8 == 0 && al16(p.out) && (!p.bias || al16(p.bias)) && (!p.res || al16(p.res));
   p.side_vec_in = nhwc && p.side != kSideNone && p.side_xC % 8 == 0 && al16(p.side_x);
   p.side_vec_out = p.side_vec_in && p.side_mul == 1 && p.side_off % 8 == 0 && p.out_C % 8 == 0 && al16(p.out);
+  // The passthrough copy interleaved with the GEMM output (ShuffleNetV2 s1: out[2c + side_off] =
+  // side_x[c], out[2k + out_off] = branch[k], side channel c pairs with k = c): the DW epilogue
+  // stores both as 16-byte runs of out (8 GEMM channels -> 16 out channels), no side CTAs. 8-channel
+  // items start at k % 8 == 0 (groups 1 or Kg % 8 == 0); a Kg % 8 == 4 tail is one 8-element store.
+  p.side_pair = dw && nhwc && p.side == kSideCopy && p.stride == 1 && p.out_mul == 2 && p.side_mul == 2 &&
+                ((p.out_off == 1 && p.side_off == 0) || (p.out_off == 0 && p.side_off == 1)) &&
+                p.shuffle_out == 0 && !p.res && p.side_C == p.groups * p.Kg && p.Kg % 4 == 0 &&
+                (p.groups == 1 || p.Kg % 8 == 0) && p.out_C % 8 == 0 && p.side_xC % 8 == 0 && al16(p.out) &&
+                al16(p.side_x) && (!p.bias || al16(p.bias));
   // NCHW pixel runs of 16 bytes never straddle an image plane (HW % E == 0) and stay aligned.
   p.x_pix_vec = !dw && !nhwc && int64_t(p.H) * p.W % (16 / e) == 0 && al16(p.x);
   // Every group's and chunk's taps start 16-byte aligned: cbase * 9 and c0 * 9 elements, c0 % 8 == 0.
@@ -208,18 +230,75 @@ template <bool NHWC> __device__ __forceinline__ int64_t act_offset(int img, int 
   return NHWC ? ((int64_t)img * HW + hw) * C + c : ((int64_t)img * C + c) * HW + hw;
 }
 
-// Output tile m0.. (within group grp) from the staging tile Cs; rows[r] / rows[BM + r] = image
-// (-1: masked row) / output pixel index.
-template <typename T, bool NHWC>
+// The side_pair epilogue (see plan): GEMM channels k.. of pixel row r with the passthrough
+// channels k.. of side_x, interleaved into out channels 2k.. . V = 8: one 16-byte load each of Cs
+// (x2), bias and side_x, two 16-byte stores; V = 4 (the Kg % 8 == 4 tail): scalar loads, one store.
+template <typename T, int V>
+__device__ __forceinline__ void pair_store(const Params& p, const float* cs, const T* __restrict__ bias,
+                                           const T* __restrict__ sx, T* __restrict__ out) {
+  float v[8], q[8];
+  if constexpr (V == 8) {
+    stages::lds8f(cs, v);
+    if (bias) {
+      float b[8];
+      stages::ldg8(bias, b);
+#pragma unroll
+      for (int c = 0; c < 8; ++c) v[c] += b[c];
+    }
+    stages::ldg8(sx, q);
+  } else {
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      v[c] = cs[c] + (bias ? to_float(bias[c]) : 0.f);
+      q[c] = to_float(sx[c]);
+      v[c + 4] = q[c + 4] = 0.f;  // (unused)
+    }
+  }
+  stages::act_n(v, p.act);
+  stages::act_n(q, p.side_act);
+  const bool branch_odd = p.out_off == 1;
+#pragma unroll
+  for (int h = 0; h < V / 4; ++h) {
+    float o[8];
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {  // (selects: a runtime slot index would put o in local memory)
+      o[2 * c] = branch_odd ? q[4 * h + c] : v[4 * h + c];
+      o[2 * c + 1] = branch_odd ? v[4 * h + c] : q[4 * h + c];
+    }
+    stages::stg8(out + 8 * h, o);
+  }
+}
+
+// Output tile m0.. (within group grp) from the staging tile Cs; rows[r] / rows[ROWS + r] = image
+// (-1: masked row) / output pixel index. PAIR: the side_pair path is compiled in (DW bodies only).
+template <typename T, bool NHWC, int ROWS, bool PAIR>
 __device__ __forceinline__ void epilogue(const Params& p, const float* Cs, const int* rows, int grp, int m0) {
   const T* __restrict__ bias = static_cast<const T*>(p.bias);
   const T* __restrict__ res = static_cast<const T*>(p.res);
   T* __restrict__ out = static_cast<T*>(p.out);
   const int HWo = p.Ho * p.Wo, K = p.groups * p.Kg, kb = grp * p.Kg + m0;
   if constexpr (NHWC) {
+    if (PAIR && p.side_pair) {  // (Ho == H, Wo == W)
+      const T* __restrict__ sx = static_cast<const T*>(p.side_x);
+      constexpr int G = BN / 8;
+      for (int i = threadIdx.x; i < ROWS * G; i += NT) {
+        const int r = i / G, n = (i - r * G) * 8;
+        const int img = rows[r];
+        if (img < 0 || m0 + n >= p.Kg) continue;
+        const int64_t pix = int64_t(img) * HWo + rows[ROWS + r];
+        const int k = kb + n;
+        const float* cs = Cs + r * LDC + n;
+        const T* bk = bias ? bias + k : nullptr;
+        const T* sk = sx + pix * p.side_xC + k;
+        T* ok = out + pix * p.out_C + 2 * k;
+        if (m0 + n + 8 <= p.Kg) pair_store<T, 8>(p, cs, bk, sk, ok);
+        else pair_store<T, 4>(p, cs, bk, sk, ok);
+      }
+      return;
+    }
     if (p.vec_out) {
       constexpr int G = BN / 8;
-      for (int i = threadIdx.x; i < BM * G; i += NT) {
+      for (int i = threadIdx.x; i < ROWS * G; i += NT) {
         const int r = i / G, n = (i - r * G) * 8;
         const int img = rows[r];
         if (img < 0 || m0 + n >= p.Kg) continue;
@@ -231,7 +310,7 @@ __device__ __forceinline__ void epilogue(const Params& p, const float* Cs, const
 #pragma unroll
           for (int c = 0; c < 8; ++c) v[c] += b[c];
         }
-        const int64_t off = act_offset<true>(img, p.out_off + kb + n, rows[BM + r], p.out_C, HWo);
+        const int64_t off = act_offset<true>(img, p.out_off + kb + n, rows[ROWS + r], p.out_C, HWo);
         if (res) {
           float q[8];
           stages::ldg8(res + off, q);
@@ -244,15 +323,15 @@ __device__ __forceinline__ void epilogue(const Params& p, const float* Cs, const
       return;
     }
   }
-  for (int i = threadIdx.x; i < BM * BN; i += NT) {
-    const int n = NHWC ? i % BN : i / BM, r = NHWC ? i / BN : i % BM;
+  for (int i = threadIdx.x; i < ROWS * BN; i += NT) {
+    const int n = NHWC ? i % BN : i / ROWS, r = NHWC ? i / BN : i % ROWS;
     const int img = rows[r];
     if (img < 0 || m0 + n >= p.Kg) continue;
     const int k = kb + n;
     float v = Cs[r * LDC + n];
     if (bias) v += to_float(bias[k]);
     const int oc = p.out_mul * (p.shuffle_out ? shuffle_dst(k, p.shuffle_out, K) : k) + p.out_off;
-    const int64_t off = act_offset<NHWC>(img, oc, rows[BM + r], p.out_C, HWo);
+    const int64_t off = act_offset<NHWC>(img, oc, rows[ROWS + r], p.out_C, HWo);
     if (res) v += to_float(res[off]);
     out[off] = from_float<T>(apply_act(v, p.act));
   }
@@ -339,7 +418,8 @@ __device__ __forceinline__ void side_job(const Params& p, int cb, int n, int oy0
 
 template <typename T, bool NHWC>
 __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem) {
-  using Gemm = stages::Gemm<T, BM, BN, WM, WN>;
+  constexpr int BM = Tiles<T>::PBM;  // (shadows the DW row block in this body)
+  using Gemm = typename Tiles<T>::Plain;
   const Layout L = make_layout_plain<T>();
   int* rows = reinterpret_cast<int*>(smem + L.rows);
   float* Cs = reinterpret_cast<float*>(smem + L.cs);
@@ -426,14 +506,14 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
   __syncthreads();  // pipeline buffers free: Cs aliases them
   g.store(Cs, LDC);
   __syncthreads();
-  epilogue<T, NHWC>(p, Cs, rows, grp, m0);
+  epilogue<T, NHWC, BM, false>(p, Cs, rows, grp, m0);
 }
 
 template <typename T, bool NHWC, int S>
 __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
   constexpr int RW = 2;  // outputs per depthwise strip (as dwpw: 4 spilled under the 128-register cap)
   using DW = stages::Depthwise<T, 3, S, TH, TW, RW, NT>;
-  using Gemm = stages::Gemm<T, BM, BN, WM, WN>;
+  using Gemm = typename Tiles<T>::Dw;
   const int cc = p.cc;
   const Layout L = make_layout_dw<T>(S, cc, p.ca);
   T* A = reinterpret_cast<T*>(smem + L.a);
@@ -475,12 +555,17 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
   constexpr int ih = stages::halo_extent(TH, 3, S, 1), iw = stages::halo_extent(TW, 3, S, 1);
   const int cpad = cdiv(p.Cg, BK) * BK;
   const bool resident = p.ca >= cpad;
-  const int nkt = cdiv(p.Kg, BN);
+  // Output channels per tile: DBN with A resident; the recompute path (partial sums over Cg
+  // splits accumulate in Cs) only what Cs holds, BN.
+  const int tbn = resident ? Tiles<T>::DBN : BN;
+  const int nkt = cdiv(p.Kg, tbn);
+  // Weight rows a tile's warps read: its valid channels rounded up to a warp's columns (zero past Kg).
+  auto brows = [&](int nt) { return min(tbn, cdiv(p.Kg - nt * tbn, Gemm::kColStep) * Gemm::kColStep); };
 
-  // Weight slab [BN][BK] of output tile nt, reduction channels c0.. (zero past Kg and Cg).
+  // Weight slab [brows][BK] of output tile nt, reduction channels c0.. (zero past Kg and Cg).
   auto load_b = [&](T* dst, int nt, int c0) {
-    copy_tile<T>(p.wbytes, dst, L.ldb, BN, BK, p.Cg - c0, w, [&](int r) -> const T* {
-      const int ko = nt * BN + r;
+    copy_tile<T>(p.wbytes, dst, L.ldb, brows(nt), BK, p.Cg - c0, w, [&](int r) -> const T* {
+      const int ko = nt * tbn + r;
       return ko < p.Kg ? wg + int64_t(ko) * p.Cg + c0 : nullptr;
     });
   };
@@ -535,6 +620,7 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
   // Loops kept rolled: unrolled copies of the slab loop (loads inlined 4 ways) spilled at 128 regs.
 #pragma unroll 1
   for (int nt = 0; nt < nkt; ++nt) {
+    const int ncols = min(tbn, p.Kg - nt * tbn);
 #pragma unroll 1
     for (int sc0 = 0; sc0 < cpad; sc0 += p.ca) {
       const int scw = min(p.ca, cpad - sc0);
@@ -569,21 +655,26 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
         stages::cp_async_commit();
         stages::cp_async_wait<1>();
         __syncthreads();  // slab kc visible
-        g.template mma<BK / 16>(A + kc * BK, L.lda, bbuf(kc), L.ldb);
+        g.template mma<BK / 16>(A + kc * BK, L.lda, bbuf(kc), L.ldb, ncols);
         __syncthreads();  // slab kc & 1 free
       }
       // Partial sums of a Cg split go to the staging tile: no accumulator stays live across the
-      // next slab's depthwise phase.
-      g.store(Cs, LDC, sc0 > 0);
+      // next slab's depthwise phase (tbn == BN here).
+      if (!resident) g.store(Cs, LDC, sc0 > 0, 0, BN);
     }
-    if (resident && nt + 1 < nkt) {  // overlap the next tile's first slab with this epilogue
-      load_b(bbuf(0), nt + 1, 0);
-      stages::cp_async_commit();
-      prefetched = true;
+    // The tile drains through Cs in BN-channel passes (two for a full DBN = 128 tile).
+#pragma unroll 1
+    for (int h = 0; h * BN < ncols; ++h) {
+      if (resident) g.store(Cs, LDC, false, h * BN, h * BN + BN);
+      if (h == 0 && resident && nt + 1 < nkt) {  // overlap the next tile's first slab with this epilogue
+        load_b(bbuf(0), nt + 1, 0);
+        stages::cp_async_commit();
+        prefetched = true;
+      }
+      __syncthreads();
+      epilogue<T, NHWC, BM, true>(p, Cs, rows, grp, nt * tbn + h * BN);
+      __syncthreads();  // Cs free for the next pass / tile
     }
-    __syncthreads();
-    epilogue<T, NHWC>(p, Cs, rows, grp, nt * BN);
-    __syncthreads();  // Cs free for the next tile
   }
   stages::cp_async_wait<0>();
 }

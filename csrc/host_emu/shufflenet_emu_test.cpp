@@ -171,7 +171,7 @@ template <typename T> static void run_gconv(bool dw, bool nhwc, gconv::Params p)
   assert(p.side != gconv::kSideCopy || (p.Ho == p.H && p.Wo == p.W));
   const char* why = gconv::plan<T>(p, dw, nhwc, g_smem_max);
   if (why) { printf("FAIL plan: %s\n", why); ++fails; return; }
-  const gconv::Grid g = gconv::grid_of(p, dw);
+  const gconv::Grid g = gconv::grid_of<T>(p, dw);
   smem_fill(p.smem);
   auto go = [&](auto kern) { emu_launch2d(g.x, g.y, gconv::NT, [&] { kern(p); }); };
   if (!dw) { if (nhwc) go(gconv::gconv_kernel<T, false, true, 1>); else go(gconv::gconv_kernel<T, false, false, 1>); }
