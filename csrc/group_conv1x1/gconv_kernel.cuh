@@ -1,45 +1,56 @@
 // gconv_kernel: the grouped 1x1 GEMM behind group_conv1x1 and the ShuffleNet units (see gconv.h for
 // the exact math and Params), built on csrc/stages. Two CTA bodies share the epilogue:
 //
-// Plain (DW = false): one 256-thread CTA computes BM = 64 pixels x BN = 64 output channels of one
-//   group, stepping over the group's Cg input channels in BK = 32 slices through a 3-stage cp.async
-//   pipeline (weight rows and NHWC x pixel rows: 16/8/4-byte copies as alignment allows). NCHW x
-//   with H*W a multiple of 16 / sizeof(T): one 16-byte load of consecutive pixels of one channel
-//   per thread, transposed into the pixel-major slab (synchronous, into the same pipeline
-//   buffers); shuffle_in in NHWC and unaligned NCHW planes: scalar loads. shuffle_in is folded
-//   into the loaders' channel index.
+// Plain (DW = false): one 256-thread CTA computes 128 pixels x 128 output channels (fp32: 64 x 64;
+//   Tiles<T>) of one group, stepping over the group's Cg input channels in BK = 32 slices through a
+//   3-stage cp.async pipeline (weight rows and NHWC x pixel rows: 16/8/4-byte copies as alignment
+//   allows; all 128 weight rows, zero past Kg). NCHW x with H*W a multiple of 16 / sizeof(T): one
+//   16-byte load of consecutive pixels of one channel per thread, transposed into the pixel-major
+//   slab (synchronous, into the same pipeline buffers); shuffle_in in NHWC and unaligned NCHW
+//   planes: scalar loads. shuffle_in is folded into the loaders' channel index.
 // DW (DW = true, template stride S = 1 or 2): one CTA owns an 8 x 8 output tile of one image and ALL
 //   Kg output channels of its group. It computes the 3x3 depthwise of the tile ONCE per CTA from an
 //   smem halo (stages::Depthwise, 8 channels x 2 outputs per thread strip; halo chunks of cc
 //   channels double-buffered with cp.async) into a resident A tile of ca >= Cg channels (rounded to
-//   BK), then loops over the ceil(Kg / BN) output-channel tiles with 64 x 32 weight slabs
-//   double-buffered through cp.async (the next tile's first slab prefetched under the epilogue).
-//   Only when Cg does not fit in shared memory is the depthwise recomputed per (tile, slab).
+//   BK), then loops over the ceil(Kg / DBN) output-channel tiles (DBN = 128; fp32 64) with DBN x 32
+//   weight slabs double-buffered through cp.async (the next tile's first slab prefetched under the
+//   epilogue). Only when Cg does not fit in shared memory is the depthwise recomputed per (tile,
+//   slab); those tiles are BN = 64 wide (their partial sums accumulate in the 64-wide Cs).
 //   The chunk's 3x3 taps are 16-byte loads of (channel, tap)-contiguous dw_w scattered to the
 //   tap-major smem layout (dw_vec: 16-byte aligned group bases), scalar otherwise.
 //   Scalar fallbacks (rows not 4-byte aligned, the tails) are rolled loops (copy_tile): unrolled at
 //   every call site they were most of the load instructions, and the DW bodies took 186-217
 //   registers (126-138 uncapped without them).
 //   Extra CTAs (grid.y >= groups) write the side branch (avg-pool / passthrough copy) of the same
-//   8 x 8 tile: 8-channel vector loads in NHWC, scalar otherwise.
-// GEMM: stages::Gemm<T, 64, 64, 2, 4>: fp16/bf16 ldmatrix + mma.sync.m16n8k16 (fp32 accumulate),
-//   8 warps of 32 x 16; fp32: FMA (16 x 16 thread grid, 4 x 4 per thread).
-// Epilogue (both bodies): accumulators -> fp32 staging tile -> out = act(acc + bias (+ res)),
-//   stored at out_mul * shuffle_out(k) + out_off. vec_out (NHWC, out_mul 1, no shuffle_out, Kg,
-//   out_C, out_off multiples of 8, aligned): one 16-byte load of Cs x2, bias, residual and one
-//   16-byte store per 8 channels. Otherwise scalar stores (channel-fastest in NHWC: the
-//   interleaved / shuffled layouts are byte-masked partial sectors), pixel-fastest in NCHW.
+//   8 x 8 tile: 8-channel vector loads in NHWC, scalar otherwise -- except side_pair (below).
+// GEMM (fp16/bf16: ldmatrix + mma.sync.m16n8k16, fp32 accumulate): plain Gemm<T, 128, 128, 4, 2>,
+//   8 warps of 32 x 64 (per 16-deep k step 2 A + 4 B ldmatrix.x4 for 16 mma: 192 B per mma); DW
+//   Gemm<T, 64, 128, 2, 4>, 8 warps of 32 x 32 (2 + 2 for 8 mma: 256 B; the former 64 x 64 tile's
+//   32 x 16 warps took 384 B). A partial output tile runs only the warps whose columns (64 plain,
+//   32 DW) hold valid channels. fp32: FMA Gemm<float, 64, 64, 2, 4> (16 x 16 threads, 4 x 4 each).
+// Epilogue (both bodies): accumulators -> fp32 staging tile Cs (plain: the whole 128 x 128 tile,
+//   pitch 136; DW: 64 x 64, pitch 72, a 128-wide tile in two passes) -> per 64 channels
+//   out = act(acc + bias (+ res)), stored at out_mul * shuffle_out(k) + out_off. vec_out (NHWC,
+//   out_mul 1, no shuffle_out, Kg, out_C, out_off multiples of 8, aligned): one 16-byte load of
+//   Cs x2, bias, residual and one 16-byte store per 8 channels. side_pair (DW NHWC, ShuffleNetV2
+//   s1: out_mul = side_mul = 2, {out_off, side_off} = {1, 0}, side_C == K, Kg % 4 == 0): the
+//   passthrough copy is fused in: per 8 channels k.. one 16-byte load of Cs x2, bias and side_x[k..]
+//   and two 16-byte stores of the 16 interleaved out channels 2k.. (a Kg % 8 == 4 tail: scalar
+//   loads, one 16-byte store); no side CTAs. Otherwise scalar stores (channel-fastest in NHWC: the
+//   s2 interleaved / shuffled layouts are byte-masked partial sectors), pixel-fastest in NCHW.
 //
-// Per-tile budget (fp16, NHWC): plain: per 32-deep slice one 16-byte cp.async of x and one of w
-//   per thread, 2 x (2 A + 1 B ldmatrix.x4, 4 mma) per warp. DW (s1, Cg = 232): halo 10 x 10 x Cg
+// Per-tile budget (fp16, NHWC): plain: per 32-deep slice 2 16-byte cp.async of x and 2 of w per
+//   thread, 2 x (2 A + 4 B ldmatrix.x4, 16 mma) per warp. DW (s1, Cg = 232): halo 10 x 10 x Cg
 //   read once (1.56x the tile's input; 16-byte cp.async when x_C, x_c0, Cg allow, else 8/4), taps
-//   9 x 32 per chunk as 36 16-byte loads, 9 FFMA x 8 ch per output from smem, then per output tile
-//   8 weight slabs of 64 x 32 from L2. Plain NCHW (fp16): per slice one 16-byte load of 8 pixels
-//   of x per thread (8 two-byte smem stores) instead of 8 two-byte loads.
-// Shared memory (dynamic; make_layout_*): plain fp16 30 KB, fp32 54 KB (opt-in); DW fp16 s1
-//   Cg = 232: A 64 x 264 T (33 KB) + 2 halos 10x10x32 / 2 slabs 64x40 (12.8 KB) + Cs 18 KB
-//   + dw taps 1.3 KB = 65 KB (2 CTAs/SM fit). Registers (fp16/bf16: 115-123 DW, 88-101 plain; fp32
-//   94-128; 0 spills, 2 CTAs/SM) per variant: gconv_f16.cu.
+//   9 x 32 per chunk as 36 16-byte loads, 9 FFMA x 8 ch per output from smem, then per 128-channel
+//   output tile 8 weight slabs of 128 x 32 from L2 (2 16-byte cp.async per thread each) and
+//   2 x (2 A + 2 B ldmatrix.x4, 8 mma) per warp and slab. Plain NCHW (fp16): per slice one 16-byte
+//   load of 8 pixels of x per thread (8 two-byte smem stores) instead of 8 two-byte loads.
+// Shared memory (dynamic; make_layout_*): plain fp16 69 KB (3 stages x 20 KB; Cs 128 x 136 fp32
+//   aliases them), fp32 54 KB; DW fp16 s1 Cg = 232: A 64 x 264 T (33 KB) + 2 halos 10x10x32 /
+//   2 slabs 128x40 (20 KB) + Cs 18 KB + dw taps 0.8 KB = 72 KB; Cg = 488: 104 KB (2 CTAs/SM fit in
+//   228 KB). Registers (fp16/bf16: 128 DW, 122-128 plain; fp32 94-128; 0 spills, 2 CTAs/SM) per
+//   variant: gconv_f16.cu.
 #pragma once
 
 #include <initializer_list>
@@ -63,14 +74,16 @@ constexpr int LDC = BN + 8;
 constexpr size_t kHaloBudget = 48 * 1024;  // both depthwise halo buffers together
 static_assert(TH * TW == BM, "the DW tile is the GEMM's row block");
 
-// fp16/bf16 CTA tiles: 32 x 32 warp tiles (256 B of ldmatrix per m16n8k16, 32 x 16 took 384 B).
-// Plain: 128 pixels x 64 channels on 4 x 2 warps; DW: 64 pixels x 128 channels on 2 x 4 warps,
-// drained through the 64-channel staging tile in two epilogue passes. fp32 (FMA) keeps 64 x 64.
+// fp16/bf16 CTA tiles, both drained through the 64-channel staging tile Cs in BN-wide passes:
+// plain: 128 pixels x 128 channels on 4 x 2 warps of 32 x 64 (192 B of ldmatrix per m16n8k16);
+// DW: 64 pixels x 128 channels on 2 x 4 warps of 32 x 32 (256 B; the 32 x 16 tiles took 384 B).
+// fp32 (FMA) keeps 64 x 64 for both.
 template <typename T> struct Tiles {
   static constexpr bool kMma = stages::kTensorCore<T>;
-  static constexpr int PBM = kMma ? 128 : 64, PWM = kMma ? 4 : 2, PWN = kMma ? 2 : 4;  // plain
+  static constexpr int PBM = kMma ? 128 : 64, PBN = kMma ? 128 : 64;  // plain
+  static constexpr int PWM = kMma ? 4 : 2, PWN = kMma ? 2 : 4;
   static constexpr int DBN = kMma ? 128 : 64;  // DW output channels per tile (resident A)
-  using Plain = stages::Gemm<T, PBM, BN, PWM, PWN>;
+  using Plain = stages::Gemm<T, PBM, PBN, PWM, PWN>;
   using Dw = stages::Gemm<T, BM, DBN, WM, WN>;
 };
 
@@ -84,15 +97,16 @@ struct Layout {
   int lda, ldb;
 };
 
-// Plain path: STAGES x (A [BM][BK+pad] + B [BN][BK+pad]); Cs aliases the pipeline after the loop.
+// Plain path: STAGES x (A [PBM][BK+pad] + B [PBN][BK+pad]); Cs [PBM][PBN+8] aliases the pipeline after
+// the loop.
 template <typename T> __host__ __device__ inline Layout make_layout_plain() {
-  constexpr int PBM = Tiles<T>::PBM;
+  constexpr int PBM = Tiles<T>::PBM, PBN = Tiles<T>::PBN;
   Layout L{};
   L.lda = L.ldb = BK + pad_elems<T>();
-  L.stage = align128(size_t(PBM + BN) * L.lda * sizeof(T));
+  L.stage = align128(size_t(PBM + PBN) * L.lda * sizeof(T));
   L.a = 0;
   L.cs = 0;
-  const size_t pipe = STAGES * L.stage, cs = align128(size_t(PBM) * LDC * sizeof(float));
+  const size_t pipe = STAGES * L.stage, cs = align128(size_t(PBM) * (PBN + 8) * sizeof(float));
   L.rows = pipe > cs ? pipe : cs;
   L.bytes = L.rows + align128(2 * PBM * sizeof(int));
   return L;
@@ -126,7 +140,7 @@ template <typename T> inline Grid grid_of(const Params& p, bool dw) {
   const int side_blocks = p.side != kSideNone && !p.side_pair ? cdiv(p.side_C, SIDE_C) : 0;
   if (dw) return {p.N * p.tiles_h * p.tiles_w, p.groups + side_blocks};
   const int64_t np = int64_t(p.N) * p.Ho * p.Wo, pbm = Tiles<T>::PBM;
-  return {int((np + pbm - 1) / pbm), p.groups * cdiv(p.Kg, BN)};
+  return {int((np + pbm - 1) / pbm), p.groups * cdiv(p.Kg, Tiles<T>::PBN)};
 }
 
 // Fills the derived fields of p (tiling, copy widths, vector flags, smem) for a device allowing
@@ -272,7 +286,7 @@ __device__ __forceinline__ void pair_store(const Params& p, const float* cs, con
 // Output tile m0.. (within group grp) from the staging tile Cs; rows[r] / rows[ROWS + r] = image
 // (-1: masked row) / output pixel index. PAIR: the side_pair path is compiled in (DW bodies only).
 template <typename T, bool NHWC, int ROWS, bool PAIR>
-__device__ __forceinline__ void epilogue(const Params& p, const float* Cs, const int* rows, int grp, int m0) {
+__device__ __forceinline__ void epilogue(const Params& p, const float* Cs, int ldc, const int* rows, int grp, int m0) {
   const T* __restrict__ bias = static_cast<const T*>(p.bias);
   const T* __restrict__ res = static_cast<const T*>(p.res);
   T* __restrict__ out = static_cast<T*>(p.out);
@@ -287,7 +301,7 @@ __device__ __forceinline__ void epilogue(const Params& p, const float* Cs, const
         if (img < 0 || m0 + n >= p.Kg) continue;
         const int64_t pix = int64_t(img) * HWo + rows[ROWS + r];
         const int k = kb + n;
-        const float* cs = Cs + r * LDC + n;
+        const float* cs = Cs + r * ldc + n;
         const T* bk = bias ? bias + k : nullptr;
         const T* sk = sx + pix * p.side_xC + k;
         T* ok = out + pix * p.out_C + 2 * k;
@@ -303,7 +317,7 @@ __device__ __forceinline__ void epilogue(const Params& p, const float* Cs, const
         const int img = rows[r];
         if (img < 0 || m0 + n >= p.Kg) continue;
         float v[8];
-        stages::lds8f(Cs + r * LDC + n, v);
+        stages::lds8f(Cs + r * ldc + n, v);
         if (bias) {
           float b[8];
           stages::ldg8(bias + kb + n, b);
@@ -328,7 +342,7 @@ __device__ __forceinline__ void epilogue(const Params& p, const float* Cs, const
     const int img = rows[r];
     if (img < 0 || m0 + n >= p.Kg) continue;
     const int k = kb + n;
-    float v = Cs[r * LDC + n];
+    float v = Cs[r * ldc + n];
     if (bias) v += to_float(bias[k]);
     const int oc = p.out_mul * (p.shuffle_out ? shuffle_dst(k, p.shuffle_out, K) : k) + p.out_off;
     const int64_t off = act_offset<NHWC>(img, oc, rows[ROWS + r], p.out_C, HWo);
@@ -418,15 +432,18 @@ __device__ __forceinline__ void side_job(const Params& p, int cb, int n, int oy0
 
 template <typename T, bool NHWC>
 __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem) {
-  constexpr int BM = Tiles<T>::PBM;  // (shadows the DW row block in this body)
+  constexpr int BM = Tiles<T>::PBM, PBN = Tiles<T>::PBN, PLDC = PBN + 8;  // (BM shadows the DW rows)
   using Gemm = typename Tiles<T>::Plain;
   const Layout L = make_layout_plain<T>();
   int* rows = reinterpret_cast<int*>(smem + L.rows);
   float* Cs = reinterpret_cast<float*>(smem + L.cs);
   const int HW = p.H * p.W, NP = p.N * HW;  // Ho == H, Wo == W
   const int p0 = blockIdx.x * BM;
-  const int mtiles = cdiv(p.Kg, BN);
-  const int grp = blockIdx.y / mtiles, m0 = (blockIdx.y - grp * mtiles) * BN;
+  const int mtiles = cdiv(p.Kg, PBN);
+  const int grp = blockIdx.y / mtiles, m0 = (blockIdx.y - grp * mtiles) * PBN;
+  // Valid output channels of this tile (the warps past them skip the mma). All PBN weight rows are
+  // copied (zero past Kg): a runtime row count cost the NHWC body 16 bytes of spills.
+  const int ncols = min(PBN, p.Kg - m0);
   const int cbase = grp * p.Cg;
   const int cin = p.groups * p.Cg;
   for (int r = threadIdx.x; r < BM; r += NT) {
@@ -479,7 +496,7 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
         a[r * L.lda + c] = v;
       }
     }
-    copy_tile<T>(p.wbytes, bbuf(s), L.ldb, BN, BK, valid, w, [&](int r) -> const T* {
+    copy_tile<T>(p.wbytes, bbuf(s), L.ldb, PBN, BK, valid, w, [&](int r) -> const T* {
       return m0 + r < p.Kg ? wg + int64_t(r) * p.Cg + k0 : nullptr;
     });
   };
@@ -499,14 +516,17 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
     const int nx = kc + STAGES - 1;
     if (nx < nk) load(cur == 0 ? STAGES - 1 : cur - 1, nx * BK);
     stages::cp_async_commit();
-    g.template mma<BK / 16>(abuf(cur), L.lda, bbuf(cur), L.ldb);
+    g.template mma<BK / 16>(abuf(cur), L.lda, bbuf(cur), L.ldb, ncols);
     cur = cur == STAGES - 1 ? 0 : cur + 1;
   }
   stages::cp_async_wait<0>();
   __syncthreads();  // pipeline buffers free: Cs aliases them
-  g.store(Cs, LDC);
+  // The whole tile goes to Cs at once (draining it in passes kept the second half's accumulators
+  // live across the first epilogue: 16 bytes spilled), then the epilogue runs per BN channels.
+  g.store(Cs, PLDC, false, 0, cdiv(ncols, Gemm::kColStep) * Gemm::kColStep);  // (idle warps skip)
   __syncthreads();
-  epilogue<T, NHWC, BM, false>(p, Cs, rows, grp, m0);
+#pragma unroll 1
+  for (int h = 0; h * BN < ncols; ++h) epilogue<T, NHWC, BM, false>(p, Cs + h * BN, PLDC, rows, grp, m0 + h * BN);
 }
 
 template <typename T, bool NHWC, int S>
@@ -672,7 +692,7 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
         prefetched = true;
       }
       __syncthreads();
-      epilogue<T, NHWC, BM, true>(p, Cs, rows, grp, nt * tbn + h * BN);
+      epilogue<T, NHWC, BM, true>(p, Cs, LDC, rows, grp, nt * tbn + h * BN);
       __syncthreads();  // Cs free for the next pass / tile
     }
   }
