@@ -206,7 +206,7 @@ FLOOR_BOUNDS = {
         "(plain, 192 B per m16n8k16) and 32 x 32 (DW, 256 B: a wider DW tile does not fit 2 CTAs/SM beside "
         "the resident 64 x 488 A tile) warp tiles, plus the 128 x 32 weight slabs every 8 x 8 tile re-reads; "
         "its own roofline is 1.3x its minimal HBM bytes' time at mma.sync rate"},
-    "shufflenet_v2 s2": {"max": 2.2, "binds": {"lsu"}, "_why":
+    "shufflenet_v2 s2": {"max": 2.2, "binds": {"hbm", "lsu"}, "_why":  # (hbm: 96>192 @14)
         "as shufflenet_v2 s1 (488>976 @14), with branch1 reading x again in a third launch and both "
         "branches' interleaved (out_mul 2) stores 2-byte scalars: each launch owns every other channel; "
         "488>976's own roofline is 2.6x its minimal HBM bytes' time"},
