@@ -669,11 +669,12 @@ def gconv_dw(n, H, W, Ho, Wo, s, cg, kg, groups, eb, x_pitch, out_pitch, out_mul
             and (groups == 1 or kg % 8 == 0) and out_pitch % 8 == 0 and side_pitch % 8 == 0 and not residual)
     if pair:
         # per 8 GEMM channels 2 LDS.128 of Cs, 16-byte bias and side_x LDG, two STG.128; the Kg % 8 == 4
-        # tail per row: 4 scalar LDS (distinct banks across its rows), 4 bias LDG (one line), 4 side_x
-        # LDG (a line per row), one STG.128 -- its ~4 lanes of a warp: (4 + 4 + 16 + 4) / 4 per row
+        # tail (pair_store<T, 4>: one lane per row, 4 rows per warp): one LDS.128 (distinct banks across
+        # the rows: 1), an 8-byte bias LDG (one line: 1), an 8-byte side_x LDG and one STG.128 (a line
+        # per row: 4 + 4) -- 10 per 4 rows
         per.lsu["epilogue"] += lin(valid * (kg // 8) * (32 + 16 + 16 + 32))
         if kg % 8:
-            per.lsu["epilogue"] += valid * 7.0
+            per.lsu["epilogue"] += valid * 2.5
     elif vec:
         per.lsu["epilogue"] += store_tile(valid, kg, True, residual)
     else:

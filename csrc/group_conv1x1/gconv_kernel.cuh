@@ -35,7 +35,7 @@
 //   Cs x2, bias, residual and one 16-byte store per 8 channels. side_pair (DW NHWC, ShuffleNetV2
 //   s1: out_mul = side_mul = 2, {out_off, side_off} = {1, 0}, side_C == K, Kg % 4 == 0): the
 //   passthrough copy is fused in: per 8 channels k.. one 16-byte load of Cs x2, bias and side_x[k..]
-//   and two 16-byte stores of the 16 interleaved out channels 2k.. (a Kg % 8 == 4 tail: scalar
+//   and two 16-byte stores of the 16 interleaved out channels 2k.. (a Kg % 8 == 4 tail: 8-byte
 //   loads, one 16-byte store); no side CTAs. Otherwise scalar stores (channel-fastest in NHWC: the
 //   s2 interleaved / shuffled layouts are byte-masked partial sectors), pixel-fastest in NCHW.
 //
@@ -244,9 +244,28 @@ template <bool NHWC> __device__ __forceinline__ int64_t act_offset(int img, int 
   return NHWC ? ((int64_t)img * HW + hw) * C + c : ((int64_t)img * C + c) * HW + hw;
 }
 
+// 4 consecutive elements of T from global memory (8 bytes for fp16/bf16, 16 for fp32; aligned).
+template <typename T, int N> __device__ __forceinline__ void load4(const T* p, float (&v)[N]) {
+  static_assert(N >= 4, "four values");
+  if constexpr (sizeof(T) == 2) {
+    const uint2 u = *reinterpret_cast<const uint2*>(p);
+    v[0] = stages::half_bits<T>(u.x, 0);
+    v[1] = stages::half_bits<T>(u.x, 1);
+    v[2] = stages::half_bits<T>(u.y, 0);
+    v[3] = stages::half_bits<T>(u.y, 1);
+  } else {
+    const uint4 u = stages::ldg16(p);
+    v[0] = __uint_as_float(u.x);
+    v[1] = __uint_as_float(u.y);
+    v[2] = __uint_as_float(u.z);
+    v[3] = __uint_as_float(u.w);
+  }
+}
+
 // The side_pair epilogue (see plan): GEMM channels k.. of pixel row r with the passthrough
 // channels k.. of side_x, interleaved into out channels 2k.. . V = 8: one 16-byte load each of Cs
-// (x2), bias and side_x, two 16-byte stores; V = 4 (the Kg % 8 == 4 tail): scalar loads, one store.
+// (x2), bias and side_x, two 16-byte stores; V = 4 (the Kg % 8 == 4 tail): one 16-byte load of Cs,
+// 8-byte loads of bias and side_x, one 16-byte store.
 template <typename T, int V>
 __device__ __forceinline__ void pair_store(const Params& p, const float* cs, const T* __restrict__ bias,
                                            const T* __restrict__ sx, T* __restrict__ out) {
@@ -260,13 +279,17 @@ __device__ __forceinline__ void pair_store(const Params& p, const float* cs, con
       for (int c = 0; c < 8; ++c) v[c] += b[c];
     }
     stages::ldg8(sx, q);
-  } else {
+  } else {  // 4 channels: 8-byte (fp32: 16-byte) loads, k % 4 == 0 keeps them aligned
+    float b[4] = {0.f, 0.f, 0.f, 0.f};
+    const float4 c4 = *reinterpret_cast<const float4*>(cs);
+    if (bias) load4(bias, b);
+    load4(sx, q);
+    v[0] = c4.x + b[0];
+    v[1] = c4.y + b[1];
+    v[2] = c4.z + b[2];
+    v[3] = c4.w + b[3];
 #pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      v[c] = cs[c] + (bias ? to_float(bias[c]) : 0.f);
-      q[c] = to_float(sx[c]);
-      v[c + 4] = q[c + 4] = 0.f;  // (unused)
-    }
+    for (int c = 4; c < 8; ++c) v[c] = q[c] = 0.f;  // (unused)
   }
   stages::act_n(v, p.act);
   stages::act_n(q, p.side_act);
