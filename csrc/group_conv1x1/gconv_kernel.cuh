@@ -49,8 +49,8 @@
 // Shared memory (dynamic; make_layout_*): plain fp16 69 KB (3 stages x 20 KB; Cs 128 x 136 fp32
 //   aliases them), fp32 54 KB; DW fp16 s1 Cg = 232: A 64 x 264 T (33 KB) + 2 halos 10x10x32 /
 //   2 slabs 128x40 (20 KB) + Cs 18 KB + dw taps 0.8 KB = 72 KB; Cg = 488: 104 KB (2 CTAs/SM fit in
-//   228 KB). Registers (fp16/bf16: 128 DW, 122-128 plain; fp32 94-128; 0 spills, 2 CTAs/SM) per
-//   variant: gconv_f16.cu.
+//   228 KB). Registers (fp16/bf16: 127-128 DW, 126-128 plain, at the 2-CTA cap; fp32 94-128; 0 spills,
+//   2 CTAs/SM) per variant: gconv_f16.cu.
 #pragma once
 
 #include <initializer_list>
@@ -248,11 +248,12 @@ template <bool NHWC> __device__ __forceinline__ int64_t act_offset(int img, int 
 template <typename T, int N> __device__ __forceinline__ void load4(const T* p, float (&v)[N]) {
   static_assert(N >= 4, "four values");
   if constexpr (sizeof(T) == 2) {
-    const uint2 u = *reinterpret_cast<const uint2*>(p);
-    v[0] = stages::half_bits<T>(u.x, 0);
-    v[1] = stages::half_bits<T>(u.x, 1);
-    v[2] = stages::half_bits<T>(u.y, 0);
-    v[3] = stages::half_bits<T>(u.y, 1);
+    const unsigned long long u = *reinterpret_cast<const unsigned long long*>(p);  // one LDG.64
+    const uint32_t lo = uint32_t(u), hi = uint32_t(u >> 32);
+    v[0] = stages::half_bits<T>(lo, 0);
+    v[1] = stages::half_bits<T>(lo, 1);
+    v[2] = stages::half_bits<T>(hi, 0);
+    v[3] = stages::half_bits<T>(hi, 1);
   } else {
     const uint4 u = stages::ldg16(p);
     v[0] = __uint_as_float(u.x);

@@ -64,7 +64,7 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
   __device__ __forceinline__ void mma(const T* A, int lda, const T* B, int ldb, int ncols = BN) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int wm = warp % WM, wn = warp / WM;
-    if (wn * WTN >= ncols) return;
+    if (ncols < BN && wn * WTN >= ncols) return;  // (folds away for the default ncols = BN)
     // Row addresses each lane feeds ldmatrix (see stages/mma.cuh): A matrices j = (rows +8 j&1,
     // k +8 (j>>1)); B matrices j = (n +8 (j>>1), k +8 (j&1)).
     const T* a_row = A + (wm * WTM + (lane & 15)) * lda + (lane >> 4) * 8;
@@ -106,10 +106,11 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
   // Columns [c_lo, c_hi) only, to Cs column c - c_lo (a staging tile narrower than BN, filled in
   // passes); the warps owning none of them skip (warp-uniform).
   __device__ __forceinline__ void store(float* Cs, int ldc, bool accumulate = false, int c_lo = 0, int c_hi = BN) const {
+    const bool part = c_lo > 0 || c_hi < BN;  // (false for the defaults: the checks fold away)
     const int wn = (threadIdx.x >> 5) / WM;
-    if (wn * WTN >= c_hi || (wn + 1) * WTN <= c_lo) return;
+    if (part && (wn * WTN >= c_hi || (wn + 1) * WTN <= c_lo)) return;
     for_each([&](int r, int c, float v0, float v1) {
-      if (c < c_lo || c >= c_hi) return;  // (c, c + 1) never straddle: c_lo, c_hi are even
+      if (part && (c < c_lo || c >= c_hi)) return;  // (c, c + 1) never straddle: c_lo, c_hi are even
       float2* p = reinterpret_cast<float2*>(Cs + r * ldc + c - c_lo);
       if (accumulate) {
         const float2 o = *p;
@@ -164,8 +165,9 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
   }
 
   __device__ __forceinline__ void store(float* Cs, int ldc, bool accumulate = false, int c_lo = 0, int c_hi = BN) const {
+    const bool part = c_lo > 0 || c_hi < BN;
     for_each1([&](int r, int c, float v) {
-      if (c < c_lo || c >= c_hi) return;
+      if (part && (c < c_lo || c >= c_hi)) return;
       float* q = Cs + r * ldc + c - c_lo;
       *q = accumulate ? *q + v : v;
     });
