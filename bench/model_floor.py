@@ -83,14 +83,21 @@ TILING = {
     # gate in registers).
     "inverted_residual": dict(src="csrc/inverted_residual/inverted_residual_kernel.cuh", ec=48, lda=56, hp=56,
                               nt=256, rw=2, ctas_per_sm=1, se_rows=8),
-    # csrc/group_conv1x1/gconv_kernel.cuh: plain: 64 pixels x 64 output channels x BK = 32 slices,
-    # 3-stage cp.async pipeline, Gemm<64, 64, 2, 4>; DW: 8 x 8 output tile x all Kg channels of a
-    # group, 3x3 dw once per CTA from an smem halo (cc = 32, double-buffered) into a resident A tile
-    # (Cg rounded up to 32), 64 x 32 weight slabs double-buffered; extra side-branch CTAs (64 channels
-    # of the avg-pool / passthrough copy of the same tile). Epilogue 16-byte when out_mul == 1, no
-    # shuffle_out, Kg % 8 == 0; scalar otherwise (ShuffleNetV2's interleaved store, shuffle_out).
-    "group_conv1x1": dict(src="csrc/group_conv1x1/gconv_kernel.cuh", bm=64, bn=64, bk=32, nt=256, wm=2, wn=4,
-                          th=8, tw=8, rw=2, side_c=64, halo_budget=48 * 1024, cc_max=32, ldc=72),
+    # csrc/group_conv1x1/gconv_kernel.cuh (header + Tiles<T>, fp16/bf16): plain: 128 pixels x 128 output
+    # channels x BK = 32 slices, 3-stage cp.async pipeline (all 128 weight rows, zero past Kg),
+    # Gemm<128, 128, 4, 2> (32 x 64 warp tiles; warps whose 64 columns lie past Kg skip), whole-tile
+    # fp32 staging [128][136], epilogue per 64 channels;
+    # DW: 8 x 8 output tile x all Kg channels of a group, 3x3 dw once per CTA from an smem halo
+    # (cc = 32, double-buffered) into a resident A tile (Cg rounded up to 32), output tiles of
+    # dbn = 128 channels (Gemm<64, 128, 2, 4>; warps whose 32 columns lie past Kg skip), 128 x 32
+    # weight slabs double-buffered, drained through the 64-channel staging tile in passes; extra
+    # side-branch CTAs (64 channels of the avg-pool / passthrough copy of the same tile), except the
+    # ShuffleNetV2 s1 passthrough when B % 4 == 0 (side_pair: fused into the epilogue, 16-byte runs of
+    # 8 branch + 8 passthrough channels). Epilogue 16-byte when out_mul == 1, no shuffle_out,
+    # Kg % 8 == 0; scalar otherwise (ShuffleNetV2's s2 interleaved store, shuffle_out).
+    "group_conv1x1": dict(src="csrc/group_conv1x1/gconv_kernel.cuh", bm=128, pbn=128, bn=64, bk=32, nt=256, wm=4, wn=2,
+                          th=8, tw=8, rw=2, side_c=64, halo_budget=48 * 1024, cc_max=32, ldc=72,
+                          dbn=128, dwm=2, dwn=4),
     # csrc/pwdw_conv2d/pwdw_conv2d_kernel.cuh: 8 x 8 output tile x 64 h channels per CTA; 1x1 on the
     # halo in blocks of 64 halo pixels (64 x 64 x slabs, single-buffered cp.async), scalar epilogue into
     # hs; scalar concat stores; Depthwise (RW = 2) with a scalar global sink (+ residual).
@@ -645,27 +652,32 @@ def _scatter_row_wf(mul: int, shuffle: int, kvalid: int, ktot: int, eb: int) -> 
 
 
 def gconv_plain(npix, cg, kg, groups, eb, x_pitch, x_c0, out_pitch, out_mul=1, shuffle_out=0, residual=False) -> Count:
+    """One plain gconv launch: per (128-pixel block, group) the 128-channel output tiles."""
     t = TILING["group_conv1x1"]
-    ctas = _cdiv(npix, t["bm"]) * groups * _cdiv(kg, t["bn"])
+    pbn, wcol = t["pbn"], t["pbn"] // t["wn"]
     nk = _cdiv(cg, t["bk"])
     per = Count()
     xb = min(vec_bytes(x_pitch, eb), vec_bytes(x_c0, eb) if x_c0 else 16, vec_bytes(cg, eb))
     wb = vec_bytes(cg, eb)
-    a_bytes = t["bm"] * t["bk"] * eb
-    per.lsu["pw A (x) copy"] += nk * (lin(a_bytes) if xb >= 4 else 2 * scalar(a_bytes / eb))
-    per.lsu["pw weights (cp.async)"] += nk * (lin(a_bytes) if wb >= 4 else 2 * scalar(a_bytes / eb))
-    frag, fl = gemm_slab(t["bm"], t["bn"], t["bk"], t["wm"], t["wn"])
-    per.lsu["pw ldmatrix"] += nk * frag
-    per.tc += nk * fl
-    per.lsu["epilogue"] += lin(t["bm"] * t["bn"] * 4)
+    a_bytes, w_bytes = t["bm"] * t["bk"] * eb, pbn * t["bk"] * eb
     vec = out_mul == 1 and not shuffle_out and kg % 8 == 0 and out_pitch % 8 == 0
-    kval = kg / _cdiv(kg, t["bn"])  # valid channels per CTA (mean over its m tiles)
-    if vec:
-        per.lsu["epilogue"] += store_tile(t["bm"], kval, True, residual)
-    else:
-        per.lsu["epilogue"] += scalar(t["bm"] * kval) * (1 + 1 + residual)  # LDS Cs, LDG bias (+res)
-        per.lsu["epilogue"] += t["bm"] * _scatter_row_wf(out_mul, shuffle_out, min(kg, t["bn"]), kg * groups, eb)
-    return Count().add(per, ctas)
+    for n0 in range(0, kg, pbn):  # one CTA per tile; only the warp columns covering valid channels run
+        ncols = min(pbn, kg - n0)
+        active = _cdiv(ncols, wcol)
+        per.lsu["pw A (x) copy"] += nk * (lin(a_bytes) if xb >= 4 else 2 * scalar(a_bytes / eb))
+        per.lsu["pw weights (cp.async)"] += nk * (lin(w_bytes) if wb >= 4 else 2 * scalar(w_bytes / eb))
+        frag, fl = gemm_slab(t["bm"], active * wcol, t["bk"], t["wm"], active)
+        per.lsu["pw ldmatrix"] += nk * frag
+        per.tc += nk * fl
+        per.lsu["epilogue"] += lin(t["bm"] * active * wcol * 4)  # accumulators -> Cs
+        for m0 in range(0, ncols, t["bn"]):  # epilogue passes of 64 channels
+            kv = min(t["bn"], ncols - m0)
+            if vec:
+                per.lsu["epilogue"] += store_tile(t["bm"], kv, True, residual)
+            else:
+                per.lsu["epilogue"] += scalar(t["bm"] * kv) * (1 + 1 + residual)  # LDS Cs, LDG bias (+res)
+                per.lsu["epilogue"] += t["bm"] * _scatter_row_wf(out_mul, shuffle_out, kv, kg * groups, eb)
+    return Count().add(per, _cdiv(npix, t["bm"]) * groups)
 
 
 def gconv_dw(n, H, W, Ho, Wo, s, cg, kg, groups, eb, x_pitch, out_pitch, out_mul=1, residual=False,
@@ -682,24 +694,39 @@ def gconv_dw(n, H, W, Ho, Wo, s, cg, kg, groups, eb, x_pitch, out_pitch, out_mul
     per = Count()
     for j in range(cpad // cc):
         _dw_chunk(3, s, th, tw, t["rw"], cc, iw, ih, eb, ("smem", cpad + 8, 0), xb, per)
-    frag, fl = gemm_slab(64, t["bn"], t["bk"], t["wm"], t["wn"])
     slabs = cpad // t["bk"]
     wb = vec_bytes(cg, eb)
-    slab_bytes = t["bn"] * t["bk"] * eb
-    per.lsu["pw weights (cp.async)"] += nkt * slabs * (lin(slab_bytes) if wb >= 4 else 2 * scalar(slab_bytes / eb))
-    per.lsu["pw ldmatrix"] += nkt * slabs * frag
-    per.tc += nkt * slabs * fl
-    per.lsu["epilogue"] += nkt * lin(64 * t["bn"] * 4)
+    dbn, wcol = t["dbn"], t["dbn"] // t["dwn"]  # output channels per tile, per warp column
+    for n0 in range(0, kg, dbn):  # output tiles: only the warp columns covering valid channels run
+        active = _cdiv(min(dbn, kg - n0), wcol)
+        frag, fl = gemm_slab(64, active * wcol, t["bk"], t["dwm"], active)
+        slab_bytes = active * wcol * t["bk"] * eb  # weight rows up to the last active warp column
+        per.lsu["pw weights (cp.async)"] += slabs * (lin(slab_bytes) if wb >= 4 else 2 * scalar(slab_bytes / eb))
+        per.lsu["pw ldmatrix"] += slabs * frag
+        per.tc += slabs * fl
+    passes = _cdiv(kg, t["bn"])  # 64-channel Cs passes (a DBN tile drains in two)
+    per.lsu["epilogue"] += passes * lin(64 * t["bn"] * 4)
     valid = Ho * Wo / (_cdiv(Ho, th) * _cdiv(Wo, tw))
     vec = out_mul == 1 and kg % 8 == 0 and out_pitch % 8 == 0
-    if vec:
+    # side_pair (plan): the s1 passthrough copy interleaved with the branch in the epilogue
+    pair = (side == "copy" and out_mul == 2 and s == 1 and groups * kg == side_c and kg % 4 == 0
+            and (groups == 1 or kg % 8 == 0) and out_pitch % 8 == 0 and side_pitch % 8 == 0 and not residual)
+    if pair:
+        # per 8 GEMM channels 2 LDS.128 of Cs, 16-byte bias and side_x LDG, two STG.128; the Kg % 8 == 4
+        # tail (pair_store<T, 4>: one lane per row, 4 rows per warp): one LDS.128 (distinct banks across
+        # the rows: 1), an 8-byte bias LDG (one line: 1), an 8-byte side_x LDG and one STG.128 (a line
+        # per row: 4 + 4) -- 10 per 4 rows
+        per.lsu["epilogue"] += lin(valid * (kg // 8) * (32 + 16 + 16 + 32))
+        if kg % 8:
+            per.lsu["epilogue"] += valid * 2.5
+    elif vec:
         per.lsu["epilogue"] += store_tile(valid, kg, True, residual)
     else:
         per.lsu["epilogue"] += scalar(valid * kg) * (1 + 1 + residual)
         per.lsu["epilogue"] += valid * sum(_scatter_row_wf(out_mul, 0, min(64, kg - m0), kg, eb)
                                            for m0 in range(0, kg, 64))
     out = Count().add(per, tiles * groups)
-    if side:  # side-branch CTAs: 8-channel loads when side_x's C % 8 == 0, stores interleaved or 16-byte
+    if side and not pair:  # side-branch CTAs: 8-channel loads when side_x's C % 8 == 0, stores interleaved or 16-byte
         sc = Count()
         vec_in = side_pitch % 8 == 0
         taps = 9 if side == "pool" else 1

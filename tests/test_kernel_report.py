@@ -207,11 +207,15 @@ FLOOR_BOUNDS = {
     "mobilenet_v3 ir+se": {"max": 3.9, "binds": {"lsu"}, "_why":
         "as mobilenet_v3 ir, plus h round-tripping HBM between the two passes (pass 2 gates A's columns in "
         "registers now; se_mlp is up to 20% of the wavefronts at E = 960)"},
-    "shufflenet_v2 s1": {"max": 3.9, "binds": {"lsu"}, "_why":
-        "Gemm<64, 64, 2, 4> warp tiles of 32 x 16 read 1.5 KB of ldmatrix fragments per 8k MACs (B >= 176), "
-        "the interleaved (out_mul 2) epilogue and passthrough copy store 2-byte scalars, and h round-trips HBM"},
-    "shufflenet_v2 s2": {"max": 3.4, "binds": {"lsu"}, "_why":
-        "as shufflenet_v2 s1, with branch1 reading x again in a third launch"},
+    "shufflenet_v2 s1": {"max": 2.4, "binds": {"lsu"}, "_why":
+        "976>976 @7 (B = 488): the 1x1 GEMMs' ldmatrix fragments are ~55% of the wavefronts even at 32 x 64 "
+        "(plain, 192 B per m16n8k16) and 32 x 32 (DW, 256 B: a wider DW tile does not fit 2 CTAs/SM beside "
+        "the resident 64 x 488 A tile) warp tiles, plus the 128 x 32 weight slabs every 8 x 8 tile re-reads; "
+        "its own roofline is 1.3x its minimal HBM bytes' time at mma.sync rate"},
+    "shufflenet_v2 s2": {"max": 2.2, "binds": {"hbm", "lsu"}, "_why":  # (hbm: 96>192 @14)
+        "as shufflenet_v2 s1 (488>976 @14), with branch1 reading x again in a third launch and both "
+        "branches' interleaved (out_mul 2) stores 2-byte scalars: each launch owns every other channel; "
+        "488>976's own roofline is 2.6x its minimal HBM bytes' time"},
 }
 
 

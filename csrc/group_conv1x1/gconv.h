@@ -59,6 +59,7 @@ struct Params {
   bool dw_vec = false;           // DW: 16-byte loads of the depthwise taps (and bias)
   bool vec_out = false;          // 16-byte epilogue stores
   bool side_vec_in = false, side_vec_out = false;  // 8-channel side-branch loads / stores
+  bool side_pair = false;        // DW NHWC: the passthrough copy fused into the epilogue's 16-byte stores
   size_t smem = 0;               // dynamic shared memory per CTA
 };
 

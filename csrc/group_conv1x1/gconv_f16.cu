@@ -1,7 +1,7 @@
 // Explicit instantiations of the gconv kernel family for __half (plain, DW stride 1/2 x NCHW/NHWC); one file per
 // dtype so nvcc compiles them in parallel.
 // ptxas sm_90 (CUDA 13.0, scripts/nvcc_check.sh), registers/thread, 0 bytes spilled in every variant:
-//   88/101 plain NHWC/NCHW; DW s1/s2: NHWC 121/122, NCHW 118/122.
+//   128/126 plain NHWC/NCHW; DW s1/s2: NHWC 128/128, NCHW 128/127.
 //   __launch_bounds__(256, 2) -> 2 CTAs (16 warps)/SM in every variant, DW as far as its smem allows
 //   (it took 186-217 registers at 1 CTA/SM while its scalar fallback loaders were unrolled).
 #include "group_conv1x1/gconv_launch.cuh"

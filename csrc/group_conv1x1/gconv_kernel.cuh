@@ -1,45 +1,56 @@
 // gconv_kernel: the grouped 1x1 GEMM behind group_conv1x1 and the ShuffleNet units (see gconv.h for
 // the exact math and Params), built on csrc/stages. Two CTA bodies share the epilogue:
 //
-// Plain (DW = false): one 256-thread CTA computes BM = 64 pixels x BN = 64 output channels of one
-//   group, stepping over the group's Cg input channels in BK = 32 slices through a 3-stage cp.async
-//   pipeline (weight rows and NHWC x pixel rows: 16/8/4-byte copies as alignment allows). NCHW x
-//   with H*W a multiple of 16 / sizeof(T): one 16-byte load of consecutive pixels of one channel
-//   per thread, transposed into the pixel-major slab (synchronous, into the same pipeline
-//   buffers); shuffle_in in NHWC and unaligned NCHW planes: scalar loads. shuffle_in is folded
-//   into the loaders' channel index.
+// Plain (DW = false): one 256-thread CTA computes 128 pixels x 128 output channels (fp32: 64 x 64;
+//   Tiles<T>) of one group, stepping over the group's Cg input channels in BK = 32 slices through a
+//   3-stage cp.async pipeline (weight rows and NHWC x pixel rows: 16/8/4-byte copies as alignment
+//   allows; all 128 weight rows, zero past Kg). NCHW x with H*W a multiple of 16 / sizeof(T): one
+//   16-byte load of consecutive pixels of one channel per thread, transposed into the pixel-major
+//   slab (synchronous, into the same pipeline buffers); shuffle_in in NHWC and unaligned NCHW
+//   planes: scalar loads. shuffle_in is folded into the loaders' channel index.
 // DW (DW = true, template stride S = 1 or 2): one CTA owns an 8 x 8 output tile of one image and ALL
 //   Kg output channels of its group. It computes the 3x3 depthwise of the tile ONCE per CTA from an
 //   smem halo (stages::Depthwise, 8 channels x 2 outputs per thread strip; halo chunks of cc
 //   channels double-buffered with cp.async) into a resident A tile of ca >= Cg channels (rounded to
-//   BK), then loops over the ceil(Kg / BN) output-channel tiles with 64 x 32 weight slabs
-//   double-buffered through cp.async (the next tile's first slab prefetched under the epilogue).
-//   Only when Cg does not fit in shared memory is the depthwise recomputed per (tile, slab).
+//   BK), then loops over the ceil(Kg / DBN) output-channel tiles (DBN = 128; fp32 64) with DBN x 32
+//   weight slabs double-buffered through cp.async (the next tile's first slab prefetched under the
+//   epilogue). Only when Cg does not fit in shared memory is the depthwise recomputed per (tile,
+//   slab); those tiles are BN = 64 wide (their partial sums accumulate in the 64-wide Cs).
 //   The chunk's 3x3 taps are 16-byte loads of (channel, tap)-contiguous dw_w scattered to the
 //   tap-major smem layout (dw_vec: 16-byte aligned group bases), scalar otherwise.
 //   Scalar fallbacks (rows not 4-byte aligned, the tails) are rolled loops (copy_tile): unrolled at
 //   every call site they were most of the load instructions, and the DW bodies took 186-217
 //   registers (126-138 uncapped without them).
 //   Extra CTAs (grid.y >= groups) write the side branch (avg-pool / passthrough copy) of the same
-//   8 x 8 tile: 8-channel vector loads in NHWC, scalar otherwise.
-// GEMM: stages::Gemm<T, 64, 64, 2, 4>: fp16/bf16 ldmatrix + mma.sync.m16n8k16 (fp32 accumulate),
-//   8 warps of 32 x 16; fp32: FMA (16 x 16 thread grid, 4 x 4 per thread).
-// Epilogue (both bodies): accumulators -> fp32 staging tile -> out = act(acc + bias (+ res)),
-//   stored at out_mul * shuffle_out(k) + out_off. vec_out (NHWC, out_mul 1, no shuffle_out, Kg,
-//   out_C, out_off multiples of 8, aligned): one 16-byte load of Cs x2, bias, residual and one
-//   16-byte store per 8 channels. Otherwise scalar stores (channel-fastest in NHWC: the
-//   interleaved / shuffled layouts are byte-masked partial sectors), pixel-fastest in NCHW.
+//   8 x 8 tile: 8-channel vector loads in NHWC, scalar otherwise -- except side_pair (below).
+// GEMM (fp16/bf16: ldmatrix + mma.sync.m16n8k16, fp32 accumulate): plain Gemm<T, 128, 128, 4, 2>,
+//   8 warps of 32 x 64 (per 16-deep k step 2 A + 4 B ldmatrix.x4 for 16 mma: 192 B per mma); DW
+//   Gemm<T, 64, 128, 2, 4>, 8 warps of 32 x 32 (2 + 2 for 8 mma: 256 B; the former 64 x 64 tile's
+//   32 x 16 warps took 384 B). A partial output tile runs only the warps whose columns (64 plain,
+//   32 DW) hold valid channels. fp32: FMA Gemm<float, 64, 64, 2, 4> (16 x 16 threads, 4 x 4 each).
+// Epilogue (both bodies): accumulators -> fp32 staging tile Cs (plain: the whole 128 x 128 tile,
+//   pitch 136; DW: 64 x 64, pitch 72, a 128-wide tile in two passes) -> per 64 channels
+//   out = act(acc + bias (+ res)), stored at out_mul * shuffle_out(k) + out_off. vec_out (NHWC,
+//   out_mul 1, no shuffle_out, Kg, out_C, out_off multiples of 8, aligned): one 16-byte load of
+//   Cs x2, bias, residual and one 16-byte store per 8 channels. side_pair (DW NHWC, ShuffleNetV2
+//   s1: out_mul = side_mul = 2, {out_off, side_off} = {1, 0}, side_C == K, Kg % 4 == 0): the
+//   passthrough copy is fused in: per 8 channels k.. one 16-byte load of Cs x2, bias and side_x[k..]
+//   and two 16-byte stores of the 16 interleaved out channels 2k.. (a Kg % 8 == 4 tail: 8-byte
+//   loads, one 16-byte store); no side CTAs. Otherwise scalar stores (channel-fastest in NHWC: the
+//   s2 interleaved / shuffled layouts are byte-masked partial sectors), pixel-fastest in NCHW.
 //
-// Per-tile budget (fp16, NHWC): plain: per 32-deep slice one 16-byte cp.async of x and one of w
-//   per thread, 2 x (2 A + 1 B ldmatrix.x4, 4 mma) per warp. DW (s1, Cg = 232): halo 10 x 10 x Cg
+// Per-tile budget (fp16, NHWC): plain: per 32-deep slice 2 16-byte cp.async of x and 2 of w per
+//   thread, 2 x (2 A + 4 B ldmatrix.x4, 16 mma) per warp. DW (s1, Cg = 232): halo 10 x 10 x Cg
 //   read once (1.56x the tile's input; 16-byte cp.async when x_C, x_c0, Cg allow, else 8/4), taps
-//   9 x 32 per chunk as 36 16-byte loads, 9 FFMA x 8 ch per output from smem, then per output tile
-//   8 weight slabs of 64 x 32 from L2. Plain NCHW (fp16): per slice one 16-byte load of 8 pixels
-//   of x per thread (8 two-byte smem stores) instead of 8 two-byte loads.
-// Shared memory (dynamic; make_layout_*): plain fp16 30 KB, fp32 54 KB (opt-in); DW fp16 s1
-//   Cg = 232: A 64 x 264 T (33 KB) + 2 halos 10x10x32 / 2 slabs 64x40 (12.8 KB) + Cs 18 KB
-//   + dw taps 1.3 KB = 65 KB (2 CTAs/SM fit). Registers (fp16/bf16: 115-123 DW, 88-101 plain; fp32
-//   94-128; 0 spills, 2 CTAs/SM) per variant: gconv_f16.cu.
+//   9 x 32 per chunk as 36 16-byte loads, 9 FFMA x 8 ch per output from smem, then per 128-channel
+//   output tile 8 weight slabs of 128 x 32 from L2 (2 16-byte cp.async per thread each) and
+//   2 x (2 A + 2 B ldmatrix.x4, 8 mma) per warp and slab. Plain NCHW (fp16): per slice one 16-byte
+//   load of 8 pixels of x per thread (8 two-byte smem stores) instead of 8 two-byte loads.
+// Shared memory (dynamic; make_layout_*): plain fp16 69 KB (3 stages x 20 KB; Cs 128 x 136 fp32
+//   aliases them), fp32 54 KB; DW fp16 s1 Cg = 232: A 64 x 264 T (33 KB) + 2 halos 10x10x32 /
+//   2 slabs 128x40 (20 KB) + Cs 18 KB + dw taps 0.8 KB = 72 KB; Cg = 488: 104 KB (2 CTAs/SM fit in
+//   228 KB). Registers (fp16/bf16: 127-128 DW, 126-128 plain, at the 2-CTA cap; fp32 94-128; 0 spills,
+//   2 CTAs/SM) per variant: gconv_f16.cu.
 #pragma once
 
 #include <initializer_list>
@@ -51,8 +62,8 @@
 namespace fastconv {
 namespace gconv {
 
-constexpr int BM = 64;      // GEMM rows: pixels (plain: flattened; DW: an 8 x 8 tile)
-constexpr int BN = 64;      // output channels per tile
+constexpr int BM = 64;      // DW GEMM rows: the pixels of an 8 x 8 tile
+constexpr int BN = 64;      // output channels per staging tile (Cs) and epilogue pass
 constexpr int BK = 32;      // reduction channels per slab
 constexpr int NT = 256;
 constexpr int WM = 2, WN = 4;
@@ -62,6 +73,19 @@ constexpr int SIDE_C = 64;  // channels per side-branch CTA
 constexpr int LDC = BN + 8;
 constexpr size_t kHaloBudget = 48 * 1024;  // both depthwise halo buffers together
 static_assert(TH * TW == BM, "the DW tile is the GEMM's row block");
+
+// fp16/bf16 CTA tiles, both drained through the 64-channel staging tile Cs in BN-wide passes:
+// plain: 128 pixels x 128 channels on 4 x 2 warps of 32 x 64 (192 B of ldmatrix per m16n8k16);
+// DW: 64 pixels x 128 channels on 2 x 4 warps of 32 x 32 (256 B; the 32 x 16 tiles took 384 B).
+// fp32 (FMA) keeps 64 x 64 for both.
+template <typename T> struct Tiles {
+  static constexpr bool kMma = stages::kTensorCore<T>;
+  static constexpr int PBM = kMma ? 128 : 64, PBN = kMma ? 128 : 64;  // plain
+  static constexpr int PWM = kMma ? 4 : 2, PWN = kMma ? 2 : 4;
+  static constexpr int DBN = kMma ? 128 : 64;  // DW output channels per tile (resident A)
+  using Plain = stages::Gemm<T, PBM, PBN, PWM, PWN>;
+  using Dw = stages::Gemm<T, BM, DBN, WM, WN>;
+};
 
 template <typename T> __host__ __device__ constexpr int pad_elems() { return 16 / int(sizeof(T)); }
 __host__ __device__ inline size_t align128(size_t v) { return (v + 127) & ~size_t(127); }
@@ -73,27 +97,30 @@ struct Layout {
   int lda, ldb;
 };
 
-// Plain path: STAGES x (A [BM][BK+pad] + B [BN][BK+pad]); Cs aliases the pipeline after the loop.
+// Plain path: STAGES x (A [PBM][BK+pad] + B [PBN][BK+pad]); Cs [PBM][PBN+8] aliases the pipeline after
+// the loop.
 template <typename T> __host__ __device__ inline Layout make_layout_plain() {
+  constexpr int PBM = Tiles<T>::PBM, PBN = Tiles<T>::PBN;
   Layout L{};
   L.lda = L.ldb = BK + pad_elems<T>();
-  L.stage = align128(size_t(BM + BN) * L.lda * sizeof(T));
+  L.stage = align128(size_t(PBM + PBN) * L.lda * sizeof(T));
   L.a = 0;
   L.cs = 0;
-  const size_t pipe = STAGES * L.stage, cs = align128(size_t(BM) * LDC * sizeof(float));
+  const size_t pipe = STAGES * L.stage, cs = align128(size_t(PBM) * (PBN + 8) * sizeof(float));
   L.rows = pipe > cs ? pipe : cs;
-  L.bytes = L.rows + align128(2 * BM * sizeof(int));
+  L.bytes = L.rows + align128(2 * PBM * sizeof(int));
   return L;
 }
 
-// DW path: resident A [BM][ca+pad]; a region holding either 2 halos or 2 weight slabs; Cs; taps.
+// DW path: resident A [BM][ca+pad]; a region holding either 2 halos or 2 weight slabs [DBN][BK+pad];
+// Cs [BM][LDC]; taps.
 template <typename T> __host__ __device__ inline Layout make_layout_dw(int s, int cc, int ca) {
   Layout L{};
   L.lda = ca + pad_elems<T>();
   L.ldb = BK + pad_elems<T>();
   const size_t ih = stages::halo_extent(TH, 3, s, 1), iw = stages::halo_extent(TW, 3, s, 1);
   const size_t halo = align128(ih * iw * cc * sizeof(T));
-  const size_t bslab = align128(size_t(BN) * L.ldb * sizeof(T));
+  const size_t bslab = align128(size_t(Tiles<T>::DBN) * L.ldb * sizeof(T));
   L.a = 0;
   L.region = align128(size_t(BM) * L.lda * sizeof(T));
   L.halo1 = L.region + halo;
@@ -109,11 +136,11 @@ template <typename T> __host__ __device__ inline Layout make_layout_dw(int s, in
 struct Grid {
   int x, y;
 };
-inline Grid grid_of(const Params& p, bool dw) {
-  const int side_blocks = p.side != kSideNone ? cdiv(p.side_C, SIDE_C) : 0;
+template <typename T> inline Grid grid_of(const Params& p, bool dw) {
+  const int side_blocks = p.side != kSideNone && !p.side_pair ? cdiv(p.side_C, SIDE_C) : 0;
   if (dw) return {p.N * p.tiles_h * p.tiles_w, p.groups + side_blocks};
-  const int64_t np = int64_t(p.N) * p.Ho * p.Wo;
-  return {int((np + BM - 1) / BM), p.groups * cdiv(p.Kg, BN)};
+  const int64_t np = int64_t(p.N) * p.Ho * p.Wo, pbm = Tiles<T>::PBM;
+  return {int((np + pbm - 1) / pbm), p.groups * cdiv(p.Kg, Tiles<T>::PBN)};
 }
 
 // Fills the derived fields of p (tiling, copy widths, vector flags, smem) for a device allowing
@@ -135,6 +162,15 @@ template <typename T> inline const char* plan(Params& p, bool dw, bool nhwc, siz
               p.out_off % 8 == 0 && al16(p.out) && (!p.bias || al16(p.bias)) && (!p.res || al16(p.res));
   p.side_vec_in = nhwc && p.side != kSideNone && p.side_xC % 8 == 0 && al16(p.side_x);
   p.side_vec_out = p.side_vec_in && p.side_mul == 1 && p.side_off % 8 == 0 && p.out_C % 8 == 0 && al16(p.out);
+  // The passthrough copy interleaved with the GEMM output (ShuffleNetV2 s1: out[2c + side_off] =
+  // side_x[c], out[2k + out_off] = branch[k], side channel c pairs with k = c): the DW epilogue
+  // stores both as 16-byte runs of out (8 GEMM channels -> 16 out channels), no side CTAs. 8-channel
+  // items start at k % 8 == 0 (groups 1 or Kg % 8 == 0); a Kg % 8 == 4 tail is one 8-element store.
+  p.side_pair = dw && nhwc && p.side == kSideCopy && p.stride == 1 && p.out_mul == 2 && p.side_mul == 2 &&
+                ((p.out_off == 1 && p.side_off == 0) || (p.out_off == 0 && p.side_off == 1)) &&
+                p.shuffle_out == 0 && !p.res && p.side_C == p.groups * p.Kg && p.Kg % 4 == 0 &&
+                (p.groups == 1 || p.Kg % 8 == 0) && p.out_C % 8 == 0 && p.side_xC % 8 == 0 && al16(p.out) &&
+                al16(p.side_x) && (!p.bias || al16(p.bias));
   // NCHW pixel runs of 16 bytes never straddle an image plane (HW % E == 0) and stay aligned.
   p.x_pix_vec = !dw && !nhwc && int64_t(p.H) * p.W % (16 / e) == 0 && al16(p.x);
   // Every group's and chunk's taps start 16-byte aligned: cbase * 9 and c0 * 9 elements, c0 % 8 == 0.
@@ -208,30 +244,111 @@ template <bool NHWC> __device__ __forceinline__ int64_t act_offset(int img, int 
   return NHWC ? ((int64_t)img * HW + hw) * C + c : ((int64_t)img * C + c) * HW + hw;
 }
 
-// Output tile m0.. (within group grp) from the staging tile Cs; rows[r] / rows[BM + r] = image
-// (-1: masked row) / output pixel index.
-template <typename T, bool NHWC>
-__device__ __forceinline__ void epilogue(const Params& p, const float* Cs, const int* rows, int grp, int m0) {
+// 4 consecutive elements of T from global memory (8 bytes for fp16/bf16, 16 for fp32; aligned).
+template <typename T, int N> __device__ __forceinline__ void load4(const T* p, float (&v)[N]) {
+  static_assert(N >= 4, "four values");
+  if constexpr (sizeof(T) == 2) {
+    const unsigned long long u = *reinterpret_cast<const unsigned long long*>(p);  // one LDG.64
+    const uint32_t lo = uint32_t(u), hi = uint32_t(u >> 32);
+    v[0] = stages::half_bits<T>(lo, 0);
+    v[1] = stages::half_bits<T>(lo, 1);
+    v[2] = stages::half_bits<T>(hi, 0);
+    v[3] = stages::half_bits<T>(hi, 1);
+  } else {
+    const uint4 u = stages::ldg16(p);
+    v[0] = __uint_as_float(u.x);
+    v[1] = __uint_as_float(u.y);
+    v[2] = __uint_as_float(u.z);
+    v[3] = __uint_as_float(u.w);
+  }
+}
+
+// The side_pair epilogue (see plan): GEMM channels k.. of pixel row r with the passthrough
+// channels k.. of side_x, interleaved into out channels 2k.. . V = 8: one 16-byte load each of Cs
+// (x2), bias and side_x, two 16-byte stores; V = 4 (the Kg % 8 == 4 tail): one 16-byte load of Cs,
+// 8-byte loads of bias and side_x, one 16-byte store.
+template <typename T, int V>
+__device__ __forceinline__ void pair_store(const Params& p, const float* cs, const T* __restrict__ bias,
+                                           const T* __restrict__ sx, T* __restrict__ out) {
+  float v[8], q[8];
+  if constexpr (V == 8) {
+    stages::lds8f(cs, v);
+    if (bias) {
+      float b[8];
+      stages::ldg8(bias, b);
+#pragma unroll
+      for (int c = 0; c < 8; ++c) v[c] += b[c];
+    }
+    stages::ldg8(sx, q);
+  } else {  // 4 channels: 8-byte (fp32: 16-byte) loads, k % 4 == 0 keeps them aligned
+    float b[4] = {0.f, 0.f, 0.f, 0.f};
+    const float4 c4 = *reinterpret_cast<const float4*>(cs);
+    if (bias) load4(bias, b);
+    load4(sx, q);
+    v[0] = c4.x + b[0];
+    v[1] = c4.y + b[1];
+    v[2] = c4.z + b[2];
+    v[3] = c4.w + b[3];
+#pragma unroll
+    for (int c = 4; c < 8; ++c) v[c] = q[c] = 0.f;  // (unused)
+  }
+  stages::act_n(v, p.act);
+  stages::act_n(q, p.side_act);
+  const bool branch_odd = p.out_off == 1;
+#pragma unroll
+  for (int h = 0; h < V / 4; ++h) {
+    float o[8];
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {  // (selects: a runtime slot index would put o in local memory)
+      o[2 * c] = branch_odd ? q[4 * h + c] : v[4 * h + c];
+      o[2 * c + 1] = branch_odd ? v[4 * h + c] : q[4 * h + c];
+    }
+    stages::stg8(out + 8 * h, o);
+  }
+}
+
+// Output tile m0.. (within group grp) from the staging tile Cs; rows[r] / rows[ROWS + r] = image
+// (-1: masked row) / output pixel index. PAIR: the side_pair path is compiled in (DW bodies only).
+template <typename T, bool NHWC, int ROWS, bool PAIR>
+__device__ __forceinline__ void epilogue(const Params& p, const float* Cs, int ldc, const int* rows, int grp, int m0) {
   const T* __restrict__ bias = static_cast<const T*>(p.bias);
   const T* __restrict__ res = static_cast<const T*>(p.res);
   T* __restrict__ out = static_cast<T*>(p.out);
   const int HWo = p.Ho * p.Wo, K = p.groups * p.Kg, kb = grp * p.Kg + m0;
   if constexpr (NHWC) {
+    if (PAIR && p.side_pair) {  // (Ho == H, Wo == W)
+      const T* __restrict__ sx = static_cast<const T*>(p.side_x);
+      constexpr int G = BN / 8;
+      for (int i = threadIdx.x; i < ROWS * G; i += NT) {
+        const int r = i / G, n = (i - r * G) * 8;
+        const int img = rows[r];
+        if (img < 0 || m0 + n >= p.Kg) continue;
+        const int64_t pix = int64_t(img) * HWo + rows[ROWS + r];
+        const int k = kb + n;
+        const float* cs = Cs + r * ldc + n;
+        const T* bk = bias ? bias + k : nullptr;
+        const T* sk = sx + pix * p.side_xC + k;
+        T* ok = out + pix * p.out_C + 2 * k;
+        if (m0 + n + 8 <= p.Kg) pair_store<T, 8>(p, cs, bk, sk, ok);
+        else pair_store<T, 4>(p, cs, bk, sk, ok);
+      }
+      return;
+    }
     if (p.vec_out) {
       constexpr int G = BN / 8;
-      for (int i = threadIdx.x; i < BM * G; i += NT) {
+      for (int i = threadIdx.x; i < ROWS * G; i += NT) {
         const int r = i / G, n = (i - r * G) * 8;
         const int img = rows[r];
         if (img < 0 || m0 + n >= p.Kg) continue;
         float v[8];
-        stages::lds8f(Cs + r * LDC + n, v);
+        stages::lds8f(Cs + r * ldc + n, v);
         if (bias) {
           float b[8];
           stages::ldg8(bias + kb + n, b);
 #pragma unroll
           for (int c = 0; c < 8; ++c) v[c] += b[c];
         }
-        const int64_t off = act_offset<true>(img, p.out_off + kb + n, rows[BM + r], p.out_C, HWo);
+        const int64_t off = act_offset<true>(img, p.out_off + kb + n, rows[ROWS + r], p.out_C, HWo);
         if (res) {
           float q[8];
           stages::ldg8(res + off, q);
@@ -244,15 +361,15 @@ __device__ __forceinline__ void epilogue(const Params& p, const float* Cs, const
       return;
     }
   }
-  for (int i = threadIdx.x; i < BM * BN; i += NT) {
-    const int n = NHWC ? i % BN : i / BM, r = NHWC ? i / BN : i % BM;
+  for (int i = threadIdx.x; i < ROWS * BN; i += NT) {
+    const int n = NHWC ? i % BN : i / ROWS, r = NHWC ? i / BN : i % ROWS;
     const int img = rows[r];
     if (img < 0 || m0 + n >= p.Kg) continue;
     const int k = kb + n;
-    float v = Cs[r * LDC + n];
+    float v = Cs[r * ldc + n];
     if (bias) v += to_float(bias[k]);
     const int oc = p.out_mul * (p.shuffle_out ? shuffle_dst(k, p.shuffle_out, K) : k) + p.out_off;
-    const int64_t off = act_offset<NHWC>(img, oc, rows[BM + r], p.out_C, HWo);
+    const int64_t off = act_offset<NHWC>(img, oc, rows[ROWS + r], p.out_C, HWo);
     if (res) v += to_float(res[off]);
     out[off] = from_float<T>(apply_act(v, p.act));
   }
@@ -339,14 +456,18 @@ __device__ __forceinline__ void side_job(const Params& p, int cb, int n, int oy0
 
 template <typename T, bool NHWC>
 __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem) {
-  using Gemm = stages::Gemm<T, BM, BN, WM, WN>;
+  constexpr int BM = Tiles<T>::PBM, PBN = Tiles<T>::PBN, PLDC = PBN + 8;  // (BM shadows the DW rows)
+  using Gemm = typename Tiles<T>::Plain;
   const Layout L = make_layout_plain<T>();
   int* rows = reinterpret_cast<int*>(smem + L.rows);
   float* Cs = reinterpret_cast<float*>(smem + L.cs);
   const int HW = p.H * p.W, NP = p.N * HW;  // Ho == H, Wo == W
   const int p0 = blockIdx.x * BM;
-  const int mtiles = cdiv(p.Kg, BN);
-  const int grp = blockIdx.y / mtiles, m0 = (blockIdx.y - grp * mtiles) * BN;
+  const int mtiles = cdiv(p.Kg, PBN);
+  const int grp = blockIdx.y / mtiles, m0 = (blockIdx.y - grp * mtiles) * PBN;
+  // Valid output channels of this tile (the warps past them skip the mma). All PBN weight rows are
+  // copied (zero past Kg): a runtime row count cost the NHWC body 16 bytes of spills.
+  const int ncols = min(PBN, p.Kg - m0);
   const int cbase = grp * p.Cg;
   const int cin = p.groups * p.Cg;
   for (int r = threadIdx.x; r < BM; r += NT) {
@@ -399,7 +520,7 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
         a[r * L.lda + c] = v;
       }
     }
-    copy_tile<T>(p.wbytes, bbuf(s), L.ldb, BN, BK, valid, w, [&](int r) -> const T* {
+    copy_tile<T>(p.wbytes, bbuf(s), L.ldb, PBN, BK, valid, w, [&](int r) -> const T* {
       return m0 + r < p.Kg ? wg + int64_t(r) * p.Cg + k0 : nullptr;
     });
   };
@@ -419,21 +540,24 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
     const int nx = kc + STAGES - 1;
     if (nx < nk) load(cur == 0 ? STAGES - 1 : cur - 1, nx * BK);
     stages::cp_async_commit();
-    g.template mma<BK / 16>(abuf(cur), L.lda, bbuf(cur), L.ldb);
+    g.template mma<BK / 16>(abuf(cur), L.lda, bbuf(cur), L.ldb, ncols);
     cur = cur == STAGES - 1 ? 0 : cur + 1;
   }
   stages::cp_async_wait<0>();
   __syncthreads();  // pipeline buffers free: Cs aliases them
-  g.store(Cs, LDC);
+  // The whole tile goes to Cs at once (draining it in passes kept the second half's accumulators
+  // live across the first epilogue: 16 bytes spilled), then the epilogue runs per BN channels.
+  g.store(Cs, PLDC, false, 0, cdiv(ncols, Gemm::kColStep) * Gemm::kColStep);  // (idle warps skip)
   __syncthreads();
-  epilogue<T, NHWC>(p, Cs, rows, grp, m0);
+#pragma unroll 1
+  for (int h = 0; h * BN < ncols; ++h) epilogue<T, NHWC, BM, false>(p, Cs + h * BN, PLDC, rows, grp, m0 + h * BN);
 }
 
 template <typename T, bool NHWC, int S>
 __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
   constexpr int RW = 2;  // outputs per depthwise strip (as dwpw: 4 spilled under the 128-register cap)
   using DW = stages::Depthwise<T, 3, S, TH, TW, RW, NT>;
-  using Gemm = stages::Gemm<T, BM, BN, WM, WN>;
+  using Gemm = typename Tiles<T>::Dw;
   const int cc = p.cc;
   const Layout L = make_layout_dw<T>(S, cc, p.ca);
   T* A = reinterpret_cast<T*>(smem + L.a);
@@ -475,12 +599,17 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
   constexpr int ih = stages::halo_extent(TH, 3, S, 1), iw = stages::halo_extent(TW, 3, S, 1);
   const int cpad = cdiv(p.Cg, BK) * BK;
   const bool resident = p.ca >= cpad;
-  const int nkt = cdiv(p.Kg, BN);
+  // Output channels per tile: DBN with A resident; the recompute path (partial sums over Cg
+  // splits accumulate in Cs) only what Cs holds, BN.
+  const int tbn = resident ? Tiles<T>::DBN : BN;
+  const int nkt = cdiv(p.Kg, tbn);
+  // Weight rows a tile's warps read: its valid channels rounded up to a warp's columns (zero past Kg).
+  auto brows = [&](int nt) { return min(tbn, cdiv(p.Kg - nt * tbn, Gemm::kColStep) * Gemm::kColStep); };
 
-  // Weight slab [BN][BK] of output tile nt, reduction channels c0.. (zero past Kg and Cg).
+  // Weight slab [brows][BK] of output tile nt, reduction channels c0.. (zero past Kg and Cg).
   auto load_b = [&](T* dst, int nt, int c0) {
-    copy_tile<T>(p.wbytes, dst, L.ldb, BN, BK, p.Cg - c0, w, [&](int r) -> const T* {
-      const int ko = nt * BN + r;
+    copy_tile<T>(p.wbytes, dst, L.ldb, brows(nt), BK, p.Cg - c0, w, [&](int r) -> const T* {
+      const int ko = nt * tbn + r;
       return ko < p.Kg ? wg + int64_t(ko) * p.Cg + c0 : nullptr;
     });
   };
@@ -535,6 +664,7 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
   // Loops kept rolled: unrolled copies of the slab loop (loads inlined 4 ways) spilled at 128 regs.
 #pragma unroll 1
   for (int nt = 0; nt < nkt; ++nt) {
+    const int ncols = min(tbn, p.Kg - nt * tbn);
 #pragma unroll 1
     for (int sc0 = 0; sc0 < cpad; sc0 += p.ca) {
       const int scw = min(p.ca, cpad - sc0);
@@ -569,21 +699,26 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
         stages::cp_async_commit();
         stages::cp_async_wait<1>();
         __syncthreads();  // slab kc visible
-        g.template mma<BK / 16>(A + kc * BK, L.lda, bbuf(kc), L.ldb);
+        g.template mma<BK / 16>(A + kc * BK, L.lda, bbuf(kc), L.ldb, ncols);
         __syncthreads();  // slab kc & 1 free
       }
       // Partial sums of a Cg split go to the staging tile: no accumulator stays live across the
-      // next slab's depthwise phase.
-      g.store(Cs, LDC, sc0 > 0);
+      // next slab's depthwise phase (tbn == BN here).
+      if (!resident) g.store(Cs, LDC, sc0 > 0, 0, BN);
     }
-    if (resident && nt + 1 < nkt) {  // overlap the next tile's first slab with this epilogue
-      load_b(bbuf(0), nt + 1, 0);
-      stages::cp_async_commit();
-      prefetched = true;
+    // The tile drains through Cs in BN-channel passes (two for a full DBN = 128 tile).
+#pragma unroll 1
+    for (int h = 0; h * BN < ncols; ++h) {
+      if (resident) g.store(Cs, LDC, false, h * BN, h * BN + BN);
+      if (h == 0 && resident && nt + 1 < nkt) {  // overlap the next tile's first slab with this epilogue
+        load_b(bbuf(0), nt + 1, 0);
+        stages::cp_async_commit();
+        prefetched = true;
+      }
+      __syncthreads();
+      epilogue<T, NHWC, BM, true>(p, Cs, LDC, rows, grp, nt * tbn + h * BN);
+      __syncthreads();  // Cs free for the next pass / tile
     }
-    __syncthreads();
-    epilogue<T, NHWC>(p, Cs, rows, grp, nt * BN);
-    __syncthreads();  // Cs free for the next tile
   }
   stages::cp_async_wait<0>();
 }

@@ -11,7 +11,7 @@ template <typename T, bool DW, bool NHWC, int S> static void launch_cfg(const Pa
   auto kernel = gconv_kernel<T, DW, NHWC, S>;
   if (p.smem > 48 * 1024)
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(p.smem)));
-  const Grid g = grid_of(p, DW);
+  const Grid g = grid_of<T>(p, DW);
   kernel<<<dim3(unsigned(g.x), unsigned(g.y)), NT, p.smem, stream>>>(p);
   FASTCONV_CHECK_LAUNCH();
 }

@@ -171,7 +171,7 @@ template <typename T> static void run_gconv(bool dw, bool nhwc, gconv::Params p)
   assert(p.side != gconv::kSideCopy || (p.Ho == p.H && p.Wo == p.W));
   const char* why = gconv::plan<T>(p, dw, nhwc, g_smem_max);
   if (why) { printf("FAIL plan: %s\n", why); ++fails; return; }
-  const gconv::Grid g = gconv::grid_of(p, dw);
+  const gconv::Grid g = gconv::grid_of<T>(p, dw);
   smem_fill(p.smem);
   auto go = [&](auto kern) { emu_launch2d(g.x, g.y, gconv::NT, [&] { kern(p); }); };
   if (!dw) { if (nhwc) go(gconv::gconv_kernel<T, false, true, 1>); else go(gconv::gconv_kernel<T, false, false, 1>); }
@@ -350,7 +350,7 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_v2<T>(1, 232, 5, 5, 232, 2, true, nhwc);                     // stage-4 head: branch1 Cg 232
     if (full) test_v2<T>(1, 116, 9, 9, 116, 2, false, nhwc);                    // stage-3 head, 2 x 2... tiles of 5x5 out
     if (full) {
-      g_smem_max = 64 * 1024;                                         // forces the depthwise recompute path
+      g_smem_max = 70 * 1024;  // forces the depthwise recompute path (DW Cg 232 needs 72 KB, plain fp16 69 KB)
       test_v2<T>(1, 464, 3, 3, 232, 1, true, nhwc);
       g_smem_max = 227 * 1024;
     }

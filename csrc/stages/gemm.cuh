@@ -12,10 +12,13 @@
 //     phase hit distinct bank groups (conflict-free).
 //   fp32: FMA (keeps fp32 accuracy; TF32 would not meet the fp32 tolerance). Thread (ty, tx) of a
 //     16 x (NT/16) grid owns rows ty + 16 i, columns tx + (NT/16) j.
-//   store(Cs, ldc, accumulate): accumulators -> (or +=) fp32 staging tile [BM][ldc] (ldc = BN + 8:
-//     the 8-byte stores of each half warp hit 32 distinct banks). Each thread touches only its own
-//     elements, so accumulate needs no barrier between calls. for_each(f) / for_each1(f): the
-//     accumulators in registers instead.
+//   store(Cs, ldc, accumulate, c_lo, c_hi): accumulators -> (or +=) fp32 staging tile [BM][ldc]
+//     (ldc = BN + 8: the 8-byte stores of each half warp hit 32 distinct banks); columns [c_lo, c_hi)
+//     only (default all), at column c - c_lo, so a BN-wide tile can drain through a narrower
+//     staging tile in passes. Each thread touches only its own elements, so accumulate needs no
+//     barrier between calls. for_each(f) / for_each1(f): the accumulators in registers instead.
+//   mma(..., ncols): MMA warps whose columns all lie at or past ncols skip (a partial output tile
+//     costs only the warps it covers; granularity kColStep = BN / WN); FMA computes every column.
 //
 // store_tile<T, BM, BN, NT>: the epilogue. out[row r, channel n0 + n] = act(Cs[r][n] + bias) (+ res)
 // for the rows with a valid offset (rows(r) returns {out offset, res offset} or out < 0) and
@@ -53,9 +56,15 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
         for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
   }
 
-  template <int KSTEPS> __device__ __forceinline__ void mma(const T* A, int lda, const T* B, int ldb) {
+  static constexpr int kColStep = WTN;  // column granularity of mma's ncols (one warp's columns)
+
+  // ncols < BN: the warps whose columns all lie at or past ncols skip the tile (warp-uniform), so a
+  // partial output tile costs neither their ldmatrix nor their mma; their B rows are never read.
+  template <int KSTEPS>
+  __device__ __forceinline__ void mma(const T* A, int lda, const T* B, int ldb, int ncols = BN) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int wm = warp % WM, wn = warp / WM;
+    if (ncols < BN && wn * WTN >= ncols) return;  // (folds away for the default ncols = BN)
     // Row addresses each lane feeds ldmatrix (see stages/mma.cuh): A matrices j = (rows +8 j&1,
     // k +8 (j>>1)); B matrices j = (n +8 (j>>1), k +8 (j&1)).
     const T* a_row = A + (wm * WTM + (lane & 15)) * lda + (lane >> 4) * 8;
@@ -94,9 +103,15 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
   }
 
   // accumulate: Cs += acc (a K-split whose partial sums must not stay in registers), else Cs = acc.
-  __device__ __forceinline__ void store(float* Cs, int ldc, bool accumulate = false) const {
+  // Columns [c_lo, c_hi) only, to Cs column c - c_lo (a staging tile narrower than BN, filled in
+  // passes); the warps owning none of them skip (warp-uniform).
+  __device__ __forceinline__ void store(float* Cs, int ldc, bool accumulate = false, int c_lo = 0, int c_hi = BN) const {
+    const bool part = c_lo > 0 || c_hi < BN;  // (false for the defaults: the checks fold away)
+    const int wn = (threadIdx.x >> 5) / WM;
+    if (part && (wn * WTN >= c_hi || (wn + 1) * WTN <= c_lo)) return;
     for_each([&](int r, int c, float v0, float v1) {
-      float2* p = reinterpret_cast<float2*>(Cs + r * ldc + c);
+      if (part && (c < c_lo || c >= c_hi)) return;  // (c, c + 1) never straddle: c_lo, c_hi are even
+      float2* p = reinterpret_cast<float2*>(Cs + r * ldc + c - c_lo);
       if (accumulate) {
         const float2 o = *p;
         v0 += o.x;
@@ -121,7 +136,11 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
       for (int j = 0; j < CJ; ++j) acc[i][j] = 0.f;
   }
 
-  template <int KSTEPS> __device__ __forceinline__ void mma(const T* A, int lda, const T* B, int ldb) {
+  static constexpr int kColStep = BN;  // every thread owns columns across the whole tile
+
+  // ncols: accepted for the MMA interface; every column is computed (B rows past ncols must be finite).
+  template <int KSTEPS>
+  __device__ __forceinline__ void mma(const T* A, int lda, const T* B, int ldb, int /*ncols*/ = BN) {
     const int ty = threadIdx.x / TX, tx = threadIdx.x % TX;
 #pragma unroll 4
     for (int k = 0; k < 16 * KSTEPS; ++k) {
@@ -145,8 +164,13 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
       for (int j = 0; j < CJ; ++j) f(ty + TY * i, tx + TX * j, acc[i][j]);
   }
 
-  __device__ __forceinline__ void store(float* Cs, int ldc, bool accumulate = false) const {
-    for_each1([&](int r, int c, float v) { Cs[r * ldc + c] = accumulate ? Cs[r * ldc + c] + v : v; });
+  __device__ __forceinline__ void store(float* Cs, int ldc, bool accumulate = false, int c_lo = 0, int c_hi = BN) const {
+    const bool part = c_lo > 0 || c_hi < BN;
+    for_each1([&](int r, int c, float v) {
+      if (part && (c < c_lo || c >= c_hi)) return;
+      float* q = Cs + r * ldc + c - c_lo;
+      *q = accumulate ? *q + v : v;
+    });
   }
 };
 
