@@ -53,11 +53,17 @@ template <typename T> struct Taps8<T, true> {
   __device__ __forceinline__ float operator[](int c) const { return half_bits<T>(word_at(u, c / 2), c % 2); }
 };
 
-template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Depthwise {
+// PACK: taps held as packed fp16/bf16 (Taps8<T, true>; fp32 T ignores it). HOIST: all KS x KS taps
+// loaded once per thread and held across its items (fast path only; KS^2 x 4 registers packed).
+template <typename T, int KS, int S, int TH, int TW, int RW, int NT, bool PACK = (sizeof(T) == 2 && KS >= 5),
+          bool HOIST = false>
+struct Depthwise {
   static constexpr bool kFast = KS > 0 && S > 0;
-  static constexpr bool kPackTaps = sizeof(T) == 2 && KS >= 5;
+  static constexpr bool kPackTaps = sizeof(T) == 2 && PACK;
+  static constexpr bool kHoist = kFast && HOIST;
   static_assert(TW % RW == 0, "the strip width must divide the tile width");
   static constexpr int kStrips = TW / RW;
+  static constexpr int kPositions = TH * kStrips;  // (output row, strip) pairs of the tile
 
   // xs: element strides of x in (n, c, h, w) order.
   static __device__ __forceinline__ void load_input(int bytes, T* in, const T* __restrict__ x, const int64_t* xs, int n,
@@ -86,36 +92,40 @@ template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Dept
   template <class Sink>
   static __device__ __forceinline__ void compute(const T* in, const T* wt, const float* bias, int act, int k, int s,
                                                  int d, int iw, int cc, Sink&& sink, int ldi = 0) {
-    const int ng = cc / 8;
+    const int ng = cc / 8;  // requires cc <= 8 NT
     const int pc = ldi > 0 ? ldi : cc;  // pixel pitch of `in` (elements)
-    const int items = TH * kStrips * ng;
-    for (int it = threadIdx.x; it < items; it += NT) {
-      const int g = it % ng, rest = it / ng;
-      const int strip = rest % kStrips, oy = rest / kStrips;
+    // Thread -> (g, positions): g is fixed per thread, so its bias (and, HOIST, its taps) is read once;
+    // lanes run along g first (16-byte vectors of one pixel side by side), then along positions.
+    // The NT % ng remainder threads idle.
+    const int g = threadIdx.x % ng, p0 = threadIdx.x / ng, pstep = NT / ng;
+    if (p0 >= pstep) return;
+    float b[8];
+    lds8f(bias + g * 8, b);
+    constexpr int KH = kHoist ? KS : 1;
+    [[maybe_unused]] Taps8<T, kPackTaps> wh[KH][KH];
+    if constexpr (kHoist) {
+#pragma unroll
+      for (int ky = 0; ky < KS; ++ky)
+#pragma unroll
+        for (int kx = 0; kx < KS; ++kx) wh[ky][kx].load(wt + (ky * KS + kx) * cc + g * 8);
+    }
+    for (int pos = p0; pos < kPositions; pos += pstep) {
+      const int strip = pos % kStrips, oy = pos / kStrips;
       const int ox0 = strip * RW;
       float acc[RW][8];
-      {
-        float b[8];
-        lds8f(bias + g * 8, b);
 #pragma unroll
-        for (int j = 0; j < RW; ++j)
+      for (int j = 0; j < RW; ++j)
 #pragma unroll
-          for (int c = 0; c < 8; ++c) acc[j][c] = b[c];
-      }
+        for (int c = 0; c < 8; ++c) acc[j][c] = b[c];
       if constexpr (kFast) {
         constexpr int WIN = (RW - 1) * S + KS;
         const T* rp = in + ((oy * S) * iw + ox0 * S) * pc + g * 8;
         const T* wp = wt + g * 8;
-        // Not unrolled over filter rows: one row of weights (KS x 8) live at a time.
-#pragma unroll 1
-        for (int ky = 0; ky < KS; ++ky, rp += iw * pc, wp += KS * cc) {
-          Taps8<T, kPackTaps> w[KS];
-#pragma unroll
-          for (int kx = 0; kx < KS; ++kx) w[kx].load(wp + kx * cc);
+        auto row = [&](const T* r, const auto& w) {
 #pragma unroll
           for (int ix = 0; ix < WIN; ++ix) {
             float v[8];
-            lds8<T>(rp + ix * pc, v);
+            lds8<T>(r + ix * pc, v);
 #pragma unroll
             for (int j = 0; j < RW; ++j) {
               const int kx = ix - j * S;  // compile-time after unrolling
@@ -123,6 +133,19 @@ template <typename T, int KS, int S, int TH, int TW, int RW, int NT> struct Dept
 #pragma unroll
                 for (int c = 0; c < 8; ++c) acc[j][c] = fmaf(v[c], w[kx][c], acc[j][c]);
             }
+          }
+        };
+        if constexpr (kHoist) {
+#pragma unroll
+          for (int ky = 0; ky < KS; ++ky) row(rp + ky * iw * pc, wh[ky]);
+        } else {
+          // Not unrolled over filter rows: one row of weights (KS x 8) live at a time.
+#pragma unroll 1
+          for (int ky = 0; ky < KS; ++ky, rp += iw * pc, wp += KS * cc) {
+            Taps8<T, kPackTaps> w[KS];
+#pragma unroll
+            for (int kx = 0; kx < KS; ++kx) w[kx].load(wp + kx * cc);
+            row(rp, w);
           }
         }
       } else {
