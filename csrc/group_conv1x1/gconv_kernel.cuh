@@ -431,8 +431,8 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
 
 template <typename T, bool NHWC, int S>
 __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
-  constexpr int RW = 2;  // outputs per depthwise strip (as dwpw: 4 spilled under the 128-register cap)
-  using DW = stages::Depthwise<T, 3, S, TH, TW, RW, NT>;
+  constexpr int RW = 4;  // outputs per depthwise strip (as dwpw: 4 with packed fp16/bf16 taps)
+  using DW = stages::Depthwise<T, 3, S, TH, TW, RW, NT, true>;
   using Gemm = stages::Gemm<T, BM, BN, WM, WN>;
   const int cc = p.cc;
   const Layout L = make_layout_dw<T>(S, cc, p.ca);

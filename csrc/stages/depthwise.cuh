@@ -92,35 +92,31 @@ struct Depthwise {
   template <class Sink>
   static __device__ __forceinline__ void compute(const T* in, const T* wt, const float* bias, int act, int k, int s,
                                                  int d, int iw, int cc, Sink&& sink, int ldi = 0) {
-    const int ng = cc / 8;  // requires cc <= 8 NT
+    const int ng = cc / 8;
     const int pc = ldi > 0 ? ldi : cc;  // pixel pitch of `in` (elements)
-    // Thread -> (g, positions): g is fixed per thread, so its bias (and, HOIST, its taps) is read once;
-    // lanes run along g first (16-byte vectors of one pixel side by side), then along positions.
-    // The NT % ng remainder threads idle.
-    const int g = threadIdx.x % ng, p0 = threadIdx.x / ng, pstep = NT / ng;
-    if (p0 >= pstep) return;
-    float b[8];
-    lds8f(bias + g * 8, b);
     constexpr int KH = kHoist ? KS : 1;
-    [[maybe_unused]] Taps8<T, kPackTaps> wh[KH][KH];
-    if constexpr (kHoist) {
-#pragma unroll
-      for (int ky = 0; ky < KS; ++ky)
-#pragma unroll
-        for (int kx = 0; kx < KS; ++kx) wh[ky][kx].load(wt + (ky * KS + kx) * cc + g * 8);
-    }
-    for (int pos = p0; pos < kPositions; pos += pstep) {
-      const int strip = pos % kStrips, oy = pos / kStrips;
+    [[maybe_unused]] float bh[8];                     // HOIST: this thread's bias ...
+    [[maybe_unused]] Taps8<T, kPackTaps> wh[KH][KH];  // ... and taps
+    auto item = [&](int g, int strip, int oy) {
       const int ox0 = strip * RW;
       float acc[RW][8];
+      {
+        float b[8];
+        if constexpr (kHoist) {
 #pragma unroll
-      for (int j = 0; j < RW; ++j)
+          for (int c = 0; c < 8; ++c) b[c] = bh[c];
+        } else {
+          lds8f(bias + g * 8, b);
+        }
 #pragma unroll
-        for (int c = 0; c < 8; ++c) acc[j][c] = b[c];
+        for (int j = 0; j < RW; ++j)
+#pragma unroll
+          for (int c = 0; c < 8; ++c) acc[j][c] = b[c];
+      }
       if constexpr (kFast) {
         constexpr int WIN = (RW - 1) * S + KS;
         const T* rp = in + ((oy * S) * iw + ox0 * S) * pc + g * 8;
-        const T* wp = wt + g * 8;
+        // One filter row: WIN input vectors slide under the row's KS taps for the RW outputs.
         auto row = [&](const T* r, const auto& w) {
 #pragma unroll
           for (int ix = 0; ix < WIN; ++ix) {
@@ -139,6 +135,7 @@ struct Depthwise {
 #pragma unroll
           for (int ky = 0; ky < KS; ++ky) row(rp + ky * iw * pc, wh[ky]);
         } else {
+          const T* wp = wt + g * 8;
           // Not unrolled over filter rows: one row of weights (KS x 8) live at a time.
 #pragma unroll 1
           for (int ky = 0; ky < KS; ++ky, rp += iw * pc, wp += KS * cc) {
@@ -169,6 +166,25 @@ struct Depthwise {
       for (int j = 0; j < RW; ++j) {
         act_n(acc[j], act);
         sink(oy * TW + ox0 + j, g, acc[j]);
+      }
+    };
+    if constexpr (kHoist) {
+      // g fixed per thread (lanes along g first, then positions), so its bias and taps are read once
+      // and held over its positions; the NT % ng remainder threads (and any without a position) idle.
+      // Requires cc <= 8 NT.
+      const int g = threadIdx.x % ng, p0 = threadIdx.x / ng, pstep = NT / ng;
+      if (p0 >= (pstep < kPositions ? pstep : kPositions)) return;
+      lds8f(bias + g * 8, bh);
+#pragma unroll
+      for (int ky = 0; ky < KS; ++ky)
+#pragma unroll
+        for (int kx = 0; kx < KS; ++kx) wh[ky][kx].load(wt + (ky * KS + kx) * cc + g * 8);
+      for (int pos = p0; pos < kPositions; pos += pstep) item(g, pos % kStrips, pos / kStrips);
+    } else {
+      const int items = kPositions * ng;
+      for (int it = threadIdx.x; it < items; it += NT) {
+        const int rest = it / ng;
+        item(it - rest * ng, rest % kStrips, rest / kStrips);
       }
     }
   }
