@@ -1,7 +1,7 @@
 // Stage: depthwise k x k convolution (+ bias, act) of one CTA's TH x TW output tile, one channel
 // chunk of cc channels (a multiple of 8) at a time, from an input halo staged in shared memory.
 //
-//   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
+//   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT[, PACK, HOIST]>;
 //   DW::load_input(bytes, in, x, xs, n, h0, w0, H, W, ih, iw, c0, C, cc[, ldi]);  // halo -> smem
 //   DW::load_weights(wt, bias, dw_w, dw_b, c0, C, k * k, cc);                // taps -> smem
 //   cp_async_commit(); cp_async_wait<0>(); __syncthreads();                  // (or a pipeline)
@@ -20,15 +20,21 @@
 // scalar loads spread over the CTA: a few per thread).
 //
 // compute: work item = (output row oy, strip of RW outputs along W, group g of 8 channels);
-// items = TH * (TW / RW) * (cc / 8), looped over the NT threads. An item keeps RW x 8 fp32
-// accumulators and, per filter row, the k x 8 weights in registers (fp32, or packed fp16/bf16 for
-// k >= 5: see Taps8), and slides along the input
-// row: with KS, S compile-time (dilation 1) it reads (RW - 1) * S + KS input vectors per filter row
-// for RW outputs instead of RW * KS. KS = 0 or S = 0: runtime k, stride, dilation (slower: weights
-// and taps re-read per output). sink(row = oy * TW + ox, g, v) receives the activated 8 channels
-// (g * 8 .. g * 8 + 7 of the chunk); a typical sink stores them as 16 bytes of a GEMM A tile.
-// Per item and filter row (fp16, fast path): k LDS.128 (weights) + (RW-1)S + k LDS.128 (input),
-// 8 k RW FFMA; plus 2 LDS.128 (bias) and RW sink calls per item.
+// items = TH * (TW / RW) * (cc / 8), g fastest, item it = tid, tid + NT, ... (with NT % (cc / 8) == 0
+// a thread keeps one g). An item keeps RW x 8 fp32 accumulators and, per filter row, the k x 8
+// weights in registers (fp32, or packed fp16/bf16 when PACK: see Taps8; default k >= 5), and slides
+// along the input row: with KS, S compile-time (dilation 1) it reads (RW - 1) * S + KS input vectors
+// per filter row for RW outputs instead of RW * KS. KS = 0 or S = 0: runtime k, stride, dilation
+// (slower: weights and taps re-read per output). sink(row = oy * TW + ox, g, v) receives the
+// activated 8 channels (g * 8 .. g * 8 + 7 of the chunk); a typical sink stores them as 16 bytes of a
+// GEMM A tile. HOIST (fast path): thread t keeps g = t % (cc / 8) and takes positions t / (cc / 8),
+// + NT / (cc / 8), ... (the remainder threads idle), with its bias and all KS^2 taps read once into
+// registers (KS^2 x 4 packed registers: for tiles with several items per thread and spare registers).
+// Per item and filter row (fp16, fast path): k LDS.128 (weights; 0 with HOIST) + (RW-1)S + k LDS.128
+// (input), 8 k RW FFMA; plus 2 LDS.128 (bias; once per thread with HOIST) and RW sink calls per item.
+// k3 s1 per output: 11.5 LDS.128 at RW = 2, 7.25 at RW = 4, 5.4 at RW = 7, 5.1 at RW = 8 (+ 1 sink STS);
+// wider strips cost 8 RW accumulator registers: the consumers pick RW (and PACK) per instantiation
+// under their register caps (dwpw k3 and gconv RW = 4, ir 7 / 8 / 4 / 2 by tile and NB).
 #pragma once
 
 #include "stages/tile_copy.cuh"
