@@ -82,7 +82,7 @@ TILING = {
                               nt=256, rw14=(7, 2), rw8=(8, 4), ctas_per_sm=1, se_rows=8),
     # csrc/group_conv1x1/gconv_kernel.cuh: plain: 64 pixels x 64 output channels x BK = 32 slices,
     # 3-stage cp.async pipeline, Gemm<64, 64, 2, 4>; DW: 8 x 8 output tile x all Kg channels of a
-    # group, 3x3 dw (Depthwise RW = 4, packed taps) once per CTA from an smem halo (cc = 32,
+    # group, 3x3 dw (Depthwise RW = 4, packed taps; fp32: RW = 2) once per CTA from an smem halo (cc = 32,
     # double-buffered) into a resident A tile
     # (Cg rounded up to 32), 64 x 32 weight slabs double-buffered; extra side-branch CTAs (64 channels
     # of the avg-pool / passthrough copy of the same tile). Epilogue 16-byte when out_mul == 1, no

@@ -431,7 +431,9 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
 
 template <typename T, bool NHWC, int S>
 __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
-  constexpr int RW = 4;  // outputs per depthwise strip (as dwpw: 4 with packed fp16/bf16 taps)
+  // Outputs per depthwise strip: 4 with packed fp16/bf16 taps (as dwpw k3); fp32 at RW = 4 spilled
+  // 10 B under the 128-register cap.
+  constexpr int RW = sizeof(T) == 2 ? 4 : 2;
   using DW = stages::Depthwise<T, 3, S, TH, TW, RW, NT, true>;
   using Gemm = stages::Gemm<T, BM, BN, WM, WN>;
   const int cc = p.cc;
