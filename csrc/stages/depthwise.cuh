@@ -70,6 +70,7 @@ struct Depthwise {
   static_assert(TW % RW == 0, "the strip width must divide the tile width");
   static constexpr int kStrips = TW / RW;
   static constexpr int kPositions = TH * kStrips;  // (output row, strip) pairs of the tile
+  static constexpr int kTapsRow = KS > 0 ? KS : 1;  // array extent of one filter row's taps
 
   // xs: element strides of x in (n, c, h, w) order.
   static __device__ __forceinline__ void load_input(int bytes, T* in, const T* __restrict__ x, const int64_t* xs, int n,
@@ -100,47 +101,42 @@ struct Depthwise {
                                                  int d, int iw, int cc, Sink&& sink, int ldi = 0) {
     const int ng = cc / 8;
     const int pc = ldi > 0 ? ldi : cc;  // pixel pitch of `in` (elements)
-    constexpr int KH = kHoist ? KS : 1;
-    [[maybe_unused]] float bh[8];                     // HOIST: this thread's bias ...
-    [[maybe_unused]] Taps8<T, kPackTaps> wh[KH][KH];  // ... and taps
-    auto item = [&](int g, int strip, int oy) {
-      const int ox0 = strip * RW;
-      float acc[RW][8];
-      {
-        float b[8];
-        if constexpr (kHoist) {
+    if constexpr (kHoist) {
+      // g fixed per thread (lanes along g first, then positions), so its bias and taps are read once
+      // and held over its positions; the NT % ng remainder threads (and any without a position) idle.
+      // Requires cc <= 8 NT.
+      const int g = threadIdx.x % ng, p0 = threadIdx.x / ng, pstep = NT / ng;
+      if (p0 >= (pstep < kPositions ? pstep : kPositions)) return;
+      float b[8];
+      lds8f(bias + g * 8, b);
+      Taps8<T, kPackTaps> w[KS][KS];
 #pragma unroll
-          for (int c = 0; c < 8; ++c) b[c] = bh[c];
-        } else {
-          lds8f(bias + g * 8, b);
-        }
+      for (int ky = 0; ky < KS; ++ky)
 #pragma unroll
-        for (int j = 0; j < RW; ++j)
+        for (int kx = 0; kx < KS; ++kx) w[ky][kx].load(wt + (ky * KS + kx) * cc + g * 8);
+      for (int pos = p0; pos < kPositions; pos += pstep) {
+        const int strip = pos % kStrips, oy = pos / kStrips;
+        float acc[RW][8];
+        init(acc, b);
+        const T* rp = in + ((oy * S) * iw + strip * RW * S) * pc + g * 8;
 #pragma unroll
-          for (int c = 0; c < 8; ++c) acc[j][c] = b[c];
+        for (int ky = 0; ky < KS; ++ky) window(acc, rp + ky * iw * pc, pc, w[ky]);
+        emit(acc, act, oy * TW + strip * RW, g, sink);
       }
-      if constexpr (kFast) {
-        constexpr int WIN = (RW - 1) * S + KS;
-        const T* rp = in + ((oy * S) * iw + ox0 * S) * pc + g * 8;
-        // One filter row: WIN input vectors slide under the row's KS taps for the RW outputs.
-        auto row = [&](const T* r, const auto& w) {
-#pragma unroll
-          for (int ix = 0; ix < WIN; ++ix) {
-            float v[8];
-            lds8<T>(r + ix * pc, v);
-#pragma unroll
-            for (int j = 0; j < RW; ++j) {
-              const int kx = ix - j * S;  // compile-time after unrolling
-              if (kx >= 0 && kx < KS)
-#pragma unroll
-                for (int c = 0; c < 8; ++c) acc[j][c] = fmaf(v[c], w[kx][c], acc[j][c]);
-            }
-          }
-        };
-        if constexpr (kHoist) {
-#pragma unroll
-          for (int ky = 0; ky < KS; ++ky) row(rp + ky * iw * pc, wh[ky]);
-        } else {
+    } else {
+      const int items = kPositions * ng;
+      for (int it = threadIdx.x; it < items; it += NT) {
+        const int g = it % ng, rest = it / ng;
+        const int strip = rest % kStrips, oy = rest / kStrips;
+        const int ox0 = strip * RW;
+        float acc[RW][8];
+        {
+          float b[8];
+          lds8f(bias + g * 8, b);
+          init(acc, b);
+        }
+        if constexpr (kFast) {
+          const T* rp = in + ((oy * S) * iw + ox0 * S) * pc + g * 8;
           const T* wp = wt + g * 8;
           // Not unrolled over filter rows: one row of weights (KS x 8) live at a time.
 #pragma unroll 1
@@ -148,50 +144,62 @@ struct Depthwise {
             Taps8<T, kPackTaps> w[KS];
 #pragma unroll
             for (int kx = 0; kx < KS; ++kx) w[kx].load(wp + kx * cc);
-            row(rp, w);
+            window(acc, rp, pc, w);
           }
-        }
-      } else {
+        } else {
 #pragma unroll 1
-        for (int ky = 0; ky < k; ++ky)
+          for (int ky = 0; ky < k; ++ky)
 #pragma unroll 1
-          for (int kx = 0; kx < k; ++kx) {
-            float w[8];
-            lds8<T>(wt + (ky * k + kx) * cc + g * 8, w);
-            const T* ip = in + ((oy * s + ky * d) * iw + ox0 * s + kx * d) * pc + g * 8;
+            for (int kx = 0; kx < k; ++kx) {
+              float w[8];
+              lds8<T>(wt + (ky * k + kx) * cc + g * 8, w);
+              const T* ip = in + ((oy * s + ky * d) * iw + ox0 * s + kx * d) * pc + g * 8;
 #pragma unroll
-            for (int j = 0; j < RW; ++j) {
-              float v[8];
-              lds8<T>(ip + j * s * pc, v);
+              for (int j = 0; j < RW; ++j) {
+                float v[8];
+                lds8<T>(ip + j * s * pc, v);
 #pragma unroll
-              for (int c = 0; c < 8; ++c) acc[j][c] = fmaf(v[c], w[c], acc[j][c]);
+                for (int c = 0; c < 8; ++c) acc[j][c] = fmaf(v[c], w[c], acc[j][c]);
+              }
             }
-          }
+        }
+        emit(acc, act, oy * TW + ox0, g, sink);
       }
+    }
+  }
+
+ private:
+  static __device__ __forceinline__ void init(float (&acc)[RW][8], const float (&b)[8]) {
+#pragma unroll
+    for (int j = 0; j < RW; ++j)
+#pragma unroll
+      for (int c = 0; c < 8; ++c) acc[j][c] = b[c];
+  }
+
+  // One filter row (fast path): WIN input vectors slide under the row's KS taps for the RW outputs.
+  static __device__ __forceinline__ void window(float (&acc)[RW][8], const T* r, int pc,
+                                                const Taps8<T, kPackTaps> (&w)[kTapsRow]) {
+    constexpr int WIN = (RW - 1) * S + KS;
+#pragma unroll
+    for (int ix = 0; ix < WIN; ++ix) {
+      float v[8];
+      lds8<T>(r + ix * pc, v);
 #pragma unroll
       for (int j = 0; j < RW; ++j) {
-        act_n(acc[j], act);
-        sink(oy * TW + ox0 + j, g, acc[j]);
-      }
-    };
-    if constexpr (kHoist) {
-      // g fixed per thread (lanes along g first, then positions), so its bias and taps are read once
-      // and held over its positions; the NT % ng remainder threads (and any without a position) idle.
-      // Requires cc <= 8 NT.
-      const int g = threadIdx.x % ng, p0 = threadIdx.x / ng, pstep = NT / ng;
-      if (p0 >= (pstep < kPositions ? pstep : kPositions)) return;
-      lds8f(bias + g * 8, bh);
+        const int kx = ix - j * S;  // compile-time after unrolling
+        if (kx >= 0 && kx < KS)
 #pragma unroll
-      for (int ky = 0; ky < KS; ++ky)
-#pragma unroll
-        for (int kx = 0; kx < KS; ++kx) wh[ky][kx].load(wt + (ky * KS + kx) * cc + g * 8);
-      for (int pos = p0; pos < kPositions; pos += pstep) item(g, pos % kStrips, pos / kStrips);
-    } else {
-      const int items = kPositions * ng;
-      for (int it = threadIdx.x; it < items; it += NT) {
-        const int rest = it / ng;
-        item(it - rest * ng, rest % kStrips, rest / kStrips);
+          for (int c = 0; c < 8; ++c) acc[j][c] = fmaf(v[c], w[kx][c], acc[j][c]);
       }
+    }
+  }
+
+  template <class Sink>
+  static __device__ __forceinline__ void emit(float (&acc)[RW][8], int act, int row0, int g, Sink& sink) {
+#pragma unroll
+    for (int j = 0; j < RW; ++j) {
+      act_n(acc[j], act);
+      sink(row0 + j, g, acc[j]);
     }
   }
 };
