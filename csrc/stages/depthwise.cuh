@@ -133,7 +133,10 @@ struct Depthwise {
         {
           float b[8];
           lds8f(bias + g * 8, b);
-          init(acc, b);
+#pragma unroll
+          for (int j = 0; j < RW; ++j)
+#pragma unroll
+            for (int c = 0; c < 8; ++c) acc[j][c] = b[c];
         }
         if constexpr (kFast) {
           const T* rp = in + ((oy * S) * iw + ox0 * S) * pc + g * 8;
@@ -163,7 +166,11 @@ struct Depthwise {
               }
             }
         }
-        emit(acc, act, oy * TW + ox0, g, sink);
+#pragma unroll
+        for (int j = 0; j < RW; ++j) {
+          act_n(acc[j], act);
+          sink(oy * TW + ox0 + j, g, acc[j]);
+        }
       }
     }
   }
