@@ -34,7 +34,7 @@
 // (input), 8 k RW FFMA; plus 2 LDS.128 (bias; once per thread with HOIST) and RW sink calls per item.
 // k3 s1 per output: 11.5 LDS.128 at RW = 2, 7.25 at RW = 4, 5.4 at RW = 7, 5.1 at RW = 8 (+ 1 sink STS);
 // wider strips cost 8 RW accumulator registers: the consumers pick RW (and PACK) per instantiation
-// under their register caps (dwpw k3 and gconv RW = 4, ir 7 / 8 / 4 / 2 by tile and NB).
+// under their register caps (dwpw k3 and gconv fp16/bf16 RW = 4, ir 7 / 8 / 4 / 2 by tile and NB).
 #pragma once
 
 #include "stages/tile_copy.cuh"
