@@ -64,9 +64,9 @@ TILING = {
     # CTA; dw computed once into a resident A tile of ca = C rounded up to 64 channels (halo chunks of
     # cc <= 64 channels double-buffered by 16-byte cp.async, 48 KB for both); then per 64-channel
     # output tile 64 x 64 weight slabs by cp.async, Gemm<64, 64, 2, 4> (ldmatrix + mma.sync),
-    # fp32 staging tile, 16-byte store_tile (K % 8 == 0). RW = 2.
+    # fp32 staging tile, 16-byte store_tile (K % 8 == 0). Depthwise RW = 4 for k3 (packed taps), else 2.
     "dwpw_conv2d": dict(src="csrc/dwpw_conv2d/dwpw_conv2d_kernel.cuh", th=8, tw=8, bn=64, bk=64, nt=256,
-                        wm=2, wn=4, rw=2, halo_budget=48 * 1024, cc_max=64, ldc=72),
+                        wm=2, wn=4, rw_k3=4, rw=2, halo_budget=48 * 1024, cc_max=64, ldc=72),
     # csrc/inverted_residual/inverted_residual_kernel.cuh + csrc/stages/ir_warp_tile.cuh (plan, ir_layout):
     # persistent grid of 256-thread CTAs (1 per SM), work item = (output tile, project pass); x halo
     # clipped to the image, compacted, channels padded to 16, resident; hidden chunks of EC = 48 with
@@ -74,7 +74,8 @@ TILING = {
     # x 6 n8 per pass, EMT 4 for T8 NB64 / SE pass 1 / T4 in fp16, else 2; bias preloaded into the
     # accumulators, one LDS.64 per pass and n8 tile) -> packed 4-byte (fp32: 8-byte) pair stores into
     # hid[IH][IW][HP = EC + 8] (conflict-free), xpos read once per m tile; hid's out-of-image pixels zeroed
-    # (EC channels); Depthwise (RW = 2, pixel pitch HP) -> ap[TH TW][EC + 8]; project WarpTile accumulators
+    # (EC channels); Depthwise (pixel pitch HP; fast KS/S for T14/T8 k3/k5 with RW = rw14 / rw8 for NB <= 64 /
+    # NB > 64: kRw14 / kRw8; generic k and T4: RW = 2) -> ap[TH TW][EC + 8]; project WarpTile accumulators
     # live across chunks, warp grid proj_wmp (T14 NB96 4 x 2, T8 NB320 2 x 4), a lone last n8 tile by
     # ldmatrix.x2; epilogue: fp32 STS.64 pair staging, 16-byte store_tile. Tiles T14 (s1, k3/5, K <= 96,
     # maps >= 9), T8 (NB 320 for K > 64, else NB 64), T4. SE: pass 1 (T8, h + partial sums to global, a
@@ -82,12 +83,12 @@ TILING = {
     # reduction with 16-byte loads, 9-shuffle reduce-scatter), pass 2 (T8, ap = h by cp.async, A columns x
     # gate in registers).
     "inverted_residual": dict(src="csrc/inverted_residual/inverted_residual_kernel.cuh", ec=48, lda=56, hp=56,
-                              nt=256, rw=2, ctas_per_sm=1, se_rows=8),
+                              nt=256, rw14=(7, 2), rw8=(8, 4), ctas_per_sm=1, se_rows=8),
     # csrc/group_conv1x1/gconv_kernel.cuh (header + Tiles<T>, fp16/bf16): plain: 128 pixels x 128 output
     # channels x BK = 32 slices, 3-stage cp.async pipeline (all 128 weight rows, zero past Kg),
     # Gemm<128, 128, 4, 2> (32 x 64 warp tiles; warps whose 64 columns lie past Kg skip), whole-tile
     # fp32 staging [128][136], epilogue per 64 channels;
-    # DW: 8 x 8 output tile x all Kg channels of a group, 3x3 dw once per CTA from an smem halo
+    # DW: 8 x 8 output tile x all Kg channels of a group, 3x3 dw (Depthwise RW = 4, packed taps; fp32: RW = 2) once per CTA from an smem halo
     # (cc = 32, double-buffered) into a resident A tile (Cg rounded up to 32), output tiles of
     # dbn = 128 channels (Gemm<64, 128, 2, 4>; warps whose 32 columns lie past Kg skip), 128 x 32
     # weight slabs double-buffered, drained through the 64-channel staging tile in passes; extra
@@ -96,7 +97,7 @@ TILING = {
     # 8 branch + 8 passthrough channels). Epilogue 16-byte when out_mul == 1, no shuffle_out,
     # Kg % 8 == 0; scalar otherwise (ShuffleNetV2's s2 interleaved store, shuffle_out).
     "group_conv1x1": dict(src="csrc/group_conv1x1/gconv_kernel.cuh", bm=128, pbn=128, bn=64, bk=32, nt=256, wm=4, wn=2,
-                          th=8, tw=8, rw=2, side_c=64, halo_budget=48 * 1024, cc_max=32, ldc=72,
+                          th=8, tw=8, rw=4, side_c=64, halo_budget=48 * 1024, cc_max=32, ldc=72,
                           dbn=128, dwm=2, dwn=4),
     # csrc/pwdw_conv2d/pwdw_conv2d_kernel.cuh: 8 x 8 output tile x 64 h channels per CTA; 1x1 on the
     # halo in blocks of 64 halo pixels (64 x 64 x slabs, single-buffered cp.async), scalar epilogue into
@@ -184,10 +185,14 @@ class Count:
 
 @functools.lru_cache(maxsize=None)
 def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int, eb: int, sink: tuple,
-                    fast: bool = True, ldi: int = 0) -> tuple:
+                    fast: bool = True, ldi: int = 0, nt: int = 256, hoist: bool = False) -> tuple:
     """(smem wavefronts of compute, global wavefronts of the sink, FP32 FMAs) of one
     ``Depthwise::compute`` call over a cc-channel chunk, simulated warp by warp.
 
+    Items (g, strip, oy), g fastest. Default: item it = t, t + nt, ... for thread t, bias (2 LDS.128
+    fp32) per item, k taps per filter row per item. hoist: thread t keeps g = t % ng and takes
+    positions t // ng, + nt // ng, ... (the nt % ng remainder threads and those without a position
+    idle); its bias and k^2 taps are read once.
     sink: ("smem", lda) -- 16-byte STS of 8 channels at row * lda + 8 g (elements; an A tile);
           ("gvec", pitch) -- 16-byte STG at pixel * pitch + 8 g (pixel = row of a tile at the
           image's top-left corner, pitch = channels of the tensor; image width in sink[2]);
@@ -196,24 +201,45 @@ def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int,
     ng = cc // 8
     pc = ldi or cc
     strips = tw // rw
-    items = th * strips * ng
+    positions = th * strips
+    pstep = nt // ng
+    slots = min(pstep, positions)
     win = (rw - 1) * s + k
+    hoist = hoist and fast
 
-    def item(it):
-        g = it % ng
-        rest = it // ng
-        return g, rest % strips, rest // strips  # g, strip, oy
+    def warps():
+        """Per warp instruction of the item loop: the 32 lanes' (g, strip, oy) or None."""
+        if hoist:
+            for base in range(0, nt, 32):
+                live = [t if t // ng < slots else None for t in range(base, base + 32)]
+                for i in range(_cdiv(positions, pstep)):
+                    lanes = [None if t is None or t // ng + i * pstep >= positions else
+                             (t % ng, (t // ng + i * pstep) % strips, (t // ng + i * pstep) // strips) for t in live]
+                    yield lanes
+        else:
+            items = positions * ng
+            for base in range(0, items, 32):
+                yield [None if it >= items else (it % ng, (it // ng) % strips, (it // ng) // strips)
+                       for it in range(base, base + 32)]
 
     smem = glob = 0.0
-    for base in range(0, items, 32):
-        lanes = [item(it) if it < items else None for it in range(base, base + 32)]
-        # bias: 8 fp32 = two LDS.128
-        for h in range(2):
-            smem += smem_wf([None if L is None else (L[0] * 8 + 4 * h) * 4 for L in lanes], 16)
+    if hoist:  # once per thread: bias (8 fp32 = two LDS.128) and the k^2 taps
+        for base in range(0, nt, 32):
+            live = [t if t // ng < slots else None for t in range(base, base + 32)]
+            for h in range(2):
+                smem += smem_wf([None if t is None else ((t % ng) * 8 + 4 * h) * 4 for t in live], 16)
+            for tap in range(k * k):
+                smem += smem_wf([None if t is None else (tap * cc + (t % ng) * 8) * eb for t in live], 16)
+    for lanes in warps():
+        if all(L is None for L in lanes):
+            continue
+        if not hoist:  # bias per item
+            for h in range(2):
+                smem += smem_wf([None if L is None else (L[0] * 8 + 4 * h) * 4 for L in lanes], 16)
         if fast:
-            # weights (one filter row: k LDS.128; a uniform shift per row keeps the pattern)
-            for kx in range(k):
-                smem += k * smem_wf([None if L is None else (kx * cc + L[0] * 8) * eb for L in lanes], 16)
+            if not hoist:  # one filter row's k taps per row (a uniform shift per row keeps the pattern)
+                for kx in range(k):
+                    smem += k * smem_wf([None if L is None else (kx * cc + L[0] * 8) * eb for L in lanes], 16)
             for ix in range(win):
                 smem += k * smem_wf([None if L is None else ((L[2] * s * iw + L[1] * rw * s + ix) * pc + L[0] * 8) * eb
                                      for L in lanes], 16)
@@ -239,7 +265,7 @@ def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int,
                     glob += gmem_wf([None if r is None else
                                      (((r[0] // tw) * width + r[0] % tw) * sink[1] + r[1] * 8 + c) * eb
                                      for r in rows], eb)
-    fma = items * rw * 8 * k * k
+    fma = positions * ng * rw * 8 * k * k
     return smem, glob, fma
 
 
@@ -249,14 +275,17 @@ def dw_weights(cc: int, kk: int) -> float:
 
 
 def _dw_chunk(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int, ih: int, eb: int, sink: tuple,
-              xbytes: int, c: Count, halo: bool = True, ldi: int = 0) -> None:
-    """One depthwise chunk: halo copy (cp.async or scalar), taps, compute (+ sink)."""
+              xbytes: int, c: Count, halo: bool = True, ldi: int = 0, nt: int = 256, hoist: bool = False,
+              fast: bool | None = None) -> None:
+    """One depthwise chunk: halo copy (cp.async or scalar), taps, compute (+ sink). fast: the
+    compile-time KS/S path (None: k and s in TILING["stages_depthwise"]'s fast sets)."""
     if halo:
         nbytes = ih * iw * cc * eb  # (a pitch ldi > cc pads columns the copy skips)
         c.lsu["dw halo copy"] += lin(nbytes) if xbytes >= 4 else 2 * scalar(nbytes / eb)
     c.lsu["dw taps"] += dw_weights(cc, k * k)
-    fast = k in TILING["stages_depthwise"]["fast_k"] and s in TILING["stages_depthwise"]["fast_s"]
-    sm, gl, fma = depthwise_stage(k, s, th, tw, rw, cc, iw, eb, sink, fast, ldi)
+    if fast is None:
+        fast = k in TILING["stages_depthwise"]["fast_k"] and s in TILING["stages_depthwise"]["fast_s"]
+    sm, gl, fma = depthwise_stage(k, s, th, tw, rw, cc, iw, eb, sink, fast, ldi, nt, hoist)
     c.lsu["dw compute (smem)"] += sm
     c.lsu["dw sink (global)"] += gl
     c.fma += fma
@@ -315,7 +344,7 @@ def model_dwpw(c, n, eb, dev):
     xbytes = vec_bytes(C, eb)
     lda = cpad + 8
     for j in range(cpad // cc):
-        _dw_chunk(k, s, th, tw, t["rw"], cc, iw, ih, eb, ("smem", lda, 0), xbytes, per)
+        _dw_chunk(k, s, th, tw, t["rw_k3"] if k == 3 else t["rw"], cc, iw, ih, eb, ("smem", lda, 0), xbytes, per)
     frag, flops = gemm_slab(64, t["bn"], t["bk"], t["wm"], t["wn"])
     slabs = cpad // t["bk"]
     per.lsu["pw weight slabs (cp.async)"] += nkt * slabs * lin(t["bn"] * t["bk"] * eb)
@@ -515,6 +544,16 @@ def _ir_project_pass(cfg, nt8p, nbr, kpass, E, valid, K, residual, eb, cnt, se_p
     cnt.lsu["epilogue"] += store_tile(valid, kpass, K % 8 == 0, residual)
 
 
+def _ir_dw_strip(tile: int, nt8p: int, k: int, s: int) -> tuple:
+    """(RW, fast path) of ir_kernel's Depthwise as dispatch_ks instantiates it (kRw14 / kRw8)."""
+    t = TILING["inverted_residual"]
+    if tile == 14 and k in (3, 5) and s == 1:
+        return t["rw14"][0 if nt8p <= 4 else 1], True
+    if tile == 8 and k in (3, 5) and s in (1, 2):
+        return t["rw8"][0 if nt8p <= 4 else 1], True
+    return 2, False
+
+
 def model_ir(c, n, eb, dev):
     t = TILING["inverted_residual"]
     k, s, C, E, K = c["kernel"], c["stride"], c["C"], c["hidden"], c["K"]
@@ -565,9 +604,10 @@ def model_ir(c, n, eb, dev):
                                                                          (EC // 8) * bias_wf)
                     count.lsu["weights (cp.async)"] += nchunks * lin(EC * cp * eb)
                     count.lsu["dw taps"] += nchunks * 2 * scalar(EC)  # expand bias
+                rw, fast = _ir_dw_strip(tile, nt8p, k, s)
                 for ch in range(nchunks):
-                    _dw_chunk(k, s, tile, tile, t["rw"], EC, iw, ih, eb, ("smem", LDA, 0),
-                              vec_bytes(C, eb), count, halo=not expand, ldi=HP)
+                    _dw_chunk(k, s, tile, tile, rw, EC, iw, ih, eb, ("smem", LDA, 0),
+                              vec_bytes(C, eb), count, halo=not expand, ldi=HP, fast=fast)
 
     if not se:
         tile, nt8p, nb, npass = ir_plan(c, _KFUSED, eb, dev["smem_optin"])
@@ -859,7 +899,7 @@ def model_depthwise(c, n, eb, dev):
     tiles = _cdiv(c["Ho"], tile) * _cdiv(c["Wo"], tile) * n * _cdiv(C, cc)
     per = Count()
     sink = ("gvec", C, c["Wo"]) if C % 8 == 0 else ("gscalar", C, c["Wo"])
-    _dw_chunk(k, s, tile, tile, t["rw"], cc, iw, ih, eb, sink, vec_bytes(C, eb), per)
+    _dw_chunk(k, s, tile, tile, t["rw"], cc, iw, ih, eb, sink, vec_bytes(C, eb), per, nt=tile * tile)
     return f"depthwise_conv2d_fwd_kernel T{tile}", Count().add(per, tiles), 1.0
 
 

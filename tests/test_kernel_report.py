@@ -189,7 +189,7 @@ def test_floor_tensor_core_ratios_follow_the_ir_tiling():
 # bound / 1.25 fails too, so the record is tightened with it) and which ceiling binds. Bounds above
 # 1.5 miss the bar; "_why" says what in the kernel design makes them miss (bench/README.md, floor).
 FLOOR_BOUNDS = {
-    "mobilenet_v2 dwpw": {"max": 3.2, "binds": {"lsu"}, "_why":
+    "mobilenet_v2 dwpw": {"max": 2.8, "binds": {"lsu"}, "_why":
         "dwpw 32>16 @112: C = 32 runs as 64 (A tile and depthwise in 64-channel slabs) and K = 16 as one "
         "64-wide output tile: 8x the useful tensor-core FLOPs and 2x the depthwise work, whose sliding "
         "window (RW = 2, taps reloaded per item) reads ~200 B of shared memory per 16 B output vector"},

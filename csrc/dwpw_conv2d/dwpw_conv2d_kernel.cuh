@@ -127,8 +127,10 @@ template <typename T> constexpr int kMinBlocks = sizeof(T) == 2 ? 2 : 1;
 template <typename T, int KS, int S>
 __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const DwpwParams p) {
   constexpr bool kFast = KS > 0 && S > 0;
-  constexpr int RW = 2;  // outputs per depthwise strip: 4 at stride 1 spilled under the 128-register cap
-  using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
+  // Outputs per depthwise strip: 4 for k3 with its taps packed (fp16/bf16: 12 registers a filter row
+  // instead of 24) fits the 128-register cap; unpacked (and k5/k7) RW = 4 spilled.
+  constexpr int RW = KS == 3 ? 4 : 2;
+  using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT, sizeof(T) == 2 && (KS >= 5 || RW > 2)>;
   using Gemm = stages::Gemm<T, BM, BN, WM, WN>;
   const int k = kFast ? KS : p.k, s = kFast ? S : p.stride, d = kFast ? 1 : p.dil;
   const int cc = p.cc;

@@ -555,8 +555,11 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
 
 template <typename T, bool NHWC, int S>
 __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
-  constexpr int RW = 2;  // outputs per depthwise strip (as dwpw: 4 spilled under the 128-register cap)
-  using DW = stages::Depthwise<T, 3, S, TH, TW, RW, NT>;
+  // Outputs per depthwise strip: 4 with packed fp16/bf16 taps (as dwpw k3) on the NHWC fast path; 2 for
+  // fp32 (RW = 4 spilled 10 B under the 128-register cap) and for NCHW, whose scalar staging next to
+  // the 64 x 128 DW tiles spilled 12-24 B at RW = 4.
+  constexpr int RW = sizeof(T) == 2 && NHWC ? 4 : 2;
+  using DW = stages::Depthwise<T, 3, S, TH, TW, RW, NT, true>;
   using Gemm = typename Tiles<T>::Dw;
   const int cc = p.cc;
   const Layout L = make_layout_dw<T>(S, cc, p.ca);

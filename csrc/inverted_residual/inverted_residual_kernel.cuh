@@ -195,7 +195,7 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
   // at 2 CTAs/SM, which its registers rule out anyway). At run time a warp takes
   // ceil(m tiles / 8) per pass, clamped to [2, EMT]: no fewer warps busy than with 2.
   constexpr int EMT = stages::kTensorCore<T> && Cfg::MTW * NT8P <= 4 ? 4 : 2;
-  using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT>;
+  using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT, sizeof(T) == 2 && (KS >= 5 || RW > 2)>;
   constexpr int NB = Cfg::NB, MP = Cfg::MP;
   const int ksz = KS > 0 ? KS : p.k, s = S > 0 ? S : p.stride, kk = ksz * ksz;
   const int IH = stages::halo_extent(TH, ksz, s, 1), IW = stages::halo_extent(TW, ksz, s, 1);
@@ -599,17 +599,26 @@ template <typename T> inline IrVariant plan(IrParams& p, int mode, size_t max_sm
 }
 
 // Calls f(kernel) with the instantiation of variant v for MODE (f launches it).
+// The depthwise strip (stages::Depthwise RW) of the fast T14 / T8 instantiations: a row-wide strip
+// (7 of 14, 8 of 8) reads ~2x fewer smem vectors per output than RW = 2 (taps per filter row and the
+// window's overlap amortised over 7-8 outputs) but keeps RW x 8 more accumulators live, next to the
+// project accumulators: NB = 32 / 64 (NT8P = 4) have the registers; NB = 96 / 320 spilled (ptxas
+// sm_90 fp16: 56-644 B at RW 7/8) and keep RW = 2 (NB 320: RW = 4).
+template <typename T, int NT8P> constexpr int kRw14 = NT8P <= 4 ? 7 : 2;
+template <typename T, int NT8P> constexpr int kRw8 = NT8P <= 4 ? 8 : 4;
+
 template <typename T, int MODE, int TH, int NT8P, class F> inline void dispatch_ks(const IrVariant& v, F&& f) {
+  constexpr int R14 = kRw14<T, NT8P>, R8 = kRw8<T, NT8P>;
   if constexpr (MODE == kSePass2 || TH == 4) {
     f(ir_kernel<T, 0, 0, TH, TH, 2, NT8P, MODE>);
   } else if constexpr (TH == 14) {
-    if (v.ks == 3) f(ir_kernel<T, 3, 1, 14, 14, 2, NT8P, MODE>);
-    else f(ir_kernel<T, 5, 1, 14, 14, 2, NT8P, MODE>);
+    if (v.ks == 3) f(ir_kernel<T, 3, 1, 14, 14, R14, NT8P, MODE>);
+    else f(ir_kernel<T, 5, 1, 14, 14, R14, NT8P, MODE>);
   } else {
-    if (v.ks == 3 && v.s == 1) f(ir_kernel<T, 3, 1, 8, 8, 2, NT8P, MODE>);
-    else if (v.ks == 3) f(ir_kernel<T, 3, 2, 8, 8, 2, NT8P, MODE>);
-    else if (v.ks == 5 && v.s == 1) f(ir_kernel<T, 5, 1, 8, 8, 2, NT8P, MODE>);
-    else if (v.ks == 5) f(ir_kernel<T, 5, 2, 8, 8, 2, NT8P, MODE>);
+    if (v.ks == 3 && v.s == 1) f(ir_kernel<T, 3, 1, 8, 8, R8, NT8P, MODE>);
+    else if (v.ks == 3) f(ir_kernel<T, 3, 2, 8, 8, R8, NT8P, MODE>);
+    else if (v.ks == 5 && v.s == 1) f(ir_kernel<T, 5, 1, 8, 8, R8, NT8P, MODE>);
+    else if (v.ks == 5) f(ir_kernel<T, 5, 2, 8, 8, R8, NT8P, MODE>);
     else f(ir_kernel<T, 0, 0, 8, 8, 2, NT8P, MODE>);
   }
 }
