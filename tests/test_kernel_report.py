@@ -192,22 +192,23 @@ FLOOR_BOUNDS = {
     "mobilenet_v2 dwpw": {"max": 2.8, "binds": {"lsu"}, "_why":
         "dwpw 32>16 @112: C = 32 runs as 64 (A tile and depthwise in 64-channel slabs) and K = 16 as one "
         "64-wide output tile: 8x the useful tensor-core FLOPs and 2x the depthwise work, whose sliding "
-        "window (RW = 2, taps reloaded per item) reads ~200 B of shared memory per 16 B output vector"},
-    "mobilenet_v2 ir": {"max": 13.1, "binds": {"lsu"}, "_why":
-        "shared-memory bound: the depthwise stage (RW = 2, 12.5 LDS.128 per 8-channel output; half the "
+        "window (RW = 4, taps reloaded per item) reads ~130 B of shared memory per 16 B output vector"},
+    "mobilenet_v2 ir": {"max": 12.4, "binds": {"lsu"}, "_why":
+        "shared-memory bound: the depthwise stage (RW = 7 / 8 at NB <= 64: ~6.5 LDS.128 per 8-channel "
+        "output at k3 s1 with the sink; RW = 2 at T14 NB 96, where wider strips spill: 12.5; up to half the "
         "wavefronts of the t = 6 blocks), the expand epilogue's pair stores into hid (at the byte minimum: "
         "one 4-byte store per lane and row) and warp tiles capped by registers (expand 32 x 48 next to the "
         "project accumulators, 255 regs), so the We chunk's fragments are read once per 2 m tiles and "
         "the Wp chunk's by every warp column; at E = 960 @7 each image's CTA also stages all 300 KB of "
         "weights through shared memory. The late blocks (E 576/960 at 14/7) are compute-bound by nature "
         "too: their own roofline is 2-4.6x their HBM floor at mma.sync rate"},
-    "mobilenet_v3 ir": {"max": 5.35, "binds": {"lsu"}, "_why":
+    "mobilenet_v3 ir": {"max": 5.0, "binds": {"lsu"}, "_why":
         "as mobilenet_v2 ir; stride 2 adds 2.5-4x expand work on the halo (its hid stores and the depthwise "
         "reads); 16>16>16 runs its 16 channels as one 48-channel chunk (3x the depthwise work)"},
-    "mobilenet_v3 ir+se": {"max": 3.9, "binds": {"lsu"}, "_why":
+    "mobilenet_v3 ir+se": {"max": 3.5, "binds": {"hbm", "lsu"}, "_why":  # (hbm: 16>16>16 k3s2+se @112)
         "as mobilenet_v3 ir, plus h round-tripping HBM between the two passes (pass 2 gates A's columns in "
         "registers now; se_mlp is up to 20% of the wavefronts at E = 960)"},
-    "shufflenet_v2 s1": {"max": 2.4, "binds": {"lsu"}, "_why":
+    "shufflenet_v2 s1": {"max": 2.3, "binds": {"hbm", "lsu"}, "_why":  # (hbm: 116>116 @28, 192>192 @7)
         "976>976 @7 (B = 488): the 1x1 GEMMs' ldmatrix fragments are ~55% of the wavefronts even at 32 x 64 "
         "(plain, 192 B per m16n8k16) and 32 x 32 (DW, 256 B: a wider DW tile does not fit 2 CTAs/SM beside "
         "the resident 64 x 488 A tile) warp tiles, plus the 128 x 32 weight slabs every 8 x 8 tile re-reads; "

@@ -29,7 +29,8 @@
 //   NHWC with K % 8 == 0).
 // No expansion (E == C): step 0 is skipped, step 1 is the x halo chunk itself (Depthwise::load_input).
 //
-// Tiles (instantiated): T14 = 14 x 14 outputs (RW = 2), stride 1, k = 3/5, K <= 96; T8 = 8 x 8 (RW = 2)
+// Tiles (instantiated; RW = the depthwise strip, kRw14 / kRw8 below): T14 = 14 x 14 outputs (RW 7 at
+// NB 32, 2 at NB 96), stride 1, k = 3/5, K <= 96; T8 = 8 x 8 (RW 8 at NB 64, 4 at NB 320; generic k: 2)
 // for everything else (stride 2, small maps, generic k, K > 96, SE); T4 = 4 x 4 (generic depthwise,
 // 8 warps along N, NB = 128) only when T8 does not fit in shared memory (fp32 with C >~ 100 at k5 s2).
 // NB = output channels per pass; project warp grid (warps along M x N, proj_wmp): T14 NB32: 8 x 1 (m tiles
