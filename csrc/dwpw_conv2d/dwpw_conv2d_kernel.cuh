@@ -11,7 +11,7 @@
 //      (16-byte when NHWC and C*sizeof(T) % 16 == 0; 8/4-byte otherwise; scalar loads for NCHW)
 //      into one of two buffers, the next chunk's halo in flight while this one is computed;
 //      dw weights (T, tap-major) and bias (fp32) go to smem; stages::Depthwise computes register-blocked
-//      strips (8 channels x 2 outputs along W) and stores them, activated and
+//      strips (8 channels x 4 outputs along W at k3 with packed taps, 2 at k5/k7) and stores them, activated and
 //      rounded to T, into A with 16-byte stores.
 //   2. pointwise phase, per output tile of 64 channels: 64 x 64 weight slabs (rows = output
 //      channels, as stored) stream through two cp.async buffers (aliasing the halo buffers) while

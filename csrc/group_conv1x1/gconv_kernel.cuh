@@ -10,7 +10,7 @@
 //   planes: scalar loads. shuffle_in is folded into the loaders' channel index.
 // DW (DW = true, template stride S = 1 or 2): one CTA owns an 8 x 8 output tile of one image and ALL
 //   Kg output channels of its group. It computes the 3x3 depthwise of the tile ONCE per CTA from an
-//   smem halo (stages::Depthwise, 8 channels x 2 outputs per thread strip; halo chunks of cc
+//   smem halo (stages::Depthwise, 8 channels x 4 outputs per thread strip, 2 in fp32 / NCHW; halo chunks of cc
 //   channels double-buffered with cp.async) into a resident A tile of ca >= Cg channels (rounded to
 //   BK), then loops over the ceil(Kg / DBN) output-channel tiles (DBN = 128; fp32 64) with DBN x 32
 //   weight slabs double-buffered through cp.async (the next tile's first slab prefetched under the
