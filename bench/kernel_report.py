@@ -304,10 +304,15 @@ def floor_criterion(rows: list) -> tuple:
     def why(r):
         top = r.get("lsu_top_stage") if r["binds"] == "lsu" else ""
         return f"{r['block']} {r['floor_over_hbm']}x ({r['binds']}" + (f", {top}" if top else "") + ")"
+    # hardware bound: useful tensor FLOPs at the dense wgmma peak vs the block's own bytes
+    out_of_reach = [r for r in rs if (_num(r.get("peak_roofline_over_min_hbm")) or 0) > bar]
     line = (f"MODEL: {len(ok)} of {len(rs)} MobileNetV2/V3 and ShuffleNetV2 blocks (batch {rs[0]['batch']}, fp16, "
             f"channels_last) have a modelled floor within {bar}x of their HBM floor; binds: "
             + ", ".join(f"{k} {v}" for k, v in sorted(binds.items(), key=lambda kv: -kv[1]))
-            + "; worst: " + "; ".join(why(r) for r in worst))
+            + "; worst: " + "; ".join(why(r) for r in worst)
+            + f"; {len(out_of_reach)} blocks are out of reach for any kernel that moves only their own bytes "
+            f"(useful tensor FLOPs at the dense wgmma peak > {bar}x their bytes' HBM time: "
+            + ", ".join(f"{r['block']} {r['peak_roofline_over_min_hbm']}x" for r in out_of_reach) + ")")
     return rs, line
 
 
@@ -419,7 +424,7 @@ FLOOR_COLS = ["block", "kernels", "hbm_MB", "lsu_Mwf", "tc_GFLOP_exec", "tc_exec
               "tc_us", "fma_us", "floor_us", "binds", "floor_over_hbm", "measured_fastconv_cuda_us",
               "measured_fastconv_triton_us", "lsu_top_stage"]
 CRITERION_COLS = ["criterion_group", "block", "binds", "floor_over_hbm", "floor_over_min_hbm", "roofline_over_min_hbm",
-                  "hbm_us", "floor_us",
+                  "peak_roofline_over_min_hbm", "hbm_us", "floor_us",
                   "lsu_us", "tc_us", "fma_us", "tc_exec_over_useful", "lsu_top_stage", "sm_busy"]
 
 
@@ -458,6 +463,9 @@ def render(cuda: Optional[list], triton: Optional[list], floor: Optional[list], 
               "intermediates the kernels round-trip through HBM, such as the SE path's h, count against it); "
               "`roofline_over_min_hbm` = the block's own roofline (its bytes once, its useful tensor-core FLOPs and "
               "FMAs at mma.sync / FP32 rates) over the same: above 1.5 no mma.sync kernel meets the bar; "
+              "`peak_roofline_over_min_hbm` = the same with the useful tensor FLOPs at the dense fp16 wgmma peak "
+              "(990 TFLOP/s) and no FMA term, a hardware bound: above 1.5 no kernel that moves only the block's "
+              "own bytes meets the bar; "
               "`lsu_top_stage` = the stage with the most wavefronts. Measured columns come from GPU results CSVs "
               "under bench/results/ when they exist.", ""]
         if floor:

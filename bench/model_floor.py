@@ -166,7 +166,8 @@ class Count:
 
     def __init__(self):
         self.lsu = defaultdict(float)
-        self.tc = 0.0
+        self.tc = 0.0      # tensor-core FLOPs issued as mma.sync (HMMA)
+        self.tc_wg = 0.0   # ... issued as wgmma (HGMMA, sm_90a)
         self.fma = 0.0
         self.hbm_extra = 0.0
 
@@ -174,6 +175,7 @@ class Count:
         for k, v in other.lsu.items():
             self.lsu[k] += v * times
         self.tc += other.tc * times
+        self.tc_wg += other.tc_wg * times
         self.fma += other.fma * times
         self.hbm_extra += other.hbm_extra * times
         return self
@@ -185,14 +187,12 @@ class Count:
 
 @functools.lru_cache(maxsize=None)
 def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int, eb: int, sink: tuple,
-                    fast: bool = True, ldi: int = 0, nt: int = 256, hoist: bool = False) -> tuple:
+                    fast: bool = True, ldi: int = 0, nt: int = 256) -> tuple:
     """(smem wavefronts of compute, global wavefronts of the sink, FP32 FMAs) of one
     ``Depthwise::compute`` call over a cc-channel chunk, simulated warp by warp.
 
-    Items (g, strip, oy), g fastest. Default: item it = t, t + nt, ... for thread t, bias (2 LDS.128
-    fp32) per item, k taps per filter row per item. hoist: thread t keeps g = t % ng and takes
-    positions t // ng, + nt // ng, ... (the nt % ng remainder threads and those without a position
-    idle); its bias and k^2 taps are read once.
+    Items (g, strip, oy), g fastest: item it = t, t + nt, ... for thread t; bias (2 LDS.128 fp32)
+    per item, k taps per filter row per item.
     sink: ("smem", lda) -- 16-byte STS of 8 channels at row * lda + 8 g (elements; an A tile);
           ("gvec", pitch) -- 16-byte STG at pixel * pitch + 8 g (pixel = row of a tile at the
           image's top-left corner, pitch = channels of the tensor; image width in sink[2]);
@@ -202,44 +202,24 @@ def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int,
     pc = ldi or cc
     strips = tw // rw
     positions = th * strips
-    pstep = nt // ng
-    slots = min(pstep, positions)
     win = (rw - 1) * s + k
-    hoist = hoist and fast
 
     def warps():
         """Per warp instruction of the item loop: the 32 lanes' (g, strip, oy) or None."""
-        if hoist:
-            for base in range(0, nt, 32):
-                live = [t if t // ng < slots else None for t in range(base, base + 32)]
-                for i in range(_cdiv(positions, pstep)):
-                    lanes = [None if t is None or t // ng + i * pstep >= positions else
-                             (t % ng, (t // ng + i * pstep) % strips, (t // ng + i * pstep) // strips) for t in live]
-                    yield lanes
-        else:
-            items = positions * ng
-            for base in range(0, items, 32):
-                yield [None if it >= items else (it % ng, (it // ng) % strips, (it // ng) // strips)
-                       for it in range(base, base + 32)]
+        items = positions * ng
+        for base in range(0, items, 32):
+            yield [None if it >= items else (it % ng, (it // ng) % strips, (it // ng) // strips)
+                   for it in range(base, base + 32)]
 
     smem = glob = 0.0
-    if hoist:  # once per thread: bias (8 fp32 = two LDS.128) and the k^2 taps
-        for base in range(0, nt, 32):
-            live = [t if t // ng < slots else None for t in range(base, base + 32)]
-            for h in range(2):
-                smem += smem_wf([None if t is None else ((t % ng) * 8 + 4 * h) * 4 for t in live], 16)
-            for tap in range(k * k):
-                smem += smem_wf([None if t is None else (tap * cc + (t % ng) * 8) * eb for t in live], 16)
     for lanes in warps():
         if all(L is None for L in lanes):
             continue
-        if not hoist:  # bias per item
-            for h in range(2):
-                smem += smem_wf([None if L is None else (L[0] * 8 + 4 * h) * 4 for L in lanes], 16)
-        if fast:
-            if not hoist:  # one filter row's k taps per row (a uniform shift per row keeps the pattern)
-                for kx in range(k):
-                    smem += k * smem_wf([None if L is None else (kx * cc + L[0] * 8) * eb for L in lanes], 16)
+        for h in range(2):  # bias per item
+            smem += smem_wf([None if L is None else (L[0] * 8 + 4 * h) * 4 for L in lanes], 16)
+        if fast:  # one filter row's k taps per row (a uniform shift per row keeps the pattern)
+            for kx in range(k):
+                smem += k * smem_wf([None if L is None else (kx * cc + L[0] * 8) * eb for L in lanes], 16)
             for ix in range(win):
                 smem += k * smem_wf([None if L is None else ((L[2] * s * iw + L[1] * rw * s + ix) * pc + L[0] * 8) * eb
                                      for L in lanes], 16)
@@ -275,7 +255,7 @@ def dw_weights(cc: int, kk: int) -> float:
 
 
 def _dw_chunk(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int, ih: int, eb: int, sink: tuple,
-              xbytes: int, c: Count, halo: bool = True, ldi: int = 0, nt: int = 256, hoist: bool = False,
+              xbytes: int, c: Count, halo: bool = True, ldi: int = 0, nt: int = 256,
               fast: bool | None = None) -> None:
     """One depthwise chunk: halo copy (cp.async or scalar), taps, compute (+ sink). fast: the
     compile-time KS/S path (None: k and s in TILING["stages_depthwise"]'s fast sets)."""
@@ -285,7 +265,7 @@ def _dw_chunk(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int, ih: i
     c.lsu["dw taps"] += dw_weights(cc, k * k)
     if fast is None:
         fast = k in TILING["stages_depthwise"]["fast_k"] and s in TILING["stages_depthwise"]["fast_s"]
-    sm, gl, fma = depthwise_stage(k, s, th, tw, rw, cc, iw, eb, sink, fast, ldi, nt, hoist)
+    sm, gl, fma = depthwise_stage(k, s, th, tw, rw, cc, iw, eb, sink, fast, ldi, nt)
     c.lsu["dw compute (smem)"] += sm
     c.lsu["dw sink (global)"] += gl
     c.fma += fma
@@ -297,6 +277,17 @@ def gemm_slab(bm: int, bn: int, bk: int, wm: int, wn: int) -> tuple:
     ksteps = bk // 16
     x4 = wm * wn * ksteps * (mt + nt8 // 2)
     return 4.0 * x4, 2.0 * bm * bn * bk
+
+
+def gemm_slab_wgmma(bm: int, bn: int, bk: int, wg_m: int, wg_n: int) -> tuple:
+    """stages::WgTile over one bk-deep slab: wg_m x wg_n warpgroups, each an m64 x (bn / wg_n) wgmma
+    with A from registers (every warp one ldmatrix.x4 of its 16 rows per 16-deep k step) and B read
+    by the tensor cores from shared memory (its bytes once per warpgroup, counted as wavefronts: the
+    same 128 B per clock shared-memory path). (wavefronts, FLOPs)."""
+    ksteps = bk // 16
+    a_wf = wg_m * wg_n * 4 * ksteps * 4.0 * (bm // wg_m // 64)
+    b_wf = wg_m * wg_n * ksteps * (bn // wg_n) * 16 * 2 / 128
+    return a_wf + b_wf, 2.0 * bm * bn * bk
 
 
 def store_tile(valid_rows: int, kvalid: int, vec: bool, residual: bool, bias: bool = True) -> float:
@@ -345,12 +336,21 @@ def model_dwpw(c, n, eb, dev):
     lda = cpad + 8
     for j in range(cpad // cc):
         _dw_chunk(k, s, th, tw, t["rw_k3"] if k == 3 else t["rw"], cc, iw, ih, eb, ("smem", lda, 0), xbytes, per)
-    frag, flops = gemm_slab(64, t["bn"], t["bk"], t["wm"], t["wn"])
     slabs = cpad // t["bk"]
-    per.lsu["pw weight slabs (cp.async)"] += nkt * slabs * lin(t["bn"] * t["bk"] * eb)
-    per.lsu["pw ldmatrix"] += nkt * slabs * frag
-    per.tc += nkt * slabs * flops
-    per.lsu["epilogue"] += nkt * lin(64 * t["bn"] * 4)  # accumulators -> fp32 staging (float2)
+    if t.get("wgmma"):  # 128-channel output tiles, warpgroup g: m64 x n64 over columns 64 g.. (skipped past K)
+        for n0 in range(0, K, 128):
+            wgs = _cdiv(min(128, K - n0), 64)
+            frag, flops = gemm_slab_wgmma(64, wgs * 64, t["bk"], 1, wgs)
+            per.lsu["pw weight slabs (cp.async)"] += slabs * lin(wgs * 64 * t["bk"] * eb)
+            per.lsu["pw ldmatrix"] += slabs * frag
+            per.tc_wg += slabs * flops
+            per.lsu["epilogue"] += lin(64 * wgs * 64 * 4)
+    else:
+        frag, flops = gemm_slab(64, t["bn"], t["bk"], t["wm"], t["wn"])
+        per.lsu["pw weight slabs (cp.async)"] += nkt * slabs * lin(t["bn"] * t["bk"] * eb)
+        per.lsu["pw ldmatrix"] += nkt * slabs * frag
+        per.tc += nkt * slabs * flops
+        per.lsu["epilogue"] += nkt * lin(64 * t["bn"] * 4)  # accumulators -> fp32 staging (float2)
     valid = c["Ho"] * c["Wo"] / (_cdiv(c["Ho"], th) * _cdiv(c["Wo"], tw))  # mean valid rows per tile
     per.lsu["epilogue"] += store_tile(valid, K, K % 8 == 0, c["residual"])
     out = Count().add(per, tiles)
@@ -706,9 +706,14 @@ def gconv_plain(npix, cg, kg, groups, eb, x_pitch, x_c0, out_pitch, out_mul=1, s
         active = _cdiv(ncols, wcol)
         per.lsu["pw A (x) copy"] += nk * (lin(a_bytes) if xb >= 4 else 2 * scalar(a_bytes / eb))
         per.lsu["pw weights (cp.async)"] += nk * (lin(w_bytes) if wb >= 4 else 2 * scalar(w_bytes / eb))
-        frag, fl = gemm_slab(t["bm"], active * wcol, t["bk"], t["wm"], active)
+        if t.get("wgmma"):  # 2 warpgroups of m64 x n128 (the whole tile's columns, partial or not)
+            active = t["wn"]
+            frag, fl = gemm_slab_wgmma(t["bm"], pbn, t["bk"], t["bm"] // 64, 1)
+            per.tc_wg += nk * fl
+        else:
+            frag, fl = gemm_slab(t["bm"], active * wcol, t["bk"], t["wm"], active)
+            per.tc += nk * fl
         per.lsu["pw ldmatrix"] += nk * frag
-        per.tc += nk * fl
         per.lsu["epilogue"] += lin(t["bm"] * active * wcol * 4)  # accumulators -> Cs
         for m0 in range(0, ncols, t["bn"]):  # epilogue passes of 64 channels
             kv = min(t["bn"], ncols - m0)
@@ -739,11 +744,17 @@ def gconv_dw(n, H, W, Ho, Wo, s, cg, kg, groups, eb, x_pitch, out_pitch, out_mul
     dbn, wcol = t["dbn"], t["dbn"] // t["dwn"]  # output channels per tile, per warp column
     for n0 in range(0, kg, dbn):  # output tiles: only the warp columns covering valid channels run
         active = _cdiv(min(dbn, kg - n0), wcol)
-        frag, fl = gemm_slab(64, active * wcol, t["bk"], t["dwm"], active)
+        if t.get("wgmma"):  # warpgroup g: m64 x n64 over columns 64 g.. (skipped past Kg)
+            wgs = _cdiv(min(dbn, kg - n0), 64)
+            active = _cdiv(wgs * 64, wcol)
+            frag, fl = gemm_slab_wgmma(64, wgs * 64, t["bk"], 1, wgs)
+            per.tc_wg += slabs * fl
+        else:
+            frag, fl = gemm_slab(64, active * wcol, t["bk"], t["dwm"], active)
+            per.tc += slabs * fl
         slab_bytes = active * wcol * t["bk"] * eb  # weight rows up to the last active warp column
         per.lsu["pw weights (cp.async)"] += slabs * (lin(slab_bytes) if wb >= 4 else 2 * scalar(slab_bytes / eb))
         per.lsu["pw ldmatrix"] += slabs * frag
-        per.tc += slabs * fl
     passes = _cdiv(kg, t["bn"])  # 64-channel Cs passes (a DBN tile drains in two)
     per.lsu["epilogue"] += passes * lin(64 * t["bn"] * 4)
     valid = Ho * Wo / (_cdiv(Ho, th) * _cdiv(Wo, tw))
@@ -919,7 +930,7 @@ class Floor:
     path: str            # which kernels the model covers
     hbm_bytes: float
     lsu_wavefronts: float
-    tc_flops: float      # executed
+    tc_flops: float      # executed as mma.sync
     useful_flops: float  # the block's conv FLOPs (bench.metrics)
     dw_fmas: float
     device: dict
@@ -927,6 +938,7 @@ class Floor:
     min_hbm_bytes: float = 0.0     # the block's own bytes (bench.metrics: x, weights, out once)
     useful_fmas: float = 0.0       # the block's depthwise / SE FMAs
     busy: float = 1.0              # share of SMs a persistent grid keeps busy
+    tc_wg_flops: float = 0.0       # executed as wgmma (sm_90a)
     lsu_parts: dict = field(default_factory=dict)
 
     @property
@@ -936,7 +948,7 @@ class Floor:
         return {
             "hbm": self.hbm_bytes / d["hbm_bps"] * 1e6,
             "lsu": self.lsu_wavefronts / (d["sms"] * d["clock_hz"] * d["lsu_wf_per_clk"]) * per_sm,
-            "tc": self.tc_flops / d["mma_flops"] * per_sm,
+            "tc": (self.tc_flops / d["mma_flops"] + self.tc_wg_flops / d["wgmma_flops"]) * per_sm,
             "fma": self.dw_fmas / (d["sms"] * d["fp32_lanes"] * d["clock_hz"]) * per_sm,
         }
 
@@ -947,6 +959,14 @@ class Floor:
         d = self.device
         return max(self.min_hbm_bytes / d["hbm_bps"], self.useful_mma_flops / d["mma_flops"],
                    self.useful_fmas / (d["sms"] * d["fp32_lanes"] * d["clock_hz"])) * 1e6
+
+    @property
+    def peak_roofline_us(self) -> float:
+        """What ANY kernel that moves only the block's own bytes must take: those bytes at HBM bandwidth,
+        its useful 1x1 FLOPs at the dense fp16 tensor-core peak (wgmma). Above 1.5x the HBM floor, the
+        bar of issue #10 cannot be met by any such kernel (only by one that moves more bytes)."""
+        d = self.device
+        return max(self.min_hbm_bytes / d["hbm_bps"], self.useful_mma_flops / d["wgmma_flops"]) * 1e6
 
     @property
     def floor_us(self) -> float:
@@ -964,7 +984,7 @@ class Floor:
 
     @property
     def tc_waste(self) -> float:
-        return self.tc_flops / self.useful_mma_flops if self.useful_mma_flops else float("nan")
+        return (self.tc_flops + self.tc_wg_flops) / self.useful_mma_flops if self.useful_mma_flops else float("nan")
 
     @property
     def lsu_top(self) -> str:
@@ -1010,7 +1030,7 @@ def floor(entry, batch: int = 128, elem_bytes: int = 2, device: str = "h100") ->
     parts = {k: v for k, v in cnt.lsu.items() if v}
     f = Floor(block=entry.label, op=entry.op, path=path, hbm_bytes=m.bytes + cnt.hbm_extra,
               lsu_wavefronts=sum(parts.values()), tc_flops=cnt.tc, useful_flops=m.flops, dw_fmas=cnt.fma,
-              device=dev, busy=busy, lsu_parts=parts, min_hbm_bytes=m.bytes)
+              device=dev, busy=busy, lsu_parts=parts, min_hbm_bytes=m.bytes, tc_wg_flops=cnt.tc_wg)
     f.useful_mma_flops, f.useful_fmas = _useful(entry, batch)
     return f
 
@@ -1022,8 +1042,10 @@ def floor_row(entry, batch=128, elem_bytes=2, device="h100") -> dict:
         "model": LABEL, "op": entry.op, "block": entry.label, "key": entry.key, "kernels": f.path,
         "families": "+".join(entry.families), "batch": batch,
         "hbm_MB": round(f.hbm_bytes / 1e6, 2), "lsu_Mwf": round(f.lsu_wavefronts / 1e6, 2),
-        "tc_GFLOP_exec": round(f.tc_flops / 1e9, 3), "tc_GFLOP_useful": round(f.useful_mma_flops / 1e9, 3),
-        "tc_exec_over_useful": round(f.tc_waste, 2) if f.useful_mma_flops and f.tc_flops else "",
+        "tc_GFLOP_exec": round((f.tc_flops + f.tc_wg_flops) / 1e9, 3),
+        "tc_GFLOP_useful": round(f.useful_mma_flops / 1e9, 3),
+        "tc_wgmma_share": round(f.tc_wg_flops / (f.tc_flops + f.tc_wg_flops), 2) if f.tc_flops + f.tc_wg_flops else "",
+        "tc_exec_over_useful": round(f.tc_waste, 2) if f.useful_mma_flops and (f.tc_flops + f.tc_wg_flops) else "",
         "dw_GFMA": round(f.dw_fmas / 1e9, 3),
         "hbm_us": round(t["hbm"], 1), "lsu_us": round(t["lsu"], 1), "tc_us": round(t["tc"], 1),
         "fma_us": round(t["fma"], 1), "floor_us": round(f.floor_us, 1), "binds": f.binds,
@@ -1035,6 +1057,10 @@ def floor_row(entry, batch=128, elem_bytes=2, device="h100") -> dict:
         # the block's own roofline (bytes once, useful FLOPs at mma.sync / FP32 rates) over its HBM floor:
         # > 1.5 means no mma.sync kernel can meet issue #10's bar for this block
         "roofline_over_min_hbm": round(f.roofline_us / (f.min_hbm_bytes / f.device["hbm_bps"] * 1e6), 2)
+        if f.min_hbm_bytes else "",
+        # the same at the dense tensor-core peak (wgmma), FMAs left out: a hardware bound for any kernel
+        # that moves only the block's bytes; > 1.5 means the bar is out of reach for every such kernel
+        "peak_roofline_over_min_hbm": round(f.peak_roofline_us / (f.min_hbm_bytes / f.device["hbm_bps"] * 1e6), 2)
         if f.min_hbm_bytes else "",
         "sm_busy": round(f.busy, 3), "lsu_top_stage": f.lsu_top,
     }

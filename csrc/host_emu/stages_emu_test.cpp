@@ -104,10 +104,10 @@ template <typename T> static void test_copy_rows(int bytes, int cols, int valid)
 }
 
 // One CTA tile of the depthwise stage vs a direct convolution with zero padding.
-template <typename T, int KS, int S, int RW, bool PACK = (sizeof(T) == 2 && KS >= 5), bool HOIST = false>
+template <typename T, int KS, int S, int RW, bool PACK = (sizeof(T) == 2 && KS >= 5)>
 static void test_dw(int k, int s, int d, bool nhwc, int C, int c0, int cc, int H, int W, int oy0, int ox0, int act) {
   constexpr int TH = 8, TW = 8, NT = 256;
-  using DW = Depthwise<T, KS, S, TH, TW, RW, NT, PACK, HOIST>;
+  using DW = Depthwise<T, KS, S, TH, TW, RW, NT, PACK>;
   const int N = 2, n = 1, pad = (k / 2) * d;
   int64_t xs[4];
   if (nhwc) { xs[1] = 1; xs[3] = C; xs[2] = int64_t(W) * C; xs[0] = int64_t(H) * W * C; }
@@ -151,8 +151,8 @@ static void test_dw(int k, int s, int d, bool nhwc, int C, int c0, int cc, int H
       ref[size_t(r) * cc + cl] = apply_act(float(acc), act);
     }
   char cfg[200];
-  snprintf(cfg, sizeof cfg, "depthwise %s KS%d S%d RW%d%s%s k%d s%d d%d %s C%d c0=%d cc%d %dx%d tile@%d,%d act%d bytes%d", tname<T>(), KS, S, RW,
-           PACK ? " packed" : "", HOIST ? " hoisted" : "", k, s, d, nhwc ? "nhwc" : "nchw", C, c0, cc, H, W, oy0, ox0, act, bytes);
+  snprintf(cfg, sizeof cfg, "depthwise %s KS%d S%d RW%d%s k%d s%d d%d %s C%d c0=%d cc%d %dx%d tile@%d,%d act%d bytes%d", tname<T>(), KS, S, RW,
+           PACK ? " packed" : "", k, s, d, nhwc ? "nhwc" : "nchw", C, c0, cc, H, W, oy0, ox0, act, bytes);
   check(cfg, maxerr(ref, got), 1, 1e-4);
 }
 
@@ -243,10 +243,10 @@ template <typename T> static void all() {
     test_dw<T, 0, 0, 2>(3, 1, 2, nhwc, 16, 0, 16, 10, 10, 8, 0, kRelu);      // dilation
     test_dw<T, 0, 0, 2>(9, 2, 1, nhwc, 12, 0, 16, 19, 18, 0, 8, kNone);      // generic k
     test_dw<T, 0, 0, 2>(5, 3, 1, nhwc, 8, 0, 8, 30, 30, 8, 8, kRelu6);       // stride 3
-    // cc = 48: NT % (cc / 8) != 0 (4 threads idle, g fixed per thread over 42 position slots)
-    test_dw<T, 3, 1, 2, true, true>(3, 1, 1, nhwc, 52, 0, 48, 10, 11, 8, 0, kRelu6);
+    // cc = 48: NT % (cc / 8) != 0 (a thread's channel group changes between its items)
+    test_dw<T, 3, 1, 2, true>(3, 1, 1, nhwc, 52, 0, 48, 10, 11, 8, 0, kRelu6);
     test_dw<T, 3, 2, 8, true>(3, 2, 1, nhwc, 40, 8, 32, 17, 21, 0, 8, kHardswish);  // strip = tile row
-    test_dw<T, 5, 2, 4, false, true>(5, 2, 1, nhwc, 24, 0, 24, 13, 19, 8, 8, kNone);
+    test_dw<T, 5, 2, 4, false>(5, 2, 1, nhwc, 24, 0, 24, 13, 19, 8, 8, kNone);  // unpacked k5
   }
   test_gemm<T, 64, 64, 2, 4>(8);
   test_gemm<T, 64, 128, 2, 4>(8);

@@ -1,7 +1,7 @@
 // Stage: depthwise k x k convolution (+ bias, act) of one CTA's TH x TW output tile, one channel
 // chunk of cc channels (a multiple of 8) at a time, from an input halo staged in shared memory.
 //
-//   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT[, PACK, HOIST]>;
+//   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT[, PACK]>;
 //   DW::load_input(bytes, in, x, xs, n, h0, w0, H, W, ih, iw, c0, C, cc[, ldi]);  // halo -> smem
 //   DW::load_weights(wt, bias, dw_w, dw_b, c0, C, k * k, cc);                // taps -> smem
 //   cp_async_commit(); cp_async_wait<0>(); __syncthreads();                  // (or a pipeline)
@@ -27,11 +27,10 @@
 // per filter row for RW outputs instead of RW * KS. KS = 0 or S = 0: runtime k, stride, dilation
 // (slower: weights and taps re-read per output). sink(row = oy * TW + ox, g, v) receives the
 // activated 8 channels (g * 8 .. g * 8 + 7 of the chunk); a typical sink stores them as 16 bytes of a
-// GEMM A tile. HOIST (fast path): thread t keeps g = t % (cc / 8) and takes positions t / (cc / 8),
-// + NT / (cc / 8), ... (the remainder threads idle), with its bias and all KS^2 taps read once into
-// registers (KS^2 x 4 packed registers: for tiles with several items per thread and spare registers).
-// Per item and filter row (fp16, fast path): k LDS.128 (weights; 0 with HOIST) + (RW-1)S + k LDS.128
-// (input), 8 k RW FFMA; plus 2 LDS.128 (bias; once per thread with HOIST) and RW sink calls per item.
+// GEMM A tile. (Holding all KS^2 taps per thread across several items was tried and removed: no
+// consumer has several items per thread with registers to spare; ir T14 NB96 spilled 40 B with it.)
+// Per item and filter row (fp16, fast path): k LDS.128 (weights) + (RW-1)S + k LDS.128
+// (input), 8 k RW FFMA; plus 2 LDS.128 (bias) and RW sink calls per item.
 // k3 s1 per output: 11.5 LDS.128 at RW = 2, 7.25 at RW = 4, 5.4 at RW = 7, 5.1 at RW = 8 (+ 1 sink STS);
 // wider strips cost 8 RW accumulator registers: the consumers pick RW (and PACK) per instantiation
 // under their register caps (dwpw k3 and gconv fp16/bf16 RW = 4, ir 7 / 8 / 4 / 2 by tile and NB).
@@ -59,14 +58,11 @@ template <typename T> struct Taps8<T, true> {
   __device__ __forceinline__ float operator[](int c) const { return half_bits<T>(word_at(u, c / 2), c % 2); }
 };
 
-// PACK: taps held as packed fp16/bf16 (Taps8<T, true>; fp32 T ignores it). HOIST: all KS x KS taps
-// loaded once per thread and held across its items (fast path only; KS^2 x 4 registers packed).
-template <typename T, int KS, int S, int TH, int TW, int RW, int NT, bool PACK = (sizeof(T) == 2 && KS >= 5),
-          bool HOIST = false>
+// PACK: taps held as packed fp16/bf16 (Taps8<T, true>; fp32 T ignores it).
+template <typename T, int KS, int S, int TH, int TW, int RW, int NT, bool PACK = (sizeof(T) == 2 && KS >= 5)>
 struct Depthwise {
   static constexpr bool kFast = KS > 0 && S > 0;
   static constexpr bool kPackTaps = sizeof(T) == 2 && PACK;
-  static constexpr bool kHoist = kFast && HOIST;
   static_assert(TW % RW == 0, "the strip width must divide the tile width");
   static constexpr int kStrips = TW / RW;
   static constexpr int kPositions = TH * kStrips;  // (output row, strip) pairs of the tile
@@ -101,88 +97,57 @@ struct Depthwise {
                                                  int d, int iw, int cc, Sink&& sink, int ldi = 0) {
     const int ng = cc / 8;
     const int pc = ldi > 0 ? ldi : cc;  // pixel pitch of `in` (elements)
-    if constexpr (kHoist) {
-      // g fixed per thread (lanes along g first, then positions), so its bias and taps are read once
-      // and held over its positions; the NT % ng remainder threads (and any without a position) idle.
-      // Requires cc <= 8 NT.
-      const int g = threadIdx.x % ng, p0 = threadIdx.x / ng, pstep = NT / ng;
-      if (p0 >= (pstep < kPositions ? pstep : kPositions)) return;
-      float b[8];
-      lds8f(bias + g * 8, b);
-      Taps8<T, kPackTaps> w[KS][KS];
+    const int items = kPositions * ng;
+    for (int it = threadIdx.x; it < items; it += NT) {
+      const int g = it % ng, rest = it / ng;
+      const int strip = rest % kStrips, oy = rest / kStrips;
+      const int ox0 = strip * RW;
+      float acc[RW][8];
+      {
+        float b[8];
+        lds8f(bias + g * 8, b);
 #pragma unroll
-      for (int ky = 0; ky < KS; ++ky)
+        for (int j = 0; j < RW; ++j)
 #pragma unroll
-        for (int kx = 0; kx < KS; ++kx) w[ky][kx].load(wt + (ky * KS + kx) * cc + g * 8);
-      for (int pos = p0; pos < kPositions; pos += pstep) {
-        const int strip = pos % kStrips, oy = pos / kStrips;
-        float acc[RW][8];
-        init(acc, b);
-        const T* rp = in + ((oy * S) * iw + strip * RW * S) * pc + g * 8;
-#pragma unroll
-        for (int ky = 0; ky < KS; ++ky) window(acc, rp + ky * iw * pc, pc, w[ky]);
-        emit(acc, act, oy * TW + strip * RW, g, sink);
+          for (int c = 0; c < 8; ++c) acc[j][c] = b[c];
       }
-    } else {
-      const int items = kPositions * ng;
-      for (int it = threadIdx.x; it < items; it += NT) {
-        const int g = it % ng, rest = it / ng;
-        const int strip = rest % kStrips, oy = rest / kStrips;
-        const int ox0 = strip * RW;
-        float acc[RW][8];
-        {
-          float b[8];
-          lds8f(bias + g * 8, b);
+      if constexpr (kFast) {
+        const T* rp = in + ((oy * S) * iw + ox0 * S) * pc + g * 8;
+        const T* wp = wt + g * 8;
+        // Not unrolled over filter rows: one row of weights (KS x 8) live at a time.
+#pragma unroll 1
+        for (int ky = 0; ky < KS; ++ky, rp += iw * pc, wp += KS * cc) {
+          Taps8<T, kPackTaps> w[KS];
 #pragma unroll
-          for (int j = 0; j < RW; ++j)
-#pragma unroll
-            for (int c = 0; c < 8; ++c) acc[j][c] = b[c];
+          for (int kx = 0; kx < KS; ++kx) w[kx].load(wp + kx * cc);
+          window(acc, rp, pc, w);
         }
-        if constexpr (kFast) {
-          const T* rp = in + ((oy * S) * iw + ox0 * S) * pc + g * 8;
-          const T* wp = wt + g * 8;
-          // Not unrolled over filter rows: one row of weights (KS x 8) live at a time.
+      } else {
 #pragma unroll 1
-          for (int ky = 0; ky < KS; ++ky, rp += iw * pc, wp += KS * cc) {
-            Taps8<T, kPackTaps> w[KS];
-#pragma unroll
-            for (int kx = 0; kx < KS; ++kx) w[kx].load(wp + kx * cc);
-            window(acc, rp, pc, w);
-          }
-        } else {
+        for (int ky = 0; ky < k; ++ky)
 #pragma unroll 1
-          for (int ky = 0; ky < k; ++ky)
-#pragma unroll 1
-            for (int kx = 0; kx < k; ++kx) {
-              float w[8];
-              lds8<T>(wt + (ky * k + kx) * cc + g * 8, w);
-              const T* ip = in + ((oy * s + ky * d) * iw + ox0 * s + kx * d) * pc + g * 8;
+          for (int kx = 0; kx < k; ++kx) {
+            float w[8];
+            lds8<T>(wt + (ky * k + kx) * cc + g * 8, w);
+            const T* ip = in + ((oy * s + ky * d) * iw + ox0 * s + kx * d) * pc + g * 8;
 #pragma unroll
-              for (int j = 0; j < RW; ++j) {
-                float v[8];
-                lds8<T>(ip + j * s * pc, v);
+            for (int j = 0; j < RW; ++j) {
+              float v[8];
+              lds8<T>(ip + j * s * pc, v);
 #pragma unroll
-                for (int c = 0; c < 8; ++c) acc[j][c] = fmaf(v[c], w[c], acc[j][c]);
-              }
+              for (int c = 0; c < 8; ++c) acc[j][c] = fmaf(v[c], w[c], acc[j][c]);
             }
-        }
+          }
+      }
 #pragma unroll
-        for (int j = 0; j < RW; ++j) {
-          act_n(acc[j], act);
-          sink(oy * TW + ox0 + j, g, acc[j]);
-        }
+      for (int j = 0; j < RW; ++j) {
+        act_n(acc[j], act);
+        sink(oy * TW + ox0 + j, g, acc[j]);
       }
     }
   }
 
  private:
-  static __device__ __forceinline__ void init(float (&acc)[RW][8], const float (&b)[8]) {
-#pragma unroll
-    for (int j = 0; j < RW; ++j)
-#pragma unroll
-      for (int c = 0; c < 8; ++c) acc[j][c] = b[c];
-  }
-
   // One filter row (fast path): WIN input vectors slide under the row's KS taps for the RW outputs.
   static __device__ __forceinline__ void window(float (&acc)[RW][8], const T* r, int pc,
                                                 const Taps8<T, kPackTaps> (&w)[kTapsRow]) {
@@ -198,15 +163,6 @@ struct Depthwise {
 #pragma unroll
           for (int c = 0; c < 8; ++c) acc[j][c] = fmaf(v[c], w[kx][c], acc[j][c]);
       }
-    }
-  }
-
-  template <class Sink>
-  static __device__ __forceinline__ void emit(float (&acc)[RW][8], int act, int row0, int g, Sink& sink) {
-#pragma unroll
-    for (int j = 0; j < RW; ++j) {
-      act_n(acc[j], act);
-      sink(row0 + j, g, acc[j]);
     }
   }
 };
