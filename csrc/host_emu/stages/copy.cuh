@@ -5,6 +5,7 @@
 // into a buffer other threads still read (a missing __syncthreads), turns results into NaN.
 #pragma once
 
+#include <atomic>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -26,7 +27,17 @@ inline thread_local std::vector<EmuCopy> g_cp_open;
 inline thread_local std::deque<std::vector<EmuCopy>> g_cp_groups;
 inline thread_local long g_cp_issued = 0;  // statistics for the stage tests
 
-inline uint32_t smem_addr(const void* p) { return uint32_t(reinterpret_cast<uintptr_t>(p)); }
+// With a registered block smem (emu_set_smem): the offset in it, as the 18-bit shared window holds it
+// (asserted in range); otherwise the low pointer bits (only ever compared, never dereferenced).
+inline uint32_t smem_addr(const void* p) {
+  if (!g_smem_base) return uint32_t(reinterpret_cast<uintptr_t>(p));
+  const auto* q = static_cast<const unsigned char*>(p);
+  assert(q >= g_smem_base && q < g_smem_base + g_smem_bytes && "smem_addr outside the block's shared memory");
+  return uint32_t(q - g_smem_base);
+}
+// Set when a retired cp.async landed in the registered smem and no fence_proxy_async followed (the
+// wgmma twin checks every thread's flag: tensor-core reads need the proxy fence, stages/wgmma.cuh).
+inline std::atomic<bool> g_proxy_dirty[1024];
 
 inline void emu_cp_async(void* dst, const void* src, bool pred, int bytes) {
   assert(reinterpret_cast<uintptr_t>(dst) % bytes == 0 && "cp.async destination misaligned");
@@ -54,6 +65,8 @@ template <int N> inline void cp_async_wait() {
     for (const EmuCopy& c : g_cp_groups.front()) {
       if (c.pred) memcpy(c.dst, c.src, c.bytes);
       else memset(c.dst, 0, c.bytes);
+      const auto* d = static_cast<const unsigned char*>(c.dst);
+      if (g_smem_base && d >= g_smem_base && d < g_smem_base + g_smem_bytes) g_proxy_dirty[threadIdx.x] = true;
     }
     g_cp_groups.pop_front();
   }
