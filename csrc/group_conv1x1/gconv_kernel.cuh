@@ -23,11 +23,25 @@
 //   registers (126-138 uncapped without them).
 //   Extra CTAs (grid.y >= groups) write the side branch (avg-pool / passthrough copy) of the same
 //   8 x 8 tile: 8-channel vector loads in NHWC, scalar otherwise -- except side_pair (below).
-// GEMM (fp16/bf16: ldmatrix + mma.sync.m16n8k16, fp32 accumulate): plain Gemm<T, 128, 128, 4, 2>,
-//   8 warps of 32 x 64 (per 16-deep k step 2 A + 4 B ldmatrix.x4 for 16 mma: 192 B per mma); DW
-//   Gemm<T, 64, 128, 2, 4>, 8 warps of 32 x 32 (2 + 2 for 8 mma: 256 B; the former 64 x 64 tile's
-//   32 x 16 warps took 384 B). A partial output tile runs only the warps whose columns (64 plain,
-//   32 DW) hold valid channels. fp32: FMA Gemm<float, 64, 64, 2, 4> (16 x 16 threads, 4 x 4 each).
+// GEMM (fp16/bf16, fp32 accumulate). The weight slabs are core-matrix tiles on every path
+//   (stages::core_offset: [n/8][k/8][n%8][k%8], each 8 x 8 block 128 contiguous bytes, ldb = 8 BK =
+//   256 halves; a 16-byte cp.async chunk (n, k8) lands at (n/8) 512 + k8 128 + (n%8) 16 bytes); A
+//   stays row-major padded (lda = 8 mod 64 halves) and is read by ldmatrix.x4. The GEMM tile is a type
+//   alias (Tiles<T>::Plain / Dw), chosen per compilation pass:
+//   - sm_80 / sm_90 (mma.sync): plain Gemm<T, 128, 128, 4, 2, BCORE>, 8 warps of 32 x 64 (per 16-deep
+//     k step 2 A + 4 B ldmatrix.x4 for 16 mma: 192 B per mma); DW Gemm<T, 64, 128, 2, 4, BCORE>,
+//     8 warps of 32 x 32 (2 + 2 for 8 mma: 256 B). An 8 x 8 core block is one ldmatrix matrix (one
+//     128-byte run: conflict-free, as the padded rows were).
+//   - sm_90a (stages::kWgmma, stages/wg_gemm.cuh): plain WgGemm<T, 128, 128, 2, 1>, warpgroup g owns
+//     rows 64g.. and all 128 columns (wgmma.m64n128k16, 64 accumulators per thread); DW WgGemm<T, 64,
+//     128, 1, 2>, warpgroup g owns columns 64g.. (m64n64k16, 32 accumulators). Per 32-deep slab each
+//     warp loads its 16 A rows for both k steps (2 ldmatrix.x4), then wgmma_fence, 2 wgmma, commit,
+//     wait 0; B goes from shared memory to the tensor cores once per warpgroup (descriptor LBO 128 B,
+//     SBO 512 B, no swizzle) instead of once per warp through ldmatrix. The slab's writers run
+//     fence_proxy_async between their cp_async_wait and the publishing __syncthreads (publish_b).
+//   A partial output tile runs only the warps (warpgroups) whose columns (64 plain mma.sync, 32 DW
+//   mma.sync, 64 DW wgmma; plain wgmma: all 128) hold valid channels. fp32: FMA Gemm<float, 64, 64,
+//   2, 4> with row-major [64][BK+pad] slabs (16 x 16 threads, 4 x 4 each).
 // Epilogue (both bodies): accumulators -> fp32 staging tile Cs (plain: the whole 128 x 128 tile,
 //   pitch 136; DW: 64 x 64, pitch 72, a 128-wide tile in two passes) -> per 64 channels
 //   out = act(acc + bias (+ res)), stored at out_mul * shuffle_out(k) + out_off. vec_out (NHWC,
@@ -40,17 +54,21 @@
 //   s2 interleaved / shuffled layouts are byte-masked partial sectors), pixel-fastest in NCHW.
 //
 // Per-tile budget (fp16, NHWC): plain: per 32-deep slice 2 16-byte cp.async of x and 2 of w per
-//   thread, 2 x (2 A + 4 B ldmatrix.x4, 16 mma) per warp. DW (s1, Cg = 232): halo 10 x 10 x Cg
-//   read once (1.56x the tile's input; 16-byte cp.async when x_C, x_c0, Cg allow, else 8/4), taps
-//   9 x 32 per chunk as 36 16-byte loads, 9 FFMA x 8 ch per output from smem, then per 128-channel
-//   output tile 8 weight slabs of 128 x 32 from L2 (2 16-byte cp.async per thread each) and
-//   2 x (2 A + 2 B ldmatrix.x4, 8 mma) per warp and slab. Plain NCHW (fp16): per slice one 16-byte
-//   load of 8 pixels of x per thread (8 two-byte smem stores) instead of 8 two-byte loads.
-// Shared memory (dynamic; make_layout_*): plain fp16 69 KB (3 stages x 20 KB; Cs 128 x 136 fp32
-//   aliases them), fp32 54 KB; DW fp16 s1 Cg = 232: A 64 x 264 T (33 KB) + 2 halos 10x10x32 /
-//   2 slabs 128x40 (20 KB) + Cs 18 KB + dw taps 0.8 KB = 72 KB; Cg = 488: 104 KB (2 CTAs/SM fit in
-//   228 KB). Registers (fp16/bf16: 127-128 DW, 126-128 plain, at the 2-CTA cap; fp32 94-128; 0 spills,
-//   2 CTAs/SM) per variant: gconv_f16.cu.
+//   thread; mma.sync: 2 x (2 A + 4 B ldmatrix.x4, 16 mma) per warp (48 KB of ldmatrix per CTA and
+//   slab); wgmma: 2 A ldmatrix.x4 per warp + 2 wgmma.m64n128k16 per warpgroup (8 KB of ldmatrix, B
+//   16 KB read by the tensor cores). DW (s1, Cg = 232): halo 10 x 10 x Cg read once (1.56x the
+//   tile's input; 16-byte cp.async when x_C, x_c0, Cg allow, else 8/4), taps 9 x 32 per chunk as 36
+//   16-byte loads, 9 FFMA x 8 ch per output from smem, then per 128-channel output tile 8 weight
+//   slabs of 128 x 32 from L2 (2 16-byte cp.async per thread each) and per slab: mma.sync 2 x (2 A +
+//   2 B ldmatrix.x4, 8 mma) per warp (32 KB per CTA); wgmma 2 A ldmatrix.x4 per warp + 2 m64n64k16
+//   per warpgroup (8 KB of ldmatrix, B 8 KB). Plain NCHW (fp16): per slice one 16-byte load of 8
+//   pixels of x per thread (8 two-byte smem stores) instead of 8 two-byte loads.
+// Shared memory (dynamic; make_layout_*): plain fp16 68.5 KB (3 stages x 18 KB: A 128 x 40 + B
+//   128 x 32 core tiles; Cs 128 x 136 fp32 aliases them), fp32 54 KB; DW fp16 s1 Cg = 232: A 64 x 264
+//   T (33 KB) + 2 halos 10x10x32 / 2 slabs 128 x 32 (16 KB) + Cs 18 KB + dw taps 0.8 KB = 68.25 KB;
+//   Cg = 488: 100.25 KB (2 CTAs/SM fit in 228 KB). Registers (ptxas, CUDA 13.0, 0 spills, 2 CTAs/SM
+//   at the 128 cap) per variant in gconv_f16.cu: fp16/bf16 sm_90a (wgmma) 121-128, sm_90 (mma.sync)
+//   123-128, fp32 94-128.
 #pragma once
 
 #include <initializer_list>
