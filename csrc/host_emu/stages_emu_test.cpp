@@ -290,7 +290,7 @@ template <typename T, int N> static void test_wgmma_prim(int lbo, bool wait) {
     uint32_t fr[4];
     ldmatrix_x4(fr, As + (16 * w + (lane & 15)) * lda + (lane >> 4) * 8);
     float d[N / 2];
-    for (auto& e : d) e = 0.f;
+    for (auto& e : d) e = 1.f;  // scale_d = 0 below: D = A B, these are ignored
     wgmma_fence();
     wgmma_m64nNk16<T, N>(d, fr, wgmma_desc(smem_addr(Bs), uint32_t(lbo), 256), 0);
     wgmma_commit();
