@@ -40,7 +40,8 @@
 //     SBO 512 B, no swizzle) instead of once per warp through ldmatrix. The slab's writers run
 //     fence_proxy_async between their cp_async_wait and the publishing __syncthreads (publish_b).
 //   A partial output tile runs only the warps (warpgroups) whose columns (64 plain mma.sync, 32 DW
-//   mma.sync, 64 DW wgmma; plain wgmma: all 128) hold valid channels. fp32: FMA Gemm<float, 64, 64,
+//   mma.sync, 64 DW wgmma) hold valid channels; plain wgmma with <= 64 valid channels issues
+//   m64n64k16 instead of m64n128k16. fp32: FMA Gemm<float, 64, 64,
 //   2, 4> with row-major [64][BK+pad] slabs (16 x 16 threads, 4 x 4 each).
 // Epilogue (both bodies): accumulators -> fp32 staging tile Cs (plain: the whole 128 x 128 tile,
 //   pitch 136; DW: 64 x 64, pitch 72, a 128-wide tile in two passes) -> per 64 channels

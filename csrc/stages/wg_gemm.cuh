@@ -18,7 +18,8 @@
 //   need a wgmma.fence before a wgmma reads them), so KSTEPS x 4 registers hold them.
 //   The caller must have run fence_proxy_async() after its cp_async_wait (each thread that wrote B)
 //   and before the __syncthreads that publishes the slab.
-//   mma(..., ncols): warpgroups whose NW columns all lie at or past ncols skip (kColStep = NW).
+//   mma(..., ncols): warpgroups whose NW columns all lie at or past ncols skip (kColStep = NW); a
+//   128-wide warpgroup tile with ncols <= 64 issues m64n64k16 on its first 32 accumulators.
 //   store(Cs, ldc, accumulate, c_lo, c_hi), for_each(f(row, col, v0, v1)): as Gemm (the D layout per
 //   n8 chunk is mma.sync's C layout, see stages/wgmma.cuh).
 #pragma once
@@ -60,11 +61,29 @@ template <typename T, int BM, int BN, int WGM, int WGN> struct WgGemm {
     const uint32_t sbo = uint32_t(ldb) * uint32_t(sizeof(T));
     wgmma_fence_operand(acc);
     wgmma_fence();
+    if constexpr (NW == 128) {
+      // A 128-wide warpgroup tile with at most 64 valid columns (warpgroup-uniform): m64n64k16 on the
+      // first 32 accumulators (columns 0..63 in the D layout); the others keep their zeros. Each
+      // branch commits and waits itself (a join of two open batches made ptxas add a dummy HGMMA).
+      if (ncols <= 64) {
+        float(&lo)[32] = *reinterpret_cast<float(*)[32]>(acc);
 #pragma unroll
-    for (int ks = 0; ks < KSTEPS; ++ks)
-      wgmma_m64nNk16<T, NW>(acc, a[ks], wgmma_desc(b0 + ks * 256, 128, sbo), 1);
-    wgmma_commit();
-    wgmma_wait<0>();
+        for (int ks = 0; ks < KSTEPS; ++ks) wgmma_m64nNk16<T, 64>(lo, a[ks], wgmma_desc(b0 + ks * 256, 128, sbo), 1);
+        wgmma_commit();
+        wgmma_wait<0>();
+      } else {
+#pragma unroll
+        for (int ks = 0; ks < KSTEPS; ++ks) wgmma_m64nNk16<T, 128>(acc, a[ks], wgmma_desc(b0 + ks * 256, 128, sbo), 1);
+        wgmma_commit();
+        wgmma_wait<0>();
+      }
+    } else {
+#pragma unroll
+      for (int ks = 0; ks < KSTEPS; ++ks)
+        wgmma_m64nNk16<T, NW>(acc, a[ks], wgmma_desc(b0 + ks * 256, 128, sbo), 1);
+      wgmma_commit();
+      wgmma_wait<0>();
+    }
     wgmma_fence_operand(acc);
   }
 
