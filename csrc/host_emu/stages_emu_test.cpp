@@ -207,7 +207,7 @@ template <typename T, int NT> static void load_core(T* Bs, const T* b, int BN, i
   }
 }
 static void reset_wgmma_checks() {
-  for (auto& f : g_proxy_dirty) f = false;
+  for (auto& f : g_proxy_dirty) f = 0;
   g_wgmma_violations = 0;
 }
 

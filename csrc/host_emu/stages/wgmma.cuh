@@ -8,7 +8,7 @@
 // batch reading accumulators still pending in the same thread chains on the pending values (as
 // back-to-back wgmma of one shape do in hardware). Checks that count into g_wgmma_violations (the
 // harnesses fail on them): a cp.async of this thread still in flight into the B range, or any
-// thread of the block with a retired cp.async into smem and no fence_proxy_async since.
+// thread of the block with a retired cp.async into the B range and no fence_proxy_async since.
 // kWgmma = FASTCONV_EMU_WGMMA (default 0): the harness builds both variants of the kernels.
 #pragma once
 
@@ -60,7 +60,7 @@ template <int N> inline void wgmma_wait() {
     g_wg_groups.pop_front();
   }
 }
-inline void fence_proxy_async() { g_proxy_dirty[threadIdx.x] = false; }
+inline void fence_proxy_async() { g_proxy_dirty[threadIdx.x] = 0; }
 template <int N> inline void wgmma_fence_operand(float (&)[N]) {}
 // True when this thread has no wgmma batch open or pending (the stage tests check it).
 inline bool wgmma_idle() { return g_wg_open.empty() && g_wg_groups.empty(); }
@@ -100,8 +100,13 @@ inline void wgmma_m64nNk16(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t d
   g_wg_bar[wg]->arrive_and_wait();
   if (tw == 0) {
     ++g_wgmma_count;
-    for (unsigned t = 0; t < blockDim.x; ++t)
-      if (g_proxy_dirty[t]) { emu_wg_violation("cp.async data read by wgmma without fence_proxy_async"); break; }
+    for (unsigned t = 0; t < blockDim.x; ++t) {
+      const uint64_t v = g_proxy_dirty[t];
+      if (v && (v >> 32) < last && (v & 0xFFFFFFFFu) > start) {
+        emu_wg_violation("cp.async data read by wgmma without fence_proxy_async");
+        break;
+      }
+    }
   }
   // Inputs: this thread's newest pending value of these accumulators (chained batches), else the
   // registers. open: the entry of the batch being built, if any.
