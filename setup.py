@@ -2,10 +2,17 @@
 
 Environment:
   FASTCONV_SKIP_CUDA_BUILD=1   never build the extension
-  TORCH_CUDA_ARCH_LIST         default "8.0;9.0+PTX" (sm_80, sm_90, PTX for newer). The kernels need sm_80+
-                               (cp.async, ldmatrix, mma.sync in csrc/stages); none uses an sm_90a-only
-                               feature (wgmma/TMA), so plain 9.0 is the Hopper target. On a GPU machine,
-                               build only its arch ("9.0") to halve the compile time.
+  TORCH_CUDA_ARCH_LIST         default "8.0;9.0+PTX": sm_80 and sm_90a machine code plus compute_90 PTX
+                               for newer GPUs. The kernels need sm_80+ (cp.async, ldmatrix, mma.sync in
+                               csrc/stages); gconv's fp16/bf16 GEMMs use wgmma on Hopper, which only the
+                               arch-specific sm_90a target has, so fastconv builds Hopper as sm_90a:
+                               "9.0" and "9.0a" both give sm_90a SASS (never sm_90 and sm_90a of one
+                               kernel side by side), "+PTX" adds the portable PTX of that arch without
+                               the "a" (compute_90: mma.sync, JIT-compiled on GPUs newer than the list).
+                               setup.py turns the list into -gencode flags itself (_gencode_flags);
+                               entries it cannot parse (named arches, "native") are left to torch,
+                               which then builds plain sm_90 (mma.sync only). On a GPU machine, build
+                               only its arch ("9.0") to halve the compile time.
   CUDA_HOME                    the toolkit root; found from nvcc on PATH when unset
   MAX_JOBS                     parallel nvcc jobs (ninja)
 """
@@ -52,6 +59,26 @@ def _check_arch_list(archs):
                              "compute capability 8.0 or newer (cp.async, ldmatrix, mma.sync)")
 
 
+def _gencode_flags(archs):
+    """TORCH_CUDA_ARCH_LIST -> nvcc -gencode flags ("9.0" / "9.0a" -> sm_90a SASS, "+PTX" -> plain
+    compute_XY PTX), or None when an entry is not a plain number (torch's own handling then)."""
+    sass, ptx = [], []
+    for a in archs.replace(",", ";").replace(" ", ";").split(";"):
+        a = a.strip()
+        if not a:
+            continue
+        ver, plus = a.split("+")[0], a.endswith("+PTX")
+        num = ver.rstrip("af").replace(".", "")
+        if not num.isdigit() or "." not in ver:
+            return None
+        code = num + ("a" if num == "90" or ver.endswith("a") else "f" if ver.endswith("f") else "")
+        sass.append(f"-gencode=arch=compute_{code},code=sm_{code}")
+        if plus:
+            ptx.append(f"-gencode=arch=compute_{num},code=compute_{num}")
+    flags = list(dict.fromkeys(sass + ptx))
+    return flags or None
+
+
 def _extensions():
     if os.environ.get("FASTCONV_SKIP_CUDA_BUILD") == "1":
         print("fastconv: FASTCONV_SKIP_CUDA_BUILD=1, installing without the CUDA extension", file=sys.stderr)
@@ -85,6 +112,10 @@ def _extensions():
                   "-U__CUDA_NO_BFLOAT16_CONVERSIONS__", "-lineinfo"]
     if os.environ.get("FASTCONV_PTXAS_VERBOSE") == "1":
         nvcc_flags.append("-Xptxas=-v")
+    gencode = _gencode_flags(os.environ["TORCH_CUDA_ARCH_LIST"])
+    if gencode:  # (torch adds no arch flags of its own once the nvcc flags name one)
+        nvcc_flags += gencode
+        print("fastconv: nvcc " + " ".join(gencode), file=sys.stderr)
     ext = cpp_extension.CUDAExtension(
         "fastconv._C", sources, include_dirs=include_dirs,
         extra_compile_args={"cxx": ["-O3"], "nvcc": nvcc_flags})

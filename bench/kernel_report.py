@@ -1,4 +1,6 @@
 """Static kernel report: what the sm_90 machine code of every fastconv kernel can do, no GPU needed.
+(Hopper sections are read as sm_90a where the build has them -- what setup.py builds for "9.0"; the
+wgmma kernels then report HGMMA as their MMA kind.)
 
     PYTHONPATH=. python -m bench.kernel_report                 # CUDA (built .so) + Triton (3-4 blocks/op) + floor
     PYTHONPATH=. python -m bench.kernel_report --cuda --so /path/to/_C.so
@@ -76,12 +78,18 @@ def default_so() -> Optional[str]:
 
 def cuda_rows(paths: Iterable[str], arch: str = "sm_90") -> list:
     rows = []
-    seen = set()
+    seen = {}  # mangled name -> index in rows
     for path in paths:
         for st in sass.analyse_binary(path, arch):
-            if st.name in seen:  # a kernel instantiated in two objects
+            # bare cubins of other arches (nvcc_check.sh 80) are not sm_90 code; of a kernel in two
+            # objects keep the first, except that an sm_90a build (wgmma) wins over a plain sm_90 one
+            if st.arch and not sass.same_family(arch, st.arch):
                 continue
-            seen.add(st.name)
+            if st.name in seen:
+                old = rows[seen[st.name]]
+                if not (st.arch.endswith("a") and not old["_arch"].endswith("a")):
+                    continue
+                rows[seen[st.name]] = None
             short = sass.short_name(st.demangled)
             if not short.startswith(("dwpw", "ir", "gconv", "shuffle")) and "fastconv" not in st.demangled:
                 continue  # not ours (e.g. torch helpers in an object)
@@ -96,8 +104,10 @@ def cuda_rows(paths: Iterable[str], arch: str = "sm_90") -> list:
                 "gld": st.gld_mix(), "gld_wide_share": "" if vs is None else round(vs, 3),
                 "gld_avg_B": "" if st.gld_bytes_avg is None else round(st.gld_bytes_avg, 2),
                 "gst": st.gst_mix(), "mma": st.mma_kind, "ldsm": st.ldsm, "barriers": st.barriers,
-                "mangled": st.name, "source": os.path.basename(str(path)),
+                "mangled": st.name, "source": os.path.basename(str(path)), "_arch": st.arch,
             })
+            seen[st.name] = len(rows) - 1
+    rows = [{k: v for k, v in r.items() if k != "_arch"} for r in rows if r is not None]
     return sorted(rows, key=lambda r: (r["family"], r["dtype"], r["kernel"]))
 
 

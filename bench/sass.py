@@ -1,4 +1,4 @@
-"""Read sm_90 machine code without a GPU: per-kernel resources and instruction mix from cuobjdump.
+"""Read sm_90 (or sm_90a) machine code without a GPU: per-kernel resources and instruction mix from cuobjdump.
 
 Inputs are anything cuobjdump reads: the built extension (``fastconv/_C*.so``), object files
 compiled with ``scripts/nvcc_check.sh``'s flags, or a Triton cubin. ``cuobjdump`` ships in the
@@ -106,18 +106,38 @@ def insn_width(opcode: str) -> int:
     return 4
 
 
+def same_family(want: str, got: str) -> bool:
+    """``sm_90`` selects its arch-specific variant ``sm_90a`` too (the wgmma kernels are built for sm_90a)."""
+    return got == want or got.rstrip("a") == want.rstrip("a")
+
+
+def pick_arch(found: Iterable[str], want: Optional[str]) -> Optional[str]:
+    """The section of ``want``'s family to read among the arches ``found``: the arch-specific one
+    (``sm_90a``, what fastconv builds for Hopper) before the plain one; None when none matches."""
+    if want is None:
+        return None
+    cands = [a for a in found if same_family(want, a)]
+    for a in cands:
+        if a.endswith("a"):
+            return a
+    return cands[0] if cands else None
+
+
 def split_functions(sass: str, arch: Optional[str] = "sm_90") -> dict:
     """``cuobjdump -sass`` text -> {mangled name: [instruction text without predicate]} for ``arch``.
 
-    Sections for other architectures are skipped (a fat binary lists sm_80 and sm_90); arch None
+    Sections for other architectures are skipped (a fat binary lists sm_80 and sm_90a); ``sm_90``
+    reads an ``sm_90a`` section (pick_arch: only one of the two if a binary held both); arch None
     keeps every section (a bare cubin has no section headers)."""
     funcs: dict = {}
     cur = None
     in_arch = True
+    heads = [ln.strip().split()[-1] for ln in sass.splitlines() if ln.strip().startswith("code for sm_")]
+    chosen = pick_arch(heads, arch)
     for line in sass.splitlines():
         s = line.strip()
         if s.startswith("code for sm_"):
-            in_arch = arch is None or s.split()[-1] == arch
+            in_arch = arch is None or s.split()[-1] == chosen
             cur = None
             continue
         m = _FUNC.match(line)
@@ -144,10 +164,11 @@ def parse_resource_usage(text: str, arch: Optional[str] = "sm_90") -> dict:
     out: dict = {}
     in_arch = True
     cur = None
+    chosen = pick_arch([m.group(1) for m in map(_ARCH.match, text.splitlines()) if m], arch)
     for line in text.splitlines():
         m = _ARCH.match(line)
         if m:
-            in_arch = arch is None or m.group(1) == arch
+            in_arch = arch is None or m.group(1) == chosen
             cur = None
             continue
         m = _RES_FUNC.match(line)
@@ -213,6 +234,7 @@ class KernelStats:
     sts: int = 0
     mma: dict = field(default_factory=dict)   # HMMA.16816.F32 / HGMMA.64x64x16.F32 ... -> count
     barriers: int = 0             # BAR.SYNC / BAR.RED
+    arch: str = ""                # the SASS section read ("sm_90a", "sm_90", ...; "" when unknown)
 
     @property
     def spills(self) -> int:
@@ -307,6 +329,8 @@ def stats_from_text(sass: str, resources: str = "", elf: str = "", arch: Optiona
     """KernelStats for every function in ``cuobjdump -sass`` text (plus resource usage / ELF text)."""
     funcs = split_functions(sass, arch)
     res = parse_resource_usage(resources, arch) if resources else {}
+    heads = [ln.strip().split()[-1] for ln in sass.splitlines() if ln.strip().startswith("code for sm_")]
+    section = pick_arch(heads, arch) if arch else (heads[0] if heads else "")
     threads = parse_max_threads(elf) if elf else {}
     names = list(funcs)
     dem = demangle_many(names)
@@ -315,7 +339,7 @@ def stats_from_text(sass: str, resources: str = "", elf: str = "", arch: Optiona
         r = res.get(name, {})
         st = KernelStats(name=name, demangled=d, regs=r.get("REG", 0), local_bytes=r.get("LOCAL", 0),
                          stack_bytes=r.get("STACK", 0), smem_static=r.get("SHARED", 0),
-                         threads=threads.get(name))
+                         threads=threads.get(name), arch=section or "")
         out.append(count_instructions(st, funcs[name]))
     return out
 

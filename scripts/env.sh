@@ -45,8 +45,9 @@ if [ "${FASTCONV_SKIP_CUDA_BUILD:-0}" != "1" ] && command -v nvcc >/dev/null 2>&
    "$PY" -c "import torch; assert torch.version.cuda" >/dev/null 2>&1; then
   if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
     # On a GPU machine build for that GPU only (fast). Without one (CI) the build is a compile check
-    # and the input of the static kernel report, which reads sm_90 machine code: sm_90 only halves
-    # the time of setup.py's default (sm_80 + sm_90 + PTX, what `pip install` builds).
+    # and the input of the static kernel report, which reads Hopper machine code: "9.0" only halves
+    # the time of setup.py's default (sm_80 + sm_90a + PTX, what `pip install` builds). setup.py
+    # builds "9.0" (an H100/H200's detected capability too) as sm_90a: gconv's wgmma path needs it.
     arch=$("$PY" -c "import torch; c=torch.cuda.get_device_capability() if torch.cuda.is_available() else None; print(f'{c[0]}.{c[1]}' if c else '')" 2>/dev/null || true)
     export TORCH_CUDA_ARCH_LIST=${arch:-9.0}
   fi

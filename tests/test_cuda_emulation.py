@@ -21,27 +21,36 @@ SPLITS = {
     "mobilenet_emu_test.cpp": [(w, d) for w in ("d", "i") for d in ("f", "h", "b")],
     "shufflenet_emu_test.cpp": [("sgvw", d) for d in ("f", "h", "b")],
 }
-CASES = [(h, args) for h in HARNESSES for args in SPLITS.get(h, [()])]
+# Build variants (name -> extra g++ flags, the cases to run): shufflenet's "wgmma" build runs the
+# fp16/bf16 gconv GEMMs on the wgmma twin (the sm_90a path; fp32 and channel_shuffle do not change).
+VARIANTS = {
+    "shufflenet_emu_test.cpp": {"wgmma": (["-DFASTCONV_EMU_WGMMA=1"], [("gvw", d) for d in ("h", "b")])},
+}
+CASES = [(h, "", args) for h in HARNESSES for args in SPLITS.get(h, [()])]
+CASES += [(h, v, args) for h in HARNESSES for v, (_, cases) in VARIANTS.get(h, {}).items() for args in cases]
 _built = {}
 
 
-def _build(harness, tmp_path_factory):
-    """Compile a harness once per pytest process."""
-    if harness not in _built:
-        exe = tmp_path_factory.mktemp("emu") / harness.replace(".cpp", "")
-        cmd = ["g++", "-std=c++20", "-O1", "-g", "-fsanitize=address,undefined", f"-I{EMU}", f"-I{ROOT / 'csrc'}",
-               str(EMU / harness), "-o", str(exe), "-pthread"]
+def _build(harness, variant, tmp_path_factory):
+    """Compile a harness (variant) once per pytest process."""
+    key = (harness, variant)
+    if key not in _built:
+        exe = tmp_path_factory.mktemp("emu") / (harness.replace(".cpp", "") + (f"_{variant}" if variant else ""))
+        flags = VARIANTS[harness][variant][0] if variant else []
+        cmd = ["g++", "-std=c++20", "-O1", "-g", "-fsanitize=address,undefined", *flags, f"-I{EMU}",
+               f"-I{ROOT / 'csrc'}", str(EMU / harness), "-o", str(exe), "-pthread"]
         build = subprocess.run(cmd, capture_output=True, text=True)
         assert build.returncode == 0, build.stderr[-4000:]
-        _built[harness] = exe
-    return _built[harness]
+        _built[key] = exe
+    return _built[key]
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ (C++20)")
-@pytest.mark.parametrize("harness,args", CASES, ids=[h.replace("_emu_test.cpp", "") + ("-" + "-".join(a) if a else "")
-                                                      for h, a in CASES])
-def test_cuda_kernels_under_host_emulation(harness, args, tmp_path_factory):
-    exe = _build(harness, tmp_path_factory)
+@pytest.mark.parametrize("harness,variant,args", CASES,
+                         ids=[h.replace("_emu_test.cpp", "") + (f"[{v}]" if v else "") + ("-" + "-".join(a) if a else "")
+                              for h, v, a in CASES])
+def test_cuda_kernels_under_host_emulation(harness, variant, args, tmp_path_factory):
+    exe = _build(harness, variant, tmp_path_factory)
     env = dict(os.environ, UBSAN_OPTIONS="halt_on_error=1", ASAN_OPTIONS="detect_leaks=0")
     run = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=600)
     tail = (run.stdout + run.stderr)[-4000:]

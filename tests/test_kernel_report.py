@@ -98,6 +98,22 @@ def test_sass_parser_on_canned_snippet():
     assert other.spills == 0 and other.threads is None
 
 
+def test_sass_parser_reads_sm90a_sections():
+    """fastconv builds Hopper as sm_90a (gconv's wgmma): "sm_90" selects the sm_90a section, and of a
+    binary holding both, only the sm_90a one (never the two merged)."""
+    sm90a = CANNED_SASS.replace("arch = sm_90\n", "arch = sm_90a\n").replace("code for sm_90\n", "code for sm_90a\n")
+    res90a = CANNED_RES.replace("arch = sm_90\n", "arch = sm_90a\n")
+    sts = {s.name: s for s in sass.stats_from_text(sm90a, res90a, CANNED_ELF)}
+    k = sts["_ZN8fastconv4dwpw6kernelI6__halfLi3ELi64EEEvNS_10DwpwParamsE"]
+    assert k.arch == "sm_90a" and k.gld == {2: 2, 4: 1, 8: 1} and k.regs == 80
+    assert sts["_Z5otherv"].mma_kind == "HGMMA"
+    both = CANNED_SASS + sm90a.split("Fatbin elf code:", 2)[2].replace("LDG.E.U16 R4", "LDG.E.128 R4")
+    k2 = {s.name: s for s in sass.stats_from_text("Fatbin elf code:" + both, CANNED_RES, CANNED_ELF)}[k.name]
+    assert k2.arch == "sm_90a" and k2.gld == {2: 1, 4: 1, 8: 1, 16: 1}
+    assert sass.pick_arch(["sm_80", "sm_90", "sm_90a"], "sm_90") == "sm_90a"
+    assert sass.pick_arch(["sm_80"], "sm_90") is None and sass.same_family("sm_90", "sm_90a")
+
+
 def test_names_and_dtypes():
     k, _ = _canned()
     short = sass.short_name(k.demangled)

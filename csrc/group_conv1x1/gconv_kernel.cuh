@@ -23,11 +23,26 @@
 //   registers (126-138 uncapped without them).
 //   Extra CTAs (grid.y >= groups) write the side branch (avg-pool / passthrough copy) of the same
 //   8 x 8 tile: 8-channel vector loads in NHWC, scalar otherwise -- except side_pair (below).
-// GEMM (fp16/bf16: ldmatrix + mma.sync.m16n8k16, fp32 accumulate): plain Gemm<T, 128, 128, 4, 2>,
-//   8 warps of 32 x 64 (per 16-deep k step 2 A + 4 B ldmatrix.x4 for 16 mma: 192 B per mma); DW
-//   Gemm<T, 64, 128, 2, 4>, 8 warps of 32 x 32 (2 + 2 for 8 mma: 256 B; the former 64 x 64 tile's
-//   32 x 16 warps took 384 B). A partial output tile runs only the warps whose columns (64 plain,
-//   32 DW) hold valid channels. fp32: FMA Gemm<float, 64, 64, 2, 4> (16 x 16 threads, 4 x 4 each).
+// GEMM (fp16/bf16, fp32 accumulate). The weight slabs are core-matrix tiles on every path
+//   (stages::core_offset: [n/8][k/8][n%8][k%8], each 8 x 8 block 128 contiguous bytes, ldb = 8 BK =
+//   256 halves; a 16-byte cp.async chunk (n, k8) lands at (n/8) 512 + k8 128 + (n%8) 16 bytes); A
+//   stays row-major padded (lda = 8 mod 64 halves) and is read by ldmatrix.x4. The GEMM tile is a type
+//   alias (Tiles<T>::Plain / Dw), chosen per compilation pass:
+//   - sm_80 / sm_90 (mma.sync): plain Gemm<T, 128, 128, 4, 2, BCORE>, 8 warps of 32 x 64 (per 16-deep
+//     k step 2 A + 4 B ldmatrix.x4 for 16 mma: 192 B per mma); DW Gemm<T, 64, 128, 2, 4, BCORE>,
+//     8 warps of 32 x 32 (2 + 2 for 8 mma: 256 B). An 8 x 8 core block is one ldmatrix matrix (one
+//     128-byte run: conflict-free, as the padded rows were).
+//   - sm_90a (stages::kWgmma, stages/wg_gemm.cuh): plain WgGemm<T, 128, 128, 2, 1>, warpgroup g owns
+//     rows 64g.. and all 128 columns (wgmma.m64n128k16, 64 accumulators per thread); DW WgGemm<T, 64,
+//     128, 1, 2>, warpgroup g owns columns 64g.. (m64n64k16, 32 accumulators). Per 32-deep slab each
+//     warp loads its 16 A rows for both k steps (2 ldmatrix.x4), then wgmma_fence, 2 wgmma, commit,
+//     wait 0; B goes from shared memory to the tensor cores once per warpgroup (descriptor LBO 128 B,
+//     SBO 512 B, no swizzle) instead of once per warp through ldmatrix. The slab's writers run
+//     fence_proxy_async between their cp_async_wait and the publishing __syncthreads (publish_b).
+//   A partial output tile runs only the warps (warpgroups) whose columns (64 plain mma.sync, 32 DW
+//   mma.sync, 64 DW wgmma) hold valid channels; plain wgmma with <= 64 valid channels issues
+//   m64n64k16 instead of m64n128k16. fp32: FMA Gemm<float, 64, 64,
+//   2, 4> with row-major [64][BK+pad] slabs (16 x 16 threads, 4 x 4 each).
 // Epilogue (both bodies): accumulators -> fp32 staging tile Cs (plain: the whole 128 x 128 tile,
 //   pitch 136; DW: 64 x 64, pitch 72, a 128-wide tile in two passes) -> per 64 channels
 //   out = act(acc + bias (+ res)), stored at out_mul * shuffle_out(k) + out_off. vec_out (NHWC,
@@ -40,24 +55,30 @@
 //   s2 interleaved / shuffled layouts are byte-masked partial sectors), pixel-fastest in NCHW.
 //
 // Per-tile budget (fp16, NHWC): plain: per 32-deep slice 2 16-byte cp.async of x and 2 of w per
-//   thread, 2 x (2 A + 4 B ldmatrix.x4, 16 mma) per warp. DW (s1, Cg = 232): halo 10 x 10 x Cg
-//   read once (1.56x the tile's input; 16-byte cp.async when x_C, x_c0, Cg allow, else 8/4), taps
-//   9 x 32 per chunk as 36 16-byte loads, 9 FFMA x 8 ch per output from smem, then per 128-channel
-//   output tile 8 weight slabs of 128 x 32 from L2 (2 16-byte cp.async per thread each) and
-//   2 x (2 A + 2 B ldmatrix.x4, 8 mma) per warp and slab. Plain NCHW (fp16): per slice one 16-byte
-//   load of 8 pixels of x per thread (8 two-byte smem stores) instead of 8 two-byte loads.
-// Shared memory (dynamic; make_layout_*): plain fp16 69 KB (3 stages x 20 KB; Cs 128 x 136 fp32
-//   aliases them), fp32 54 KB; DW fp16 s1 Cg = 232: A 64 x 264 T (33 KB) + 2 halos 10x10x32 /
-//   2 slabs 128x40 (20 KB) + Cs 18 KB + dw taps 0.8 KB = 72 KB; Cg = 488: 104 KB (2 CTAs/SM fit in
-//   228 KB). Registers (fp16/bf16: 127-128 DW, 126-128 plain, at the 2-CTA cap; fp32 94-128; 0 spills,
-//   2 CTAs/SM) per variant: gconv_f16.cu.
+//   thread; mma.sync: 2 x (2 A + 4 B ldmatrix.x4, 16 mma) per warp (48 KB of ldmatrix per CTA and
+//   slab); wgmma: 2 A ldmatrix.x4 per warp + 2 wgmma.m64n128k16 per warpgroup (8 KB of ldmatrix, B
+//   16 KB read by the tensor cores). DW (s1, Cg = 232): halo 10 x 10 x Cg read once (1.56x the
+//   tile's input; 16-byte cp.async when x_C, x_c0, Cg allow, else 8/4), taps 9 x 32 per chunk as 36
+//   16-byte loads, 9 FFMA x 8 ch per output from smem, then per 128-channel output tile 8 weight
+//   slabs of 128 x 32 from L2 (2 16-byte cp.async per thread each) and per slab: mma.sync 2 x (2 A +
+//   2 B ldmatrix.x4, 8 mma) per warp (32 KB per CTA); wgmma 2 A ldmatrix.x4 per warp + 2 m64n64k16
+//   per warpgroup (8 KB of ldmatrix, B 8 KB). Plain NCHW (fp16): per slice one 16-byte load of 8
+//   pixels of x per thread (8 two-byte smem stores) instead of 8 two-byte loads.
+// Shared memory (dynamic; make_layout_*): plain fp16 68.5 KB (3 stages x 18 KB: A 128 x 40 + B
+//   128 x 32 core tiles; Cs 128 x 136 fp32 aliases them), fp32 54 KB; DW fp16 s1 Cg = 232: A 64 x 264
+//   T (33 KB) + 2 halos 10x10x32 / 2 slabs 128 x 32 (16 KB) + Cs 18 KB + dw taps 0.8 KB = 68.25 KB;
+//   Cg = 488: 100.25 KB (2 CTAs/SM fit in 228 KB). Registers (ptxas, CUDA 13.0, 0 spills, 2 CTAs/SM
+//   at the 128 cap) per variant in gconv_f16.cu: fp16/bf16 sm_90a (wgmma) 121-128, sm_90 (mma.sync)
+//   123-128, fp32 94-128.
 #pragma once
 
 #include <initializer_list>
+#include <type_traits>
 
 #include "group_conv1x1/gconv.h"
 #include "stages/depthwise.cuh"
 #include "stages/gemm.cuh"
+#include "stages/wg_gemm.cuh"
 
 namespace fastconv {
 namespace gconv {
@@ -78,16 +99,31 @@ static_assert(TH * TW == BM, "the DW tile is the GEMM's row block");
 // plain: 128 pixels x 128 channels on 4 x 2 warps of 32 x 64 (192 B of ldmatrix per m16n8k16);
 // DW: 64 pixels x 128 channels on 2 x 4 warps of 32 x 32 (256 B; the 32 x 16 tiles took 384 B).
 // fp32 (FMA) keeps 64 x 64 for both.
+template <typename T> __host__ __device__ constexpr int pad_elems() { return 16 / int(sizeof(T)); }
+
+// fp16/bf16 weight slabs are core-matrix tiles (stages::core_offset, ldb = 8 BK) on both GEMM paths;
+// in an sm_90a pass (stages::kWgmma) the same tiles run on warpgroup MMA: plain on 2 x 1 warpgroups
+// of 64 x 128 (wgmma.m64n128k16), DW on 1 x 2 of 64 x 64 (m64n64k16). Host code (plan, layouts)
+// never depends on kWgmma: both paths use the same shared-memory layout.
 template <typename T> struct Tiles {
   static constexpr bool kMma = stages::kTensorCore<T>;
+  static constexpr bool kCore = kMma;                // B slabs as core-matrix tiles
+  static constexpr bool kWg = kMma && stages::kWgmma;  // this pass runs the wgmma tiles
   static constexpr int PBM = kMma ? 128 : 64, PBN = kMma ? 128 : 64;  // plain
   static constexpr int PWM = kMma ? 4 : 2, PWN = kMma ? 2 : 4;
   static constexpr int DBN = kMma ? 128 : 64;  // DW output channels per tile (resident A)
-  using Plain = stages::Gemm<T, PBM, PBN, PWM, PWN>;
-  using Dw = stages::Gemm<T, BM, DBN, WM, WN>;
+  using H = std::conditional_t<kMma, T, __half>;  // (names a valid WgGemm when T is float)
+  using Plain = std::conditional_t<kWg, stages::WgGemm<H, 128, 128, 2, 1>, stages::Gemm<T, PBM, PBN, PWM, PWN, kMma, kCore>>;
+  using Dw = std::conditional_t<kWg, stages::WgGemm<H, BM, 128, 1, 2>, stages::Gemm<T, BM, DBN, WM, WN, kMma, kCore>>;
+  static constexpr int ldb() { return kCore ? 8 * BK : BK + pad_elems<T>(); }  // (core: SBO = 512 B)
+  static constexpr int bslab_elems(int rows) { return rows * (kCore ? BK : ldb()); }
 };
+// Between the cp_async_wait that lands a weight slab and the barrier that publishes it: wgmma reads
+// B through the async proxy, so each writing thread fences (stages/wgmma.cuh).
+template <typename T> __device__ __forceinline__ void publish_b() {
+  if constexpr (Tiles<T>::kWg) stages::fence_proxy_async();
+}
 
-template <typename T> __host__ __device__ constexpr int pad_elems() { return 16 / int(sizeof(T)); }
 __host__ __device__ inline size_t align128(size_t v) { return (v + 127) & ~size_t(127); }
 __host__ __device__ inline int cdiv(int a, int b) { return (a + b - 1) / b; }
 
@@ -97,13 +133,14 @@ struct Layout {
   int lda, ldb;
 };
 
-// Plain path: STAGES x (A [PBM][BK+pad] + B [PBN][BK+pad]); Cs [PBM][PBN+8] aliases the pipeline after
-// the loop.
+// Plain path: STAGES x (A [PBM][BK+pad] + B slab: fp16/bf16 core-matrix tiles of [PBN][BK], ldb = 8 BK;
+// fp32 [PBN][BK+pad]); Cs [PBM][PBN+8] aliases the pipeline after the loop.
 template <typename T> __host__ __device__ inline Layout make_layout_plain() {
   constexpr int PBM = Tiles<T>::PBM, PBN = Tiles<T>::PBN;
   Layout L{};
-  L.lda = L.ldb = BK + pad_elems<T>();
-  L.stage = align128(size_t(PBM + PBN) * L.lda * sizeof(T));
+  L.lda = BK + pad_elems<T>();
+  L.ldb = Tiles<T>::ldb();
+  L.stage = align128((size_t(PBM) * L.lda + Tiles<T>::bslab_elems(PBN)) * sizeof(T));
   L.a = 0;
   L.cs = 0;
   const size_t pipe = STAGES * L.stage, cs = align128(size_t(PBM) * (PBN + 8) * sizeof(float));
@@ -112,15 +149,15 @@ template <typename T> __host__ __device__ inline Layout make_layout_plain() {
   return L;
 }
 
-// DW path: resident A [BM][ca+pad]; a region holding either 2 halos or 2 weight slabs [DBN][BK+pad];
-// Cs [BM][LDC]; taps.
+// DW path: resident A [BM][ca+pad]; a region holding either 2 halos or 2 weight slabs (DBN x BK: core-
+// matrix tiles for fp16/bf16, [DBN][BK+pad] fp32); Cs [BM][LDC]; taps.
 template <typename T> __host__ __device__ inline Layout make_layout_dw(int s, int cc, int ca) {
   Layout L{};
   L.lda = ca + pad_elems<T>();
-  L.ldb = BK + pad_elems<T>();
+  L.ldb = Tiles<T>::ldb();
   const size_t ih = stages::halo_extent(TH, 3, s, 1), iw = stages::halo_extent(TW, 3, s, 1);
   const size_t halo = align128(ih * iw * cc * sizeof(T));
-  const size_t bslab = align128(size_t(Tiles<T>::DBN) * L.ldb * sizeof(T));
+  const size_t bslab = align128(size_t(Tiles<T>::bslab_elems(Tiles<T>::DBN)) * sizeof(T));
   L.a = 0;
   L.region = align128(size_t(BM) * L.lda * sizeof(T));
   L.halo1 = L.region + halo;
@@ -223,18 +260,21 @@ template <typename T> __device__ __forceinline__ T elem_of(const uint4& u, int j
 // the synchronous fallback (channel counts or pointers not 4-byte aligned) is one rolled loop: it
 // is the rare path, and inlined at every call site the unrolled version was most of the kernel's
 // load instructions.
-template <typename T, class RowPtr>
+// CORE: dst is a core-matrix tile (stages::core_offset with ld = 8 x the tile's depth), as the weight
+// slabs of fp16/bf16; every 16/8/4-byte run of a row stays contiguous there.
+template <typename T, bool CORE = false, class RowPtr>
 __device__ __forceinline__ void copy_tile(int bytes, T* dst, int ld, int rows, int cols, int valid, const T* base,
                                           RowPtr row_ptr) {
-  if (bytes == 16) stages::copy_rows_async<T, 16, NT>(dst, ld, rows, cols, valid, base, row_ptr);
-  else if (bytes == 8) stages::copy_rows_async<T, 8, NT>(dst, ld, rows, cols, valid, base, row_ptr);
-  else if (bytes == 4) stages::copy_rows_async<T, 4, NT>(dst, ld, rows, cols, valid, base, row_ptr);
+  auto at = [&](int r, int c) { return dst + (CORE ? stages::core_offset(r, c, ld) : r * ld + c); };
+  if (bytes == 16) stages::copy_rows_async_at<T, 16, NT>(at, rows, cols, valid, base, row_ptr);
+  else if (bytes == 8) stages::copy_rows_async_at<T, 8, NT>(at, rows, cols, valid, base, row_ptr);
+  else if (bytes == 4) stages::copy_rows_async_at<T, 4, NT>(at, rows, cols, valid, base, row_ptr);
   else {
 #pragma unroll 1
     for (int i = threadIdx.x; i < rows * cols; i += NT) {
       const int r = i / cols, c = i - r * cols;
       const T* src = row_ptr(r);
-      dst[r * ld + c] = src != nullptr && c < valid ? src[c] : from_float<T>(0.f);
+      *at(r, c) = src != nullptr && c < valid ? src[c] : from_float<T>(0.f);
     }
   }
 }
@@ -520,7 +560,7 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
         a[r * L.lda + c] = v;
       }
     }
-    copy_tile<T>(p.wbytes, bbuf(s), L.ldb, PBN, BK, valid, w, [&](int r) -> const T* {
+    copy_tile<T, Tiles<T>::kCore>(p.wbytes, bbuf(s), L.ldb, PBN, BK, valid, w, [&](int r) -> const T* {
       return m0 + r < p.Kg ? wg + int64_t(r) * p.Cg + k0 : nullptr;
     });
   };
@@ -536,6 +576,7 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
   int cur = 0;
   for (int kc = 0; kc < nk; ++kc) {
     stages::cp_async_wait<STAGES - 2>();
+    publish_b<T>();
     __syncthreads();  // slab kc visible to all; slab kc - 1 (the one refilled below) consumed by all
     const int nx = kc + STAGES - 1;
     if (nx < nk) load(cur == 0 ? STAGES - 1 : cur - 1, nx * BK);
@@ -611,7 +652,7 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
 
   // Weight slab [brows][BK] of output tile nt, reduction channels c0.. (zero past Kg and Cg).
   auto load_b = [&](T* dst, int nt, int c0) {
-    copy_tile<T>(p.wbytes, dst, L.ldb, brows(nt), BK, p.Cg - c0, w, [&](int r) -> const T* {
+    copy_tile<T, Tiles<T>::kCore>(p.wbytes, dst, L.ldb, brows(nt), BK, p.Cg - c0, w, [&](int r) -> const T* {
       const int ko = nt * tbn + r;
       return ko < p.Kg ? wg + int64_t(ko) * p.Cg + c0 : nullptr;
     });
@@ -701,6 +742,7 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
         if (kc + 1 < nk) load_b(bbuf(kc + 1), nt, sc0 + (kc + 1) * BK);
         stages::cp_async_commit();
         stages::cp_async_wait<1>();
+        publish_b<T>();
         __syncthreads();  // slab kc visible
         g.template mma<BK / 16>(A + kc * BK, L.lda, bbuf(kc), L.ldb, ncols);
         __syncthreads();  // slab kc & 1 free

@@ -1,6 +1,9 @@
 // Host emulation of the CUDA features the fastconv kernels use: one std::thread per CUDA thread,
-// std::barrier for __syncthreads, per-warp barriers for shuffles.
+// std::barrier for __syncthreads, per-warp barriers for shuffles, per-warpgroup (128-thread)
+// barriers for wgmma (stages/wgmma.cuh). emu_set_smem registers a block's shared memory so that
+// smem_addr returns shared-window offsets (what a wgmma descriptor holds) and checks them.
 #pragma once
+#define FASTCONV_HOST_EMU 1
 #include <barrier>
 #include <cassert>
 #include <cmath>
@@ -32,6 +35,11 @@ inline int max(int a, int b) { return a > b ? a : b; }
 inline std::barrier<>* g_block_bar = nullptr;
 inline std::barrier<>* g_warp_bar[64];
 inline float g_warp_buf[64][32];
+inline std::barrier<>* g_wg_bar[16];  // one per warpgroup of 128 threads (emu_launch*)
+// The shared memory of the running block: [g_smem_base, + g_smem_bytes) (nullptr: not registered).
+inline unsigned char* g_smem_base = nullptr;
+inline size_t g_smem_bytes = 0;
+inline void emu_set_smem(void* base, size_t bytes) { g_smem_base = static_cast<unsigned char*>(base); g_smem_bytes = bytes; }
 inline void __syncthreads() { g_block_bar->arrive_and_wait(); }
 inline float __shfl_xor_sync(unsigned, float v, int o) {
   int w = threadIdx.x / 32, l = threadIdx.x % 32;
@@ -51,6 +59,7 @@ inline void emu_launch(int blocks, int nthreads, const std::function<void()>& ke
   std::barrier<> bar(nthreads);
   std::vector<std::unique_ptr<std::barrier<>>> wb;
   for (int w = 0; w < nthreads / 32; ++w) { wb.emplace_back(new std::barrier<>(32)); g_warp_bar[w] = wb.back().get(); }
+  for (int w = 0; w < nthreads / 128; ++w) { wb.emplace_back(new std::barrier<>(128)); g_wg_bar[w] = wb.back().get(); }
   g_block_bar = &bar;
   blockDim = {unsigned(nthreads), 1, 1}; gridDim = {unsigned(blocks), 1, 1};
   std::vector<std::thread> ts;
@@ -66,6 +75,7 @@ inline void emu_launch2d(int gx, int gy, int nthreads, const std::function<void(
   std::barrier<> bar(nthreads);
   std::vector<std::unique_ptr<std::barrier<>>> wb;
   for (int w = 0; w < nthreads / 32; ++w) { wb.emplace_back(new std::barrier<>(32)); g_warp_bar[w] = wb.back().get(); }
+  for (int w = 0; w < nthreads / 128; ++w) { wb.emplace_back(new std::barrier<>(128)); g_wg_bar[w] = wb.back().get(); }
   g_block_bar = &bar;
   blockDim = {unsigned(nthreads), 1, 1}; gridDim = {unsigned(gx), unsigned(gy), 1};
   std::vector<std::thread> ts;

@@ -41,6 +41,8 @@ static std::mt19937 rng(321);
 static int fails = 0;
 static bool g_smem_bad = false;           // set by run_gconv, reported by the next compare
 static size_t g_smem_max = 227 * 1024;    // the device's opt-in limit the launches are planned for
+static size_t g_dw_smem_max = 0;          // nonzero: a lower limit for the DW launches only
+static int g_recompute_runs = 0;          // DW launches planned with A not resident (ca < Cg rounded up)
 
 static void verdict(bool ok, const char* what, const std::string& cfg, double err, double mx) {
   if (!ok) ++fails;
@@ -156,9 +158,11 @@ template <typename T> static void compare(const char* what, const std::string& c
   double mx = 1, err = 0;
   for (double e : ref.v) mx = std::max(mx, std::fabs(e));
   for (size_t i = 0; i < ref.v.size(); ++i) { double d = std::fabs(to_float(out[i]) - ref.v[i]); if (!(d <= err)) err = std::isnan(d) ? 1e30 : std::max(err, d); }
-  const bool smok = !g_smem_bad;
+  const bool smok = !g_smem_bad, wgok = stages::g_wgmma_violations == 0;
   g_smem_bad = false;
-  verdict(err <= tol<T>() * mx && smok, what, cfg + " " + tname<T>() + (smok ? "" : " SMEM OVERFLOW"), err, mx);
+  stages::g_wgmma_violations = 0;
+  verdict(err <= tol<T>() * mx && smok && wgok, what,
+          cfg + " " + tname<T>() + (smok ? "" : " SMEM OVERFLOW") + (wgok ? "" : " WGMMA ORDERING VIOLATION"), err, mx);
 }
 
 // Mirrors gconv::run (shape checks) + gconv::launch (plan for an H100/H200's 227 KB opt-in limit,
@@ -169,14 +173,17 @@ template <typename T> static void run_gconv(bool dw, bool nhwc, gconv::Params p)
   assert(dw || (p.Ho == p.H && p.Wo == p.W));
   assert(dw || p.side == gconv::kSideNone);
   assert(p.side != gconv::kSideCopy || (p.Ho == p.H && p.Wo == p.W));
-  const char* why = gconv::plan<T>(p, dw, nhwc, g_smem_max);
+  const char* why = gconv::plan<T>(p, dw, nhwc, dw && g_dw_smem_max ? g_dw_smem_max : g_smem_max);
   if (why) { printf("FAIL plan: %s\n", why); ++fails; return; }
   const gconv::Grid g = gconv::grid_of<T>(p, dw);
+  if (dw && p.ca < (p.Cg + gconv::BK - 1) / gconv::BK * gconv::BK) ++g_recompute_runs;
   smem_fill(p.smem);
+  emu_set_smem(gconv::smem, p.smem);  // the wgmma twin resolves descriptors against it (and bounds them)
   auto go = [&](auto kern) { emu_launch2d(g.x, g.y, gconv::NT, [&] { kern(p); }); };
   if (!dw) { if (nhwc) go(gconv::gconv_kernel<T, false, true, 1>); else go(gconv::gconv_kernel<T, false, false, 1>); }
   else if (p.stride == 1) { if (nhwc) go(gconv::gconv_kernel<T, true, true, 1>); else go(gconv::gconv_kernel<T, true, false, 1>); }
   else { if (nhwc) go(gconv::gconv_kernel<T, true, true, 2>); else go(gconv::gconv_kernel<T, true, false, 2>); }
+  emu_set_smem(nullptr, 0);
   if (!smem_ok(p.smem)) g_smem_bad = true;
 }
 
@@ -350,9 +357,13 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_v2<T>(1, 232, 5, 5, 232, 2, true, nhwc);                     // stage-4 head: branch1 Cg 232
     if (full) test_v2<T>(1, 116, 9, 9, 116, 2, false, nhwc);                    // stage-3 head, 2 x 2... tiles of 5x5 out
     if (full) {
-      g_smem_max = 70 * 1024;  // forces the depthwise recompute path (DW Cg 232 needs 72 KB, plain fp16 69 KB)
+      // forces the depthwise recompute path: DW Cg 232 needs 68.25 KB with A resident (ca 256), 64.25 KB
+      // at ca 224 (plain fp16 needs 68.5 KB: the limit is the DW launches' only)
+      g_dw_smem_max = 66 * 1024;
+      const int before = g_recompute_runs;
       test_v2<T>(1, 464, 3, 3, 232, 1, true, nhwc);
-      g_smem_max = 227 * 1024;
+      g_dw_smem_max = 0;
+      if (g_recompute_runs == before) { printf("FAIL the recompute case planned A resident\n"); ++fails; }
     }
   }
 }
@@ -361,6 +372,9 @@ int main(int argc, char** argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);  // PASS lines survive a sanitizer abort
   std::string which = argc > 1 ? argv[1] : "sgvw";
   std::string dt = argc > 2 ? argv[2] : "fhb";
+  // Built with -DFASTCONV_EMU_WGMMA=1 the fp16/bf16 gconv GEMMs run on the wgmma twin (the sm_90a
+  // path), otherwise on ldmatrix + mma.sync (sm_80 / sm_90).
+  printf("gconv fp16/bf16 GEMM: %s\n", stages::kWgmma ? "wgmma (sm_90a path)" : "mma.sync (sm_80/sm_90 path)");
   if (which.find('s') != std::string::npos) for (bool nhwc : {false, true}) {
     test_shuffle<uint16_t>(2, 12, 8, 8, 3, nhwc, 0, false);   // NCHW vec (HW % 8 == 0); NHWC scalar (C % 8 != 0)
     test_shuffle<uint16_t>(2, 24, 5, 5, 4, nhwc, 0, false);   // NCHW gather; NHWC vec
@@ -379,6 +393,9 @@ int main(int argc, char** argv) {
     if (dt.find('h') != std::string::npos) all<__half>(nhwc, which);
     if (dt.find('b') != std::string::npos) all<__nv_bfloat16>(nhwc, which);
   }
+  const bool wg_expected = stages::kWgmma && which.find_first_of("gvw") != std::string::npos && dt.find_first_of("hb") != std::string::npos;
+  if (wg_expected && stages::g_wgmma_count == 0) { printf("FAIL the wgmma variant issued no wgmma\n"); ++fails; }
+  if (stages::kWgmma) printf("wgmma issued (per warpgroup): %ld\n", stages::g_wgmma_count);
   printf("%d failures\n", fails);
   return fails != 0;
 }

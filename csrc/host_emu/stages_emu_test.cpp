@@ -2,12 +2,15 @@
 // plain double-precision reference: the cp.async pipeline semantics, tile copies (16/8/4-byte and
 // scalar paths), the depthwise stage (fast and generic paths, NHWC/NCHW, stride, dilation, image
 // borders, C not a multiple of the chunk), the tile GEMM (ldmatrix + mma.sync emulated per lane with
-// the PTX fragment layouts; FMA for fp32) and the epilogue (16-byte and scalar paths).
+// the PTX fragment layouts; FMA for fp32; row-major and core-matrix B), the warpgroup-MMA tile
+// (stages/wg_gemm.cuh on the wgmma twin: B read through decoded descriptors; wrong LBO / SBO, a
+// missing proxy fence and a missing wait must be caught) and the epilogue (16-byte and scalar paths).
 //   g++ -std=c++20 -O1 -g -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
 //       csrc/host_emu/stages_emu_test.cpp -o /tmp/stages_emu_test -pthread && /tmp/stages_emu_test
 #include "common.h"
 #include "stages/depthwise.cuh"
 #include "stages/gemm.cuh"
+#include "stages/wg_gemm.cuh"
 #include <cstdio>
 #include <random>
 #include <string>
@@ -196,6 +199,147 @@ template <typename T, int BM, int BN, int WM, int WN> static void test_gemm(int 
   check(cfg, maxerr(ref, got), mx, 1e-5);
 }
 
+// B [BN][KD] (row-major in global) -> core-matrix tiles in smem (core_offset, ldb = 8 KD), 16-byte cp.async.
+template <typename T, int NT> static void load_core(T* Bs, const T* b, int BN, int KD) {
+  for (int i = threadIdx.x; i < BN * KD / 8; i += NT) {
+    const int n = i / (KD / 8), k = (i % (KD / 8)) * 8;
+    cp_async16(Bs + core_offset(n, k, 8 * KD), b + n * KD + k, true);
+  }
+}
+static void reset_wgmma_checks() {
+  for (auto& f : g_proxy_dirty) f = 0;
+  g_wgmma_violations = 0;
+}
+
+// A tile GEMM on core-matrix B (Gemm<..., BCORE> on mma.sync, or WgGemm on wgmma): two mma calls
+// (k offsets) as test_gemm. bad_ldb: the tile is told a wrong 8-row group pitch (SBO), which must
+// give wrong numbers (proof that the wgmma twin decodes the descriptor). fence: fence_proxy_async
+// after the wait (a run without it must count a violation on the wgmma path).
+template <typename T, class G, int BM, int BN>
+static void test_core_gemm(const char* name, int bad_ldb, bool fence, bool expect_ok, int ncols = BN) {
+  constexpr int KD = 64, NT = G::NT;
+  const int lda = KD + 8, ldb = 8 * KD, ldc = BN + 8;
+  std::vector<double> ae, be;
+  auto a = rnd<T>(size_t(BM) * KD, 1.0, ae);
+  auto b = rnd<T>(size_t(BN) * KD, 1.0, be);
+  T* As = reinterpret_cast<T*>(smem);
+  T* Bs = As + BM * lda;
+  float* Cs = reinterpret_cast<float*>(smem + (((BM * lda + BN * KD + 64 * 64) * sizeof(T) + 127) & ~size_t(127)));
+  reset_wgmma_checks();
+  emu_set_smem(smem, 1 << 18);
+  const long n0 = g_wgmma_count;
+  bool idle = true;
+  emu_launch(1, NT, [&] {
+    copy_rows<T, NT>(16, As, lda, BM, KD, KD, a.data(), 1, false, [&](int r) { return a.data() + r * KD; });
+    load_core<T, NT>(Bs, b.data(), BN, KD);
+    cp_async_commit();
+    cp_async_wait<0>();
+    if (fence) fence_proxy_async();
+    __syncthreads();
+    G g;
+    g.zero();
+    g.template mma<KD / 32>(As, lda, Bs, ldb + bad_ldb, ncols);
+    g.template mma<KD / 32>(As + KD / 2, lda, Bs + 8 * (KD / 2), ldb + bad_ldb, ncols);
+    g.store(Cs, ldc);
+    __syncthreads();
+    if (!wgmma_idle()) idle = false;
+  });
+  emu_set_smem(nullptr, 0);
+  std::vector<double> ref, got;  // the valid columns (< ncols) only
+  double mx = 0;
+  for (int m = 0; m < BM; ++m)
+    for (int n = 0; n < ncols; ++n) {
+      double s = 0;
+      for (int q = 0; q < KD; ++q) s += ae[m * KD + q] * be[n * KD + q];
+      ref.push_back(s);
+      got.push_back(Cs[m * ldc + n]);
+      mx = std::max(mx, std::fabs(s));
+    }
+  const double err = maxerr(ref, got);
+  const bool numeric_ok = err <= 1e-5 * std::max(1.0, mx);
+  const bool wg = g_wgmma_count > n0;
+  const bool clean = g_wgmma_violations == 0 && idle;
+  char cfg[200];
+  snprintf(cfg, sizeof cfg, "%s %s %dx%d ncols %d core-matrix B%s%s (wgmma issued %ld)", name, tname<T>(), BM, BN, ncols,
+           bad_ldb ? " WRONG SBO: must mismatch" : "", fence ? "" : " NO PROXY FENCE: must be flagged",
+           long(g_wgmma_count - n0));
+  const bool ok = expect_ok ? numeric_ok && clean : bad_ldb ? !numeric_ok : (wg && g_wgmma_violations > 0);
+  check(cfg, ok ? 0 : 1, 1, 0);
+  reset_wgmma_checks();
+}
+
+// The primitive alone, one warpgroup, m64nNk16 once: a wrong LBO (core matrices adjacent in K) must
+// give wrong numbers; reading the accumulators before wgmma_wait must see NaN.
+template <typename T, int N> static void test_wgmma_prim(int lbo, bool wait) {
+  constexpr int M = 64, K = 16;
+  const int lda = K + 8;
+  std::vector<double> ae, be;
+  auto a = rnd<T>(size_t(M) * K, 1.0, ae);
+  auto b = rnd<T>(size_t(N) * K, 1.0, be);
+  T* As = reinterpret_cast<T*>(smem);
+  T* Bs = reinterpret_cast<T*>(smem + 4096);  // core matrices (n8, k8) at n8 * 256 + k8 * lbo bytes
+  std::vector<double> got(size_t(M) * N, NAN);
+  reset_wgmma_checks();
+  emu_set_smem(smem, 1 << 18);
+  memset(smem + 4096, 0, 65536);
+  for (int n = 0; n < N; ++n)
+    for (int k = 0; k < K; ++k) memcpy(smem + 4096 + (n / 8) * 256 + (k / 8) * 128 + (n % 8) * 16 + (k % 8) * 2, &b[n * K + k], 2);
+  emu_launch(1, 128, [&] {
+    for (int i = threadIdx.x; i < M * K; i += 128) As[(i / K) * lda + i % K] = a[i];
+    __syncthreads();
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    uint32_t fr[4];
+    ldmatrix_x4(fr, As + (16 * w + (lane & 15)) * lda + (lane >> 4) * 8);
+    float d[N / 2];
+    for (auto& e : d) e = 1.f;  // scale_d = 0 below: D = A B, these are ignored
+    wgmma_fence();
+    wgmma_m64nNk16<T, N>(d, fr, wgmma_desc(smem_addr(Bs), uint32_t(lbo), 256), 0);
+    wgmma_commit();
+    if (wait) wgmma_wait<0>();
+    const int g = lane / 4, t = lane % 4;
+    for (int i = 0; i < N / 8; ++i)
+      for (int e = 0; e < 4; ++e) got[size_t(16 * w + g + 8 * (e / 2)) * N + 8 * i + 2 * t + e % 2] = d[4 * i + e];
+    wgmma_wait<0>();
+  });
+  emu_set_smem(nullptr, 0);
+  std::vector<double> ref(got.size());
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double s = 0;
+      for (int q = 0; q < K; ++q) s += ae[m * K + q] * be[n * K + q];
+      ref[size_t(m) * N + n] = s;
+    }
+  const double err = maxerr(ref, got);
+  bool ok;
+  if (!wait) ok = err >= 1e30;  // NaN before the wait
+  else if (lbo != 128) ok = err > 1e-3;
+  else ok = err <= 1e-5 * 16;
+  char cfg[160];
+  snprintf(cfg, sizeof cfg, "wgmma m64n%dk16 %s LBO %d%s%s err=%.3g", N, tname<T>(), lbo, lbo != 128 ? " (wrong: must mismatch)" : "",
+           wait ? "" : " read before wgmma_wait: must be NaN", err);
+  check(cfg, ok ? 0 : 1, 1, 0);
+}
+
+template <typename T> static void wgmma_cases() {
+  test_wgmma_prim<T, 64>(128, true);
+  test_wgmma_prim<T, 128>(128, true);
+  test_wgmma_prim<T, 64>(256, true);
+  test_wgmma_prim<T, 64>(128, false);
+  using Dw = WgGemm<T, 64, 128, 1, 2>;     // gconv DW: 2 warpgroups side by side, m64n64k16
+  using Plain = WgGemm<T, 128, 128, 2, 1>;  // gconv plain: 2 warpgroups stacked, m64n128k16
+  test_core_gemm<T, Dw, 64, 128>("wg_gemm", 0, true, true);
+  test_core_gemm<T, Plain, 128, 128>("wg_gemm", 0, true, true);
+  test_core_gemm<T, WgGemm<T, 64, 64, 1, 1>, 64, 64>("wg_gemm", 0, true, true);
+  test_core_gemm<T, Plain, 128, 128>("wg_gemm", 0, true, true, 58);  // <= 64 valid columns: m64n64k16
+  test_core_gemm<T, Plain, 128, 128>("wg_gemm", 0, true, true, 72);
+  test_core_gemm<T, Dw, 64, 128>("wg_gemm", 0, true, true, 40);       // warpgroup 1 skips
+  test_core_gemm<T, Dw, 64, 128>("wg_gemm", 64, true, false);
+  test_core_gemm<T, Plain, 128, 128>("wg_gemm", 64, true, false);
+  test_core_gemm<T, Dw, 64, 128>("wg_gemm", 0, false, false);
+  test_core_gemm<T, Gemm<T, 64, 128, 2, 4, true, true>, 64, 128>("gemm mma.sync", 0, true, true);
+  test_core_gemm<T, Gemm<T, 128, 128, 4, 2, true, true>, 128, 128>("gemm mma.sync", 0, true, true);
+}
+
 // The epilogue: NHWC 16-byte path and NCHW/NHWC scalar paths with bias, act, residual, masked rows.
 template <typename T> static void test_epilogue(bool vec, bool nhwc, int K, int n0, int act) {
   constexpr int BM = 64, BN = 64, NT = 256;
@@ -264,6 +408,8 @@ int main() {
   all<float>();
   all<__half>();
   all<__nv_bfloat16>();
+  wgmma_cases<__half>();
+  wgmma_cases<__nv_bfloat16>();
   printf("%d passed, %d failures\n", passes, fails);
   return fails != 0;
 }

@@ -5,6 +5,8 @@
 //   A: row-major [BM][lda] of T (row = pixel, column = reduction channel).
 //   B: [BN][ldb] of T, row n = the reduction run of output channel n (a 1x1 weight (K, C) slab as
 //      stored), i.e. column-major K x N -- what mma's ".col" B operand wants, so no transpose.
+//      BCORE (fp16/bf16 only): the same values as core-matrix tiles, core_offset(n, k, ldb) with
+//      ldb = 8 x depth (the layout wgmma reads, stages/wg_gemm.cuh); a k offset k0 is B + 8 k0.
 //   fp16/bf16: ldmatrix.x4 + mma.sync.m16n8k16 (fp32 accumulate). Warp (wm = w % WM, wn = w / WM)
 //     owns rows wm*BM/WM.. and columns wn*BN/WN..; per 16-deep k step it issues MT A ldmatrix.x4,
 //     NT8/2 B ldmatrix.x4 and MT*NT8 mma (MT = BM/WM/16, NT8 = BN/WN/8). Rows of A and B must be
@@ -38,9 +40,17 @@ namespace stages {
 
 template <typename T> constexpr bool kTensorCore = !std::is_same<T, float>::value;
 
-template <typename T, int BM, int BN, int WM, int WN, bool MMA = kTensorCore<T>> struct Gemm;
+// Element offset of (n, k) in a core-matrix B tile (BCORE): 8 x 8 blocks of 128 contiguous bytes
+// ([n / 8][k / 8][n % 8][k % 8]), ldb = 8 x the tile's depth elements per 8-row group. An 8 x 8 block
+// is one ldmatrix matrix (8 rows of 16 bytes in one 128-byte run: conflict-free) and one wgmma core
+// matrix (stages/wg_gemm.cuh), so one loader feeds both paths.
+__host__ __device__ __forceinline__ int core_offset(int n, int k, int ldb) {
+  return (n >> 3) * ldb + (k >> 3) * 64 + (n & 7) * 8 + (k & 7);
+}
 
-template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM, WN, true> {
+template <typename T, int BM, int BN, int WM, int WN, bool MMA = kTensorCore<T>, bool BCORE = false> struct Gemm;
+
+template <typename T, int BM, int BN, int WM, int WN, bool BCORE> struct Gemm<T, BM, BN, WM, WN, true, BCORE> {
   static constexpr int NT = 32 * WM * WN;
   static constexpr int WTM = BM / WM, WTN = BN / WN;
   static constexpr int MT = WTM / 16, NT8 = WTN / 8;
@@ -68,7 +78,10 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
     // Row addresses each lane feeds ldmatrix (see stages/mma.cuh): A matrices j = (rows +8 j&1,
     // k +8 (j>>1)); B matrices j = (n +8 (j>>1), k +8 (j&1)).
     const T* a_row = A + (wm * WTM + (lane & 15)) * lda + (lane >> 4) * 8;
-    const T* b_row = B + (wn * WTN + (lane >> 4) * 8 + (lane & 7)) * ldb + ((lane >> 3) & 1) * 8;
+    // B rows: row-major [n][ldb], or core-matrix tiles (BCORE: a k offset k0 is B + 8 k0).
+    const int bn = wn * WTN + (lane >> 4) * 8 + (lane & 7), bk = ((lane >> 3) & 1) * 8;
+    const T* b_row = B + (BCORE ? core_offset(bn, bk, ldb) : bn * ldb + bk);
+    const int b_j8 = BCORE ? ldb : 8 * ldb, b_ks = BCORE ? 128 : 16;  // per 8 columns, per k step
     // Two k steps per iteration: enough independent ldmatrix/mma for the scheduler without
     // hoisting every step's fragments into registers (fully unrolled, it spilled under 128 regs).
 #pragma unroll 2
@@ -79,7 +92,7 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
 #pragma unroll
       for (int j = 0; j < NT8; j += 2) {
         uint32_t r[4];
-        ldmatrix_x4(r, b_row + j * 8 * ldb + ks * 16);
+        ldmatrix_x4(r, b_row + j * b_j8 + ks * b_ks);
         b[j][0] = r[0]; b[j][1] = r[1]; b[j + 1][0] = r[2]; b[j + 1][1] = r[3];
       }
 #pragma unroll
@@ -122,7 +135,8 @@ template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM,
   }
 };
 
-template <typename T, int BM, int BN, int WM, int WN> struct Gemm<T, BM, BN, WM, WN, false> {
+template <typename T, int BM, int BN, int WM, int WN, bool BCORE> struct Gemm<T, BM, BN, WM, WN, false, BCORE> {
+  static_assert(!BCORE, "the FMA tile reads row-major B");
   static constexpr int NT = 32 * WM * WN;
   static constexpr int TY = 16, TX = NT / 16;
   static constexpr int RI = BM / TY, CJ = BN / TX;

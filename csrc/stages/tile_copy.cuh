@@ -34,9 +34,11 @@ __host__ __device__ inline int vec_bytes(const void* p, int64_t pitch, int elem)
   return 0;
 }
 
-template <typename T, int BYTES, int NT, class RowPtr>
-__device__ __forceinline__ void copy_rows_async(T* dst, int ld, int rows, int cols, int valid_cols, const T* base,
-                                                RowPtr row_ptr) {
+// As copy_rows_async with the destination of element (r, c) given by dst_at(r, c) (a T*): any layout
+// that keeps each BYTES-wide run of a row contiguous, e.g. the core-matrix B tiles of gemm.cuh.
+template <typename T, int BYTES, int NT, class DstAt, class RowPtr>
+__device__ __forceinline__ void copy_rows_async_at(DstAt&& dst_at, int rows, int cols, int valid_cols, const T* base,
+                                                   RowPtr row_ptr) {
   constexpr int E = BYTES / int(sizeof(T));
   static_assert(E >= 1, "copy narrower than one element");
   const int vpr = cols / E;
@@ -44,8 +46,14 @@ __device__ __forceinline__ void copy_rows_async(T* dst, int ld, int rows, int co
     const int r = i / vpr, c = (i - r * vpr) * E;
     const T* src = row_ptr(r);
     const bool ok = src != nullptr && c < valid_cols;
-    cp_async<BYTES>(dst + r * ld + c, ok ? src + c : base, ok);
+    cp_async<BYTES>(dst_at(r, c), ok ? src + c : base, ok);
   }
+}
+
+template <typename T, int BYTES, int NT, class RowPtr>
+__device__ __forceinline__ void copy_rows_async(T* dst, int ld, int rows, int cols, int valid_cols, const T* base,
+                                                RowPtr row_ptr) {
+  copy_rows_async_at<T, BYTES, NT>([&](int r, int c) { return dst + r * ld + c; }, rows, cols, valid_cols, base, row_ptr);
 }
 
 template <typename T, int NT, class RowPtr>

@@ -5,6 +5,8 @@
 // into a buffer other threads still read (a missing __syncthreads), turns results into NaN.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -26,7 +28,19 @@ inline thread_local std::vector<EmuCopy> g_cp_open;
 inline thread_local std::deque<std::vector<EmuCopy>> g_cp_groups;
 inline thread_local long g_cp_issued = 0;  // statistics for the stage tests
 
-inline uint32_t smem_addr(const void* p) { return uint32_t(reinterpret_cast<uintptr_t>(p)); }
+// With a registered block smem (emu_set_smem): the offset in it, as the 18-bit shared window holds it
+// (asserted in range); otherwise the low pointer bits (only ever compared, never dereferenced).
+inline uint32_t smem_addr(const void* p) {
+  if (!g_smem_base) return uint32_t(reinterpret_cast<uintptr_t>(p));
+  const auto* q = static_cast<const unsigned char*>(p);
+  assert(q >= g_smem_base && q < g_smem_base + g_smem_bytes && "smem_addr outside the block's shared memory");
+  return uint32_t(q - g_smem_base);
+}
+// Per thread, the smem range [lo, hi) (offsets, packed lo << 32 | hi; 0 = none) its retired cp.async
+// copies wrote since its last fence_proxy_async: the wgmma twin flags a B operand overlapping any
+// thread's range (tensor-core reads need the proxy fence, stages/wgmma.cuh). A range, not a flag:
+// another warpgroup may legitimately land its next slab (a different buffer) before this one's wgmma.
+inline std::atomic<uint64_t> g_proxy_dirty[1024];
 
 inline void emu_cp_async(void* dst, const void* src, bool pred, int bytes) {
   assert(reinterpret_cast<uintptr_t>(dst) % bytes == 0 && "cp.async destination misaligned");
@@ -54,6 +68,12 @@ template <int N> inline void cp_async_wait() {
     for (const EmuCopy& c : g_cp_groups.front()) {
       if (c.pred) memcpy(c.dst, c.src, c.bytes);
       else memset(c.dst, 0, c.bytes);
+      const auto* d = static_cast<const unsigned char*>(c.dst);
+      if (g_smem_base && d >= g_smem_base && d < g_smem_base + g_smem_bytes) {
+        const uint64_t off = uint64_t(d - g_smem_base), v = g_proxy_dirty[threadIdx.x];
+        const uint64_t lo = v ? std::min(v >> 32, off) : off, hi = v ? std::max(v & 0xFFFFFFFFu, off + c.bytes) : off + c.bytes;
+        g_proxy_dirty[threadIdx.x] = lo << 32 | hi;
+      }
     }
     g_cp_groups.pop_front();
   }

@@ -1,0 +1,119 @@
+// Stage: the CTA tile GEMM on warpgroup MMA (sm_90a wgmma, stages/wgmma.cuh), with the interface of
+// stages::Gemm (zero / mma<KSTEPS> / store / for_each, kColStep), so a kernel switches between the
+// two by a type alias (stages::kWgmma: in this compilation pass the path exists).
+//
+// WgGemm<T, BM, BN, WGM, WGN>: BM x BN fp32 accumulators on WGM x WGN warpgroups (NT = 128 WGM WGN;
+// warpgroup wg = warp / 4 -> wgm = wg % WGM, wgn = wg / WGM owns rows 64 wgm.. and columns NW wgn..,
+// BM = 64 WGM, NW = BN / WGN in {64, 128}): acc += A[BM][16 KSTEPS] * B[BN][16 KSTEPS]^T.
+//   A: row-major [BM][lda] T in shared memory (pixels x reduction channels), as for Gemm: per 16-deep
+//      k step each warp loads its 16 rows with one ldmatrix.x4 (lda = 8 mod 64 halves: conflict-free).
+//   B: core-matrix tiles (core_offset below, the layout Gemm<..., kBCore> reads too): element (n, k)
+//      at (n / 8) ldb + (k / 8) 64 + (n % 8) 8 + k % 8 elements, ldb = 8 x (the slab's depth), so a
+//      k offset k0 (multiple of 8) is B + 8 k0. Descriptor: LBO = 128 B (core matrices adjacent in
+//      K), SBO = 2 ldb B (adjacent in N), start = B + wgn NW/8 ldb + 128 ks (k step ks) elements.
+//   Per call: every warp issues KSTEPS ldmatrix.x4 (its A rows for all k steps) into registers, then
+//   the warpgroup wgmma_fence -> KSTEPS x wgmma.m64nNWk16 -> commit -> wait<0> (accumulators and A
+//   registers free again before returning; B reads done, so the caller may refill the slab after a
+//   barrier). The A fragments are loaded before the fence (PTX: registers an other instruction wrote
+//   need a wgmma.fence before a wgmma reads them), so KSTEPS x 4 registers hold them.
+//   The caller must have run fence_proxy_async() after its cp_async_wait (each thread that wrote B)
+//   and before the __syncthreads that publishes the slab.
+//   mma(..., ncols): warpgroups whose NW columns all lie at or past ncols skip (kColStep = NW); a
+//   128-wide warpgroup tile with ncols <= 64 issues m64n64k16 on its first 32 accumulators.
+//   store(Cs, ldc, accumulate, c_lo, c_hi), for_each(f(row, col, v0, v1)): as Gemm (the D layout per
+//   n8 chunk is mma.sync's C layout, see stages/wgmma.cuh).
+#pragma once
+
+#include <type_traits>
+
+#include "stages/gemm.cuh"
+#include "stages/mma.cuh"
+#include "stages/wgmma.cuh"
+
+namespace fastconv {
+namespace stages {
+
+template <typename T, int BM, int BN, int WGM, int WGN> struct WgGemm {
+  static_assert(sizeof(T) == 2, "wgmma tiles take fp16/bf16 operands");
+  static constexpr int NT = 128 * WGM * WGN;
+  static constexpr int NW = BN / WGN;  // columns per warpgroup
+  static_assert(BM == 64 * WGM, "a warpgroup owns 64 rows");
+  static_assert(NW == 64 || NW == 128, "wgmma.m64n64k16 / m64n128k16");
+  static constexpr int kColStep = NW;
+  float acc[NW / 2];
+
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int i = 0; i < NW / 2; ++i) acc[i] = 0.f;
+  }
+
+  template <int KSTEPS>
+  __device__ __forceinline__ void mma(const T* A, int lda, const T* B, int ldb, int ncols = BN) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int wg = warp >> 2, wgm = wg % WGM, wgn = wg / WGM;
+    if (ncols < BN && wgn * NW >= ncols) return;  // warpgroup-uniform (folds away for ncols = BN)
+    // ldmatrix.x4 row addresses (stages/mma.cuh): matrices j = (rows +8 (j & 1), k +8 (j >> 1)).
+    const T* a_row = A + (wgm * 64 + (warp & 3) * 16 + (lane & 15)) * lda + (lane >> 4) * 8;
+    uint32_t a[KSTEPS][4];
+#pragma unroll
+    for (int ks = 0; ks < KSTEPS; ++ks) ldmatrix_x4(a[ks], a_row + ks * 16);
+    const uint32_t b0 = smem_addr(B + wgn * (NW / 8) * ldb);
+    const uint32_t sbo = uint32_t(ldb) * uint32_t(sizeof(T));
+    wgmma_fence_operand(acc);
+    wgmma_fence();
+    if constexpr (NW == 128) {
+      // A 128-wide warpgroup tile with at most 64 valid columns (warpgroup-uniform): m64n64k16 on the
+      // first 32 accumulators (columns 0..63 in the D layout); the others keep their zeros. Each
+      // branch commits and waits itself (a join of two open batches made ptxas add a dummy HGMMA).
+      if (ncols <= 64) {
+        float(&lo)[32] = *reinterpret_cast<float(*)[32]>(acc);
+#pragma unroll
+        for (int ks = 0; ks < KSTEPS; ++ks) wgmma_m64nNk16<T, 64>(lo, a[ks], wgmma_desc(b0 + ks * 256, 128, sbo), 1);
+        wgmma_commit();
+        wgmma_wait<0>();
+      } else {
+#pragma unroll
+        for (int ks = 0; ks < KSTEPS; ++ks) wgmma_m64nNk16<T, 128>(acc, a[ks], wgmma_desc(b0 + ks * 256, 128, sbo), 1);
+        wgmma_commit();
+        wgmma_wait<0>();
+      }
+    } else {
+#pragma unroll
+      for (int ks = 0; ks < KSTEPS; ++ks)
+        wgmma_m64nNk16<T, NW>(acc, a[ks], wgmma_desc(b0 + ks * 256, 128, sbo), 1);
+      wgmma_commit();
+      wgmma_wait<0>();
+    }
+    wgmma_fence_operand(acc);
+  }
+
+  // f(row, col, v0, v1): the accumulators of (row, col) and (row, col + 1).
+  template <class F> __device__ __forceinline__ void for_each(F&& f) const {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, wg = warp >> 2;
+    const int r0 = (wg % WGM) * 64 + (warp & 3) * 16 + (lane >> 2), c0 = (wg / WGM) * NW + (lane & 3) * 2;
+#pragma unroll
+    for (int i = 0; i < NW / 8; ++i) {
+      f(r0, c0 + i * 8, acc[4 * i], acc[4 * i + 1]);
+      f(r0 + 8, c0 + i * 8, acc[4 * i + 2], acc[4 * i + 3]);
+    }
+  }
+
+  __device__ __forceinline__ void store(float* Cs, int ldc, bool accumulate = false, int c_lo = 0, int c_hi = BN) const {
+    const bool part = c_lo > 0 || c_hi < BN;
+    const int wgn = ((threadIdx.x >> 5) >> 2) / WGM;
+    if (part && (wgn * NW >= c_hi || (wgn + 1) * NW <= c_lo)) return;
+    for_each([&](int r, int c, float v0, float v1) {
+      if (part && (c < c_lo || c >= c_hi)) return;
+      float2* p = reinterpret_cast<float2*>(Cs + r * ldc + c - c_lo);
+      if (accumulate) {
+        const float2 o = *p;
+        v0 += o.x;
+        v1 += o.y;
+      }
+      *p = make_float2(v0, v1);
+    });
+  }
+};
+
+}  // namespace stages
+}  // namespace fastconv
