@@ -96,9 +96,12 @@ TILING = {
     # ShuffleNetV2 s1 passthrough when B % 4 == 0 (side_pair: fused into the epilogue, 16-byte runs of
     # 8 branch + 8 passthrough channels). Epilogue 16-byte when out_mul == 1, no shuffle_out,
     # Kg % 8 == 0; scalar otherwise (ShuffleNetV2's s2 interleaved store, shuffle_out).
+    # wgmma (sm_90a, the Hopper build; header "GEMM ... sm_90a"): plain WgGemm<128, 128, 2, 1> (2 warpgroups of
+    # m64n128k16, m64n64k16 when <= 64 columns are valid), DW WgGemm<64, 128, 1, 2> (m64n64k16 per warpgroup,
+    # skipped past Kg); A by one ldmatrix.x4 per warp and k step, B read once per warpgroup.
     "group_conv1x1": dict(src="csrc/group_conv1x1/gconv_kernel.cuh", bm=128, pbn=128, bn=64, bk=32, nt=256, wm=4, wn=2,
                           th=8, tw=8, rw=4, side_c=64, halo_budget=48 * 1024, cc_max=32, ldc=72,
-                          dbn=128, dwm=2, dwn=4),
+                          dbn=128, dwm=2, dwn=4, wgmma=True),
     # csrc/pwdw_conv2d/pwdw_conv2d_kernel.cuh: 8 x 8 output tile x 64 h channels per CTA; 1x1 on the
     # halo in blocks of 64 halo pixels (64 x 64 x slabs, single-buffered cp.async), scalar epilogue into
     # hs; scalar concat stores; Depthwise (RW = 2) with a scalar global sink (+ residual).
@@ -707,9 +710,10 @@ def gconv_plain(npix, cg, kg, groups, eb, x_pitch, x_c0, out_pitch, out_mul=1, s
         active = _cdiv(ncols, wcol)
         per.lsu["pw A (x) copy"] += nk * (lin(a_bytes) if xb >= 4 else 2 * scalar(a_bytes / eb))
         per.lsu["pw weights (cp.async)"] += nk * (lin(w_bytes) if wb >= 4 else 2 * scalar(w_bytes / eb))
-        if t.get("wgmma"):  # 2 warpgroups of m64 x n128 (the whole tile's columns, partial or not)
-            active = t["wn"]
-            frag, fl = gemm_slab_wgmma(t["bm"], pbn, t["bk"], t["bm"] // 64, 1)
+        if t.get("wgmma"):  # 2 warpgroups of m64 x n128 (m64 x n64 when <= 64 columns are valid)
+            nw = 64 if ncols <= 64 else pbn
+            active = nw // wcol
+            frag, fl = gemm_slab_wgmma(t["bm"], nw, t["bk"], t["bm"] // 64, 1)
             per.tc_wg += nk * fl
         else:
             frag, fl = gemm_slab(t["bm"], active * wcol, t["bk"], t["wm"], active)
