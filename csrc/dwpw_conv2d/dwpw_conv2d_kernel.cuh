@@ -87,8 +87,7 @@ template <typename T> __host__ __device__ constexpr int pad_elems() { return 16 
 //     (stages::core_offset, ldb = 8 x 32: LBO 128 B, SBO 512 B).
 // Both fit the same two slab buffers (8 KiB of core tiles <= the 9 KiB row-major slab), so the host's
 // layout (make_layout, plan) never depends on kWgmma. (The core layout on the mma.sync path too, Gemm
-// BCORE, cost registers: its loader put <__half, 3, 2> at 74 B of spill at sm_80 and <T, 3, 1> from
-// 113 to 128 registers at sm_90.)
+// BCORE with the core-matrix loader, spilled <__half, 3, 2> 74 B at sm_80; row-major: 0, 127 regs.)
 template <typename T> struct Pw {
   static constexpr bool kMma = stages::kTensorCore<T>;
   static constexpr bool kWg = kMma && stages::kWgmma;  // this pass runs warpgroup MMA (core-matrix B)
