@@ -22,9 +22,12 @@ SPLITS = {
     "shufflenet_emu_test.cpp": [("sgvw", d) for d in ("f", "h", "b")],
 }
 # Build variants (name -> extra g++ flags, the cases to run): shufflenet's "wgmma" build runs the
-# fp16/bf16 gconv GEMMs on the wgmma twin (the sm_90a path; fp32 and channel_shuffle do not change).
+# fp16/bf16 gconv GEMMs on the wgmma twin (the sm_90a path; fp32 and channel_shuffle do not change),
+# mobilenet's the fp16/bf16 dwpw GEMM (the inverted residual has no wgmma path).
 VARIANTS = {
     "shufflenet_emu_test.cpp": {"wgmma": (["-DFASTCONV_EMU_WGMMA=1"], [("gvw", d) for d in ("h", "b")])},
+    # mobilenet's "wgmma" build: dwpw's fp16/bf16 pointwise GEMM on the wgmma twin (128-channel tiles).
+    "mobilenet_emu_test.cpp": {"wgmma": (["-DFASTCONV_EMU_WGMMA=1"], [("d", d) for d in ("h", "b")])},
 }
 CASES = [(h, "", args) for h in HARNESSES for args in SPLITS.get(h, [()])]
 CASES += [(h, v, args) for h in HARNESSES for v, (_, cases) in VARIANTS.get(h, {}).items() for args in cases]

@@ -3,9 +3,9 @@
 // Tiling: one 256-thread CTA owns an 8 x 8 output tile of one image (64 GEMM rows) and ALL output
 // channels. It computes the tile's depthwise result ONCE into a shared-memory A tile holding `ca`
 // channels (all of C, rounded up to 64, whenever that fits in shared memory: the "resident" case,
-// every catalogue layer), then loops over the ceil(K / 64) output-channel tiles of the pointwise GEMM
-// reusing it. Only when C is too wide for shared memory is the depthwise recomputed, once per
-// (output tile, ca-channel slab).
+// every catalogue layer), then loops over the output-channel tiles of the pointwise GEMM reusing it
+// (ceil(K / 64) tiles of 64 channels; ceil(K / 128) of 128 on the sm_90a wgmma path). Only when C is
+// too wide for shared memory is the depthwise recomputed, once per (output tile of 64, ca slab).
 //   1. depthwise phase, per chunk of cc channels (cc = 64 when the halo allows, smaller for big
 //      k / stride / fp32): the input halo ((8-1)s + (k-1)d + 1)^2 x cc is staged with cp.async
 //      (16-byte when NHWC and C*sizeof(T) % 16 == 0; 8/4-byte otherwise; scalar loads for NCHW)
@@ -13,14 +13,33 @@
 //      dw weights (T, tap-major) and bias (fp32) go to smem; stages::Depthwise computes register-blocked
 //      strips (8 channels x 4 outputs along W at k3 with packed taps, 2 at k5/k7) and stores them, activated and
 //      rounded to T, into A with 16-byte stores.
-//   2. pointwise phase, per output tile of 64 channels: 64 x 64 weight slabs (rows = output
-//      channels, as stored) stream through two cp.async buffers (aliasing the halo buffers) while
-//      stages::Gemm multiplies (fp16/bf16: ldmatrix + mma.sync.m16n8k16, 2 x 4 warps of 32 x 16;
-//      fp32: FMA). The first slab of the next output tile is prefetched before the epilogue.
-//   3. epilogue: accumulators -> fp32 staging tile (summed over slabs when C is split) -> stages::store_tile (pw bias, pw act,
-//      residual; 16-byte loads/stores for NHWC with K % 8 == 0, scalar otherwise).
+//   2. pointwise phase, per output tile: weight slabs (rows = output channels) stream through two
+//      cp.async buffers of 64 x (64 + pad) T (aliasing the halo buffers; the next slab in flight during
+//      this one's MMA), per compilation pass (Pw<T>):
+//      - mma.sync (sm_80, plain sm_90): 64-channel tiles, 64 x 64 row-major slabs, stages::Gemm on
+//        2 x 4 warps of 32 x 16 (ldmatrix + mma.sync.m16n8k16);
+//      - wgmma (sm_90a, stages::kWgmma): 128-channel tiles, 128 x 32 slabs, stages::WgGemm on 1 x 2
+//        warpgroups (warpgroup g: wgmma.m64n64k16 over columns 64 g.., A by ldmatrix into registers,
+//        B read by the descriptor; a warpgroup whose columns lie past K skips, and its slab rows are
+//        not loaded); every thread runs fence.proxy.async after each slab's cp_async_wait, before the
+//        barrier that publishes it. 128 x 32 core-matrix slabs (8 KiB): depth 32 so the slab fits the
+//        mma.sync path's 9 KiB buffer and both buffers stay under the two halos of every fast path
+//        (>= 25 KiB: k3 s1 fp16 cc 64 is 2 x 12.5 KiB), one layout for every device pass; 64-deep
+//        (2 x 16 KiB) would grow the k3 s1 CTA by 6.4 KiB and make the host layout depend on the
+//        device pass. It also halves the A registers WgGemm holds before its fence (2 k steps x 4).
+//      - fp32: FMA, 64-channel tiles, row-major [64][68] slabs.
+//      The first slab of the next output tile is prefetched under the epilogue.
+//   3. epilogue: accumulators -> fp32 staging tile 64 x 72 (summed over slabs when C is split) ->
+//      stages::store_tile (pw bias, pw act, residual; 16-byte loads/stores for NHWC with K % 8 == 0,
+//      scalar otherwise); a 128-channel wgmma tile drains in two 64-channel passes (store(c_lo, c_hi)).
 // Work per CTA (resident): HBM reads = halo (1.27x the tile's input at k3 s1) + K x C weights
-// (L2-resident across CTAs); smem traffic per output tile = 64 x ca A (ldmatrix) + 64 x ca B.
+// (L2-resident across CTAs). Shared reads of the pointwise GEMM per 64 output channels, C = ca:
+//   mma.sync: each warp ldmatrix's its 32 A rows and 16 B rows per 16-deep k step (384 B per
+//     m16n8k16): 8 warps x (2 + 1) x 512 B x C / 16 = 768 C bytes, all ldmatrix;
+//   wgmma: each warp ldmatrix's its 16 A rows once per warpgroup (A read twice per 128 channels),
+//     each warpgroup's wgmma reads its 64 B rows: 128 C bytes ldmatrix + 128 C bytes wgmma B =
+//     256 C bytes (ldmatrix 6x, all shared reads 3x fewer), 2 wgmma + 2 ldmatrix.x4 per warp(group)
+//     and 2 barriers per 32-deep slab.
 //
 // Layouts: x, residual and out are addressed through their (n, c, h, w) strides, NCHW and NHWC
 // natively (NCHW takes the scalar staging/epilogue paths: correct, not the fast path).
@@ -28,11 +47,13 @@
 // KS = S = 0 is the generic path (any odd k, stride, dilation).
 //
 // Shared memory (make_layout; T = fp16, cc = 64, k3 s1): A 64 x (ca + 8) T + max(2 halos
-// 10 x 10 x cc T, 2 x 64 x 72 T) + staging 64 x 72 fp32 + k^2 cc T + cc fp32: 61 KiB at C = 128,
+// 10 x 10 x cc T, 2 slabs 64 x 72 T) + staging 64 x 72 fp32 + k^2 cc T + cc fp32: 61 KiB at C = 128,
 // 93 KiB at C = 384, 173 KiB at C = 1024 (opted in above 48 KiB; ca shrinks when the device's opt-in
-// limit is reached). Registers (ptxas sm_90, 0 spills everywhere): fp16 113-128, bf16 108-121 at
-// __launch_bounds__(256, 2) -> 2 CTAs = 16 warps per SM while smem allows (C <= ~512 at k3), else
-// 1; fp32 128-141 at (256, 1) -> 1 CTA per SM. Per-variant numbers in dwpw_conv2d.cu.
+// limit is reached), the same on every device pass. Registers (ptxas, CUDA 13.0, 0 spills
+// everywhere): sm_90a (wgmma) fp16 124-128, bf16 122-128; sm_90 / sm_80 (mma.sync) fp16 112-128 /
+// 94-128, bf16 108-128 at sm_90, all at __launch_bounds__(256, 2) -> 2 CTAs = 16 warps per SM while
+// smem allows (C <= ~512 at k3), else 1; fp32 128-154 at (256, 1) -> 1 CTA per SM. Per-variant
+// numbers in dwpw_conv2d.cu.
 #pragma once
 
 #include <initializer_list>
@@ -40,14 +61,15 @@
 #include "dwpw_conv2d/dwpw_conv2d.h"
 #include "stages/depthwise.cuh"
 #include "stages/gemm.cuh"
+#include "stages/wg_gemm.cuh"
 
 namespace fastconv {
 namespace dwpw {
 
 constexpr int TH = 8, TW = 8;    // output tile (pixels)
 constexpr int BM = TH * TW;      // GEMM rows
-constexpr int BN = 64;           // output channels per pointwise tile
-constexpr int BK = 64;           // reduction channels per streamed weight slab
+constexpr int BN = 64;           // output channels per staging tile (Cs) and epilogue pass
+constexpr int BK = 64;           // granularity of ca / the reduction padding (cpad); mma.sync slab depth
 constexpr int NT = 256;
 constexpr int WM = 2, WN = 4;    // warp grid of the GEMM
 constexpr size_t kHaloBudget = 48 * 1024;  // both halo buffers together
@@ -57,9 +79,31 @@ static_assert(kMaxCc <= NT, "one bias element per thread");
 
 template <typename T> __host__ __device__ constexpr int pad_elems() { return 16 / int(sizeof(T)); }
 
+// The pointwise GEMM of one compilation pass:
+//   mma.sync (sm_80, plain sm_90) / FMA (fp32): output tiles of 64 channels, Gemm<T, 64, 64, 2, 4>
+//     (32 x 16 warp tiles), row-major slabs [64][64 + pad] (rows = output channels, as stored);
+//   wgmma (sm_90a, stages::kWgmma, fp16/bf16): output tiles of 128 channels, WgGemm<T, 64, 128, 1, 2>
+//     (warpgroup g: wgmma.m64n64k16 over columns 64 g..), core-matrix slabs of 128 rows x 32 deep
+//     (stages::core_offset, ldb = 8 x 32: LBO 128 B, SBO 512 B).
+// Both fit the same two slab buffers (8 KiB of core tiles <= the 9 KiB row-major slab), so the host's
+// layout (make_layout, plan) never depends on kWgmma. (The core layout on the mma.sync path too, Gemm
+// BCORE with the core-matrix loader, spilled <__half, 3, 2> 74 B at sm_80; row-major: 0, 127 regs.)
+template <typename T> struct Pw {
+  static constexpr bool kMma = stages::kTensorCore<T>;
+  static constexpr bool kWg = kMma && stages::kWgmma;  // this pass runs warpgroup MMA (core-matrix B)
+  static constexpr int TBN = kWg ? 128 : BN;           // output channels per tile (A resident)
+  static constexpr int SK = kWg ? 32 : BK;             // slab depth (reduction channels)
+  static constexpr int ldb = kWg ? 8 * SK : SK + pad_elems<T>();
+  static constexpr int slab_elems = BN * (BK + pad_elems<T>());  // (host-visible: kWg-independent)
+  static_assert(!kWg || TBN * SK <= slab_elems, "the wgmma slab fits the slab buffer");
+  static_assert(BK % SK == 0, "slabs tile the 64-channel reduction granularity");
+  using H = std::conditional_t<kMma, T, __half>;  // (names a valid WgGemm when T is float)
+  using Gemm = std::conditional_t<kWg, stages::WgGemm<H, BM, 128, 1, 2>, stages::Gemm<T, BM, BN, WM, WN>>;
+};
+
 struct Layout {
   size_t a, region, halo1, b1, cs, wt, bias, bytes;
-  int lda, ldb, ldc;
+  int lda, ldc;
 };
 
 __host__ __device__ inline size_t align128(size_t v) { return (v + 127) & ~size_t(127); }
@@ -68,10 +112,9 @@ __host__ __device__ inline size_t align128(size_t v) { return (v + 127) & ~size_
 template <typename T> __host__ __device__ inline Layout make_layout(int k, int s, int d, int cc, int ca) {
   Layout L;
   L.lda = ca + pad_elems<T>();   // 8 halves: ldmatrix rows in distinct bank groups
-  L.ldb = BK + pad_elems<T>();
   L.ldc = BN + 8;
   const size_t halo = align128(size_t(stages::halo_extent(TH, k, s, d)) * stages::halo_extent(TW, k, s, d) * cc * sizeof(T));
-  const size_t bslab = align128(size_t(BN) * L.ldb * sizeof(T));
+  const size_t bslab = align128(size_t(Pw<T>::slab_elems) * sizeof(T));
   L.a = 0;
   L.region = align128(size_t(BM) * L.lda * sizeof(T));
   L.halo1 = L.region + halo;
@@ -120,6 +163,26 @@ template <typename T> inline const char* plan(DwpwParams& p, size_t smem_max) {
   return nullptr;
 }
 
+// Weight slab -> a core-matrix tile dst (stages::core_offset with ld = 8 x the slab depth): cp.async of
+// `bytes` (each 16/8/4-byte run of a row stays contiguous there); bytes 0 (C * sizeof(T) not 4-byte
+// aligned) synchronous scalar loads in one rolled loop (the rare path).
+template <typename T, class RowPtr>
+__device__ __forceinline__ void load_core_slab(int bytes, T* dst, int ld, int rows, int cols, int valid, const T* base,
+                                               RowPtr row_ptr) {
+  auto at = [&](int r, int c) { return dst + stages::core_offset(r, c, ld); };
+  if (bytes == 16) stages::copy_rows_async_at<T, 16, NT>(at, rows, cols, valid, base, row_ptr);
+  else if (bytes == 8) stages::copy_rows_async_at<T, 8, NT>(at, rows, cols, valid, base, row_ptr);
+  else if (bytes == 4) stages::copy_rows_async_at<T, 4, NT>(at, rows, cols, valid, base, row_ptr);
+  else {
+#pragma unroll 1
+    for (int i = threadIdx.x; i < rows * cols; i += NT) {
+      const int r = i / cols, c = i - r * cols;
+      const T* src = row_ptr(r);
+      *at(r, c) = src != nullptr && c < valid ? src[c] : from_float<T>(0.f);
+    }
+  }
+}
+
 // fp16/bf16: 2 CTAs per SM (<= 128 registers). fp32 (the FMA correctness path, fp32 weights and
 // taps in registers) spilled under that cap, so it may use up to 255 registers at 1 CTA per SM.
 template <typename T> constexpr int kMinBlocks = sizeof(T) == 2 ? 2 : 1;
@@ -131,7 +194,9 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
   // instead of 24) fits the 128-register cap; unpacked (and k5/k7) RW = 4 spilled.
   constexpr int RW = KS == 3 ? 4 : 2;
   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT, sizeof(T) == 2 && (KS >= 5 || RW > 2)>;
-  using Gemm = stages::Gemm<T, BM, BN, WM, WN>;
+  using P = Pw<T>;
+  using Gemm = typename P::Gemm;
+  constexpr int SK = P::SK, ldb = P::ldb;
   const int k = kFast ? KS : p.k, s = kFast ? S : p.stride, d = kFast ? 1 : p.dil;
   const int cc = p.cc;
 #ifdef __CUDA_ARCH__
@@ -165,24 +230,37 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
   const int ih = stages::halo_extent(TH, k, s, d), iw = stages::halo_extent(TW, k, s, d);
   const int cpad = (p.C + BK - 1) / BK * BK;
   const bool resident = p.ca >= cpad;
-  const int nkt = (p.K + BN - 1) / BN;
+  // Output channels per tile: TBN with A resident; the recompute path (partial sums over C splits
+  // accumulate in Cs) only what Cs holds, BN (the wgmma path's second warpgroup then skips).
+  const int tbn = P::kWg && resident ? P::TBN : BN;
+  const int nkt = (p.K + tbn - 1) / tbn;
 
   auto rows = [&](int r) {
     const int oy = oy0 + r / TW, ox = ox0 + r % TW;
     if (oy >= p.Ho || ox >= p.Wo) return stages::RowOffsets{-1, 0};
     return stages::RowOffsets{n * p.os[0] + oy * p.os[2] + ox * p.os[3], n * p.rs[0] + oy * p.rs[2] + ox * p.rs[3]};
   };
-  // Weight slab [BN][BK] of output tile nt, reduction channels c0.. (zero past K and C).
+  // Weight slab [rows][SK] of output tile nt, reduction channels c0.. (zero past K and C). wgmma: only
+  // the rows the tile's warpgroups read, its valid channels rounded up to kColStep (a warpgroup past
+  // them skips through ncols); mma.sync / FMA: all BN rows (every warp computes, as before: the
+  // ncols skip and the runtime row count put <T, 3, 1/2> over the 128-register cap at sm_90).
   auto load_b = [&](T* dst, int nt, int c0) {
-    stages::copy_rows<T, NT>(p.wbytes, dst, L.ldb, BN, BK, p.C - c0, pw_w, 1, false, [&](int r) -> const T* {
-      const int ko = nt * BN + r;
+    auto row = [&](int r) -> const T* {
+      const int ko = nt * tbn + r;
       return ko < p.K ? pw_w + int64_t(ko) * p.C + c0 : nullptr;
-    });
+    };
+    if constexpr (P::kWg) {
+      const int kc = Gemm::kColStep, rows = min(tbn, (p.K - nt * tbn + kc - 1) / kc * kc);
+      load_core_slab<T>(p.wbytes, dst, ldb, rows, SK, p.C - c0, pw_w, row);
+    } else {
+      stages::copy_rows<T, NT>(p.wbytes, dst, ldb, BN, SK, p.C - c0, pw_w, 1, false, row);
+    }
   };
 
   Gemm g;
   bool prefetched = false;
   for (int nt = 0; nt < nkt; ++nt) {
+    const int ncols = min(tbn, p.K - nt * tbn);
     for (int sc0 = 0; sc0 < cpad; sc0 += p.ca) {
       const int scw = min(p.ca, cpad - sc0);
       if (!resident || nt == 0) {
@@ -209,34 +287,44 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
         }
       }
       g.zero();
-      const int nk = scw / BK;
+      const int nk = scw / SK;
       if (!prefetched) {
         load_b(bbuf(0), nt, sc0);
         stages::cp_async_commit();
       }
       prefetched = false;
       for (int kc = 0; kc < nk; ++kc) {
-        if (kc + 1 < nk) load_b(bbuf(kc + 1), nt, sc0 + (kc + 1) * BK);
+        if (kc + 1 < nk) load_b(bbuf(kc + 1), nt, sc0 + (kc + 1) * SK);
         stages::cp_async_commit();
         stages::cp_async_wait<1>();
+        // wgmma reads B through the async proxy: each thread fences its landed copies before the
+        // barrier that publishes them (stages/wgmma.cuh).
+        if constexpr (P::kWg) stages::fence_proxy_async();
         __syncthreads();  // slab kc visible
-        g.template mma<BK / 16>(A + kc * BK, L.lda, bbuf(kc), L.ldb);
+        if constexpr (P::kWg) g.template mma<SK / 16>(A + kc * SK, L.lda, bbuf(kc), ldb, ncols);
+        else g.template mma<SK / 16>(A + kc * SK, L.lda, bbuf(kc), ldb);
         __syncthreads();  // slab kc & 1 free
       }
       // Partial sums of a C split go to the staging tile, so no accumulator is live across the
-      // next slab's depthwise phase (that kept the resident path under 128 registers).
-      g.store(Cs, L.ldc, sc0 > 0);
+      // next slab's depthwise phase (that kept the resident path under 128 registers; tbn == BN).
+      if (!P::kWg || !resident) g.store(Cs, L.ldc, sc0 > 0, 0, BN);
     }
-    if (resident && nt + 1 < nkt) {  // overlap the next tile's first slab with this epilogue
-      load_b(bbuf(0), nt + 1, 0);
-      stages::cp_async_commit();
-      prefetched = true;
+    // wgmma: the tile drains through Cs in BN-channel passes (two for a full 128-channel tile);
+    // mma.sync / FMA: one pass (the store above).
+    const int passes = P::kWg ? (ncols + BN - 1) / BN : 1;
+    for (int h = 0; h < passes; ++h) {
+      if (P::kWg && resident) g.store(Cs, L.ldc, false, h * BN, h * BN + BN);
+      if (h == 0 && resident && nt + 1 < nkt) {  // overlap the next tile's first slab with this epilogue
+        load_b(bbuf(0), nt + 1, 0);
+        stages::cp_async_commit();
+        prefetched = true;
+      }
+      __syncthreads();
+      stages::store_tile<T, BM, BN, NT>(Cs, L.ldc, rows, nt * tbn + h * BN, p.K, static_cast<const T*>(p.pw_b),
+                                        p.pw_act, static_cast<const T*>(p.res), p.rs[1], static_cast<T*>(p.out),
+                                        p.os[1], p.vec_out);
+      __syncthreads();  // Cs free for the next pass / tile
     }
-    __syncthreads();
-    stages::store_tile<T, BM, BN, NT>(Cs, L.ldc, rows, nt * BN, p.K, static_cast<const T*>(p.pw_b), p.pw_act,
-                                      static_cast<const T*>(p.res), p.rs[1], static_cast<T*>(p.out), p.os[1],
-                                      p.vec_out);
-    __syncthreads();  // Cs free for the next tile
   }
   stages::cp_async_wait<0>();
 }

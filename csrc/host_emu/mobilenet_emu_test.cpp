@@ -84,6 +84,7 @@ static void test_dwpw(int N, int C, int H, int W, int K, int k, int stride, int 
   const char* why = dwpw::plan<T>(p, smem_max);
   if (why) { printf("FAIL dwpw plan: %s\n", why); ++fails; return; }
   smem_fill(dwpw::smem, p.smem);
+  emu_set_smem(dwpw::smem, p.smem);  // the wgmma twin resolves descriptors against it (and bounds them)
   const int blocks = N * p.tiles_h * p.tiles_w;
   auto run = [&](auto kern) { emu_launch(blocks, dwpw::NT, [&] { kern(p); }); };
   if (!dwpw::fast_path(p)) run(dwpw::dwpw_conv2d_kernel<T, 0, 0>);
@@ -92,6 +93,10 @@ static void test_dwpw(int N, int C, int H, int W, int K, int k, int stride, int 
   else if (k == 5) DW(5);
   else DW(7);
 #undef DW
+  emu_set_smem(nullptr, 0);  // (the inverted residual kernel runs with raw smem addresses)
+  const bool wgok = stages::g_wgmma_violations == 0;
+  stages::g_wgmma_violations = 0;
+  if (!wgok) { printf("FAIL dwpw WGMMA ORDERING VIOLATION (below)\n"); ++fails; }
   char cfg[256];
   snprintf(cfg, sizeof cfg, "N%d C%d %dx%d K%d k%d s%d d%d p%d act%d/%d b%d r%d %s cc%d ca%d x%dB w%dB vec%d", N, C, H, W, K, k,
            stride, dil, pad, a1, a2, bias, res, nhwc ? "nhwc" : "nchw", p.cc, p.ca, p.xbytes, p.wbytes, int(p.vec_out));
@@ -206,6 +211,12 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_dwpw<T>(2, 12, 9, 17, 8, 7, 1, 1, 3, kRelu, kRelu, true, false, nhwc);   // 8-byte copies (fp16)
     test_dwpw<T>(1, 200, 9, 9, 136, 3, 1, 1, 1, kRelu6, kNone, true, true, nhwc, (sizeof(T) == 4 ? 100 : 64) * 1024);  // C too wide: recompute
     test_dwpw<T>(1, 72, 17, 15, 96, 5, 1, 1, 2, kSilu, kNone, true, true, nhwc);  // 3 x 2 tiles, cc < 64 with 5x5 fp32
+    // Output tiles of the wgmma path (128 channels, one m64n64 warpgroup per 64): MobileNetV2's first
+    // block (C 32: one 32-deep slab of zeros past C; K 16: the second warpgroup skips), K 200 (a second
+    // tile of 72: both warpgroups, partial staging pass), k5 s2 K 168 (second tile 40: skipped warpgroup)
+    test_dwpw<T>(1, 32, 10, 9, 16, 3, 1, 1, 1, kRelu6, kNone, true, false, nhwc);
+    test_dwpw<T>(1, 48, 8, 8, 200, 3, 1, 1, 1, kRelu, kRelu, true, true, nhwc);
+    test_dwpw<T>(1, 96, 15, 15, 168, 5, 2, 1, 2, kHardswish, kNone, true, true, nhwc);
   }
   if (which.find('i') != std::string::npos) {
     // T14 (stride 1, k 3/5, K <= 96, maps >= 9): C = 24 (16-byte copies, Cp 32), K = 24 (3 n8 tiles), E = 72 (short last chunk)
@@ -233,13 +244,20 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
 }
 
 int main(int argc, char** argv) {
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // PASS lines survive a sanitizer abort
   std::string which = argc > 1 ? argv[1] : "di";
   std::string dt = argc > 2 ? argv[2] : "fhb";
+  // Built with -DFASTCONV_EMU_WGMMA=1 dwpw's fp16/bf16 pointwise GEMM runs on the wgmma twin (the
+  // sm_90a path), otherwise on ldmatrix + mma.sync (sm_80 / sm_90); the inverted residual is the same.
+  printf("dwpw fp16/bf16 GEMM: %s\n", stages::kWgmma ? "wgmma (sm_90a path)" : "mma.sync (sm_80/sm_90 path)");
   for (bool nhwc : {true, false}) {
     if (dt.find('f') != std::string::npos) all<float>(nhwc, which);
     if (dt.find('h') != std::string::npos) all<__half>(nhwc, which);
     if (dt.find('b') != std::string::npos) all<__nv_bfloat16>(nhwc, which);
   }
+  const bool wg_expected = stages::kWgmma && which.find('d') != std::string::npos && dt.find_first_of("hb") != std::string::npos;
+  if (wg_expected && stages::g_wgmma_count == 0) { printf("FAIL the wgmma variant issued no wgmma\n"); ++fails; }
+  if (stages::kWgmma) printf("wgmma issued (per warpgroup): %ld\n", stages::g_wgmma_count);
   printf("%d failures\n", fails);
   return fails != 0;
 }
