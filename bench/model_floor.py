@@ -65,8 +65,11 @@ TILING = {
     # cc <= 64 channels double-buffered by 16-byte cp.async, 48 KB for both); then per 64-channel
     # output tile 64 x 64 weight slabs by cp.async, Gemm<64, 64, 2, 4> (ldmatrix + mma.sync),
     # fp32 staging tile, 16-byte store_tile (K % 8 == 0). Depthwise RW = 4 for k3 (packed taps), else 2.
+    # wgmma (sm_90a, the Hopper build; header "Pw<T>"): 128-channel output tiles on WgGemm<64, 128, 1, 2>
+    # (m64n64k16 per warpgroup, skipped past K), 128 x 32 core-matrix slabs (same bytes and k steps in total
+    # as the 64-deep slabs counted here), two-pass drain through the 64-wide staging tile.
     "dwpw_conv2d": dict(src="csrc/dwpw_conv2d/dwpw_conv2d_kernel.cuh", th=8, tw=8, bn=64, bk=64, nt=256,
-                        wm=2, wn=4, rw_k3=4, rw=2, halo_budget=48 * 1024, cc_max=64, ldc=72),
+                        wm=2, wn=4, rw_k3=4, rw=2, halo_budget=48 * 1024, cc_max=64, ldc=72, wgmma=True),
     # csrc/inverted_residual/inverted_residual_kernel.cuh + csrc/stages/ir_warp_tile.cuh (plan, ir_layout):
     # persistent grid of 256-thread CTAs (1 per SM), work item = (output tile, project pass); x halo
     # clipped to the image, compacted, channels padded to 16, resident; hidden chunks of EC = 48 with

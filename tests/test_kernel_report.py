@@ -205,10 +205,11 @@ def test_floor_tensor_core_ratios_follow_the_ir_tiling():
 # bound / 1.25 fails too, so the record is tightened with it) and which ceiling binds. Bounds above
 # 1.5 miss the bar; "_why" says what in the kernel design makes them miss (bench/README.md, floor).
 FLOOR_BOUNDS = {
-    "mobilenet_v2 dwpw": {"max": 2.8, "binds": {"lsu"}, "_why":
+    "mobilenet_v2 dwpw": {"max": 2.2, "binds": {"lsu"}, "_why":
         "dwpw 32>16 @112: C = 32 runs as 64 (A tile and depthwise in 64-channel slabs) and K = 16 as one "
-        "64-wide output tile: 8x the useful tensor-core FLOPs and 2x the depthwise work, whose sliding "
-        "window (RW = 4, taps reloaded per item) reads ~130 B of shared memory per 16 B output vector"},
+        "64-wide warpgroup tile (wgmma m64n64): 8x the useful tensor-core FLOPs and 2x the depthwise work, "
+        "whose sliding window (RW = 4, taps reloaded per item) reads ~130 B of shared memory per 16 B "
+        "output vector; the depthwise alone is ~1.3x the block's HBM floor"},
     "mobilenet_v2 ir": {"max": 12.4, "binds": {"lsu"}, "_why":
         "shared-memory bound: the depthwise stage (RW = 7 / 8 at NB <= 64: ~6.5 LDS.128 per 8-channel "
         "output at k3 s1 with the sink; RW = 2 at T14 NB 96, where wider strips spill: 12.5; up to half the "
