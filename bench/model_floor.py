@@ -77,7 +77,7 @@ TILING = {
     # x 6 n8 per pass, EMT 4 for T8 NB64 / SE pass 1 / T4 in fp16, else 2; bias preloaded into the
     # accumulators, one LDS.64 per pass and n8 tile) -> packed 4-byte (fp32: 8-byte) pair stores into
     # hid[IH][IW][HP = EC + 8] (conflict-free), xpos read once per m tile; hid's out-of-image pixels zeroed
-    # (EC channels); Depthwise (ecd = the chunk's channels rounded up to 16; pixel pitch HP; fast KS/S for T14/T8 k3/k5 with RW = rw14 / rw8 for NB <= 64 /
+    # (EC channels); Depthwise (pixel pitch HP; fast KS/S for T14/T8 k3/k5 with RW = rw14 / rw8 for NB <= 64 /
     # NB > 64: kRw14 / kRw8; generic k and T4: RW = 2) -> ap[TH TW][EC + 8]; project WarpTile accumulators
     # live across chunks, warp grid proj_wmp (T14 NB96 4 x 2, T8 NB320 2 x 4), a lone last n8 tile by
     # ldmatrix.x2; epilogue: fp32 STS.64 pair staging, 16-byte store_tile. Tiles T14 (s1, k3/5, K <= 96,
@@ -611,9 +611,8 @@ def model_ir(c, n, eb, dev):
                     count.lsu["weights (cp.async)"] += nchunks * lin(EC * cp * eb)
                     count.lsu["dw taps"] += nchunks * 2 * scalar(EC)  # expand bias
                 rw, fast = _ir_dw_strip(tile, nt8p, k, s)
-                for ch in range(nchunks):  # a short last chunk: ecd = its channels rounded up to 16 (fast path)
-                    _dw_chunk(k, s, tile, tile, rw, min(EC, _up(E - ch * EC, 16)) if fast else EC, iw, ih, eb,
-                              ("smem", LDA, 0),
+                for ch in range(nchunks):
+                    _dw_chunk(k, s, tile, tile, rw, EC, iw, ih, eb, ("smem", LDA, 0),
                               vec_bytes(C, eb), count, halo=not expand, ldi=HP, fast=fast)
 
     if not se:

@@ -23,9 +23,7 @@
 //      n8 tile 1 LDS.64 of the bias pair. hid's pixels outside the image (border tiles) are zeroed once per
 //      work item, their EC channels only.
 //   2. stages::Depthwise from hid (pixel pitch HP; register-blocked RW-wide strips, 16-byte smem vectors) -> + bias,
-//      act -> the A operand ap[TH TW][EC] of the project GEMM. A short last chunk (ecl = E - e0 < EC)
-//      runs ecd = ecl rounded up to 16 channels (taps, bias and, without expand, the x halo too), the
-//      k steps the project reads: MobileNetV3's 16>16>16 does 16 channels, not 48.
+//      act -> the A operand ap[TH TW][EC] of the project GEMM.
 //   3. project GEMM: acc (registers, live across all chunks) += ap . Wp_c^T over the NB channels.
 //   Epilogue: acc -> fp32 smem -> stages::store_tile (+ bias, + residual x; 16-byte loads/stores in
 //   NHWC with K % 8 == 0).
@@ -297,19 +295,14 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
 
     for (int c = 0; c < nchunks; ++c) {
       const int e0 = c * EC, ecl = min(EC, p.E - e0), buf = c & 1;
-      // Channels of the chunk the depthwise covers (its taps at pitch ecd; without expand the x halo
-      // too): what the project GEMM's (ecl + 15) / 16 k steps read. Past E they come out act(0) = 0
-      // (zero taps and bias, x zero past C). A short chunk (E = 16, 72, 88, 200, ...) costs less.
-      // (The generic-k path keeps EC: at T8 NB320 the extra live value spilled 8 B at 255 registers.)
-      const int ecd = DW::kFast ? min(EC, (ecl + 15) & ~15) : EC;
       const T* wpc = reinterpret_cast<const T*>(smem + L.wpb + (MODE == kSePass2 ? 0 : buf * L.wp_buf));
       if constexpr (MODE != kSePass2) {
         // Taps and biases of this chunk: the last readers (previous chunk's depthwise) passed a barrier.
-        DW::load_weights(wt, dwb, static_cast<const T*>(p.wd), static_cast<const T*>(p.bd), e0, p.E, kk, ecd);
+        DW::load_weights(wt, dwb, static_cast<const T*>(p.wd), static_cast<const T*>(p.bd), e0, p.E, kk, EC);
         if (expand) {
           for (int i = tid; i < EC; i += NT) eb[i] = be != nullptr && e0 + i < p.E ? to_float(be[e0 + i]) : 0.f;
         } else {  // the hidden chunk is x itself, at hid's pixel pitch HP
-          DW::load_input(p.xbytes, hid, x, p.xs, n, h0, w0, p.H, p.W, IH, IW, e0, p.C, ecd, HP);
+          DW::load_input(p.xbytes, hid, x, p.xs, n, h0, w0, p.H, p.W, IH, IW, e0, p.C, EC, HP);
           stages::cp_async_commit();
         }
         stages::cp_async_wait<0>();
@@ -348,7 +341,7 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
           }
         }
         __syncthreads();  // hid complete
-        DW::compute(hid, wt, dwb, p.act, ksz, s, 1, IW, ecd,
+        DW::compute(hid, wt, dwb, p.act, ksz, s, 1, IW, EC,
                     [&](int row, int g, float (&v)[8]) { stages::sts8<T>(ap + row * LDA + g * 8, v); }, HP);
         __syncthreads();  // ap complete
         if constexpr (MODE == kSePass1) {
