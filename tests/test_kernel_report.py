@@ -222,8 +222,7 @@ FLOOR_BOUNDS = {
         "peak, so no kernel that moves only their bytes can meet the bar (peak_roofline_over_min_hbm)"},
     "mobilenet_v3 ir": {"max": 5.0, "binds": {"lsu"}, "_why":
         "as mobilenet_v2 ir; stride 2 adds 2.5-4x expand work on the halo (its hid stores and the depthwise "
-        "reads); 16>16>16 @112 (now 16 depthwise channels, not 48) is bound by the depthwise's shared-memory "
-        "reads of its 112 x 112 maps and its 16-channel epilogue"},
+        "reads); 16>16>16 runs its 16 channels as one 48-channel chunk (3x the depthwise work)"},
     "mobilenet_v3 ir+se": {"max": 3.5, "binds": {"hbm", "lsu"}, "_why":  # (hbm: 16>16>16 k3s2+se @112)
         "as mobilenet_v3 ir, plus h round-tripping HBM between the two passes (pass 2 gates A's columns in "
         "registers now; se_mlp is up to 20% of the wavefronts at E = 960)"},
