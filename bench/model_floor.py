@@ -61,15 +61,16 @@ TILING = {
     # weights from dw_w (C, k*k) by synchronous 2-byte loads, tap-major into smem.
     "stages_depthwise": dict(src="csrc/stages/depthwise.cuh", vec=8, fast_k=(3, 5, 7), fast_s=(1, 2)),
     # csrc/dwpw_conv2d/dwpw_conv2d_kernel.cuh: 8 x 8 output tile x ALL output channels per 256-thread
-    # CTA; dw computed once into a resident A tile of ca = C rounded up to 64 channels (halo chunks of
-    # cc <= 64 channels double-buffered by 16-byte cp.async, 48 KB for both); then per 64-channel
+    # CTA; dw computed once into a resident A tile of ca = C rounded up to cg = 32 channels (halo chunks of
+    # cc <= 64 channels (<= 32 when cpad % 64, pitch halo_pitch) double-buffered by 16-byte cp.async, 48 KB for both); then per 64-channel
     # output tile 64 x 64 weight slabs by cp.async, Gemm<64, 64, 2, 4> (ldmatrix + mma.sync),
     # fp32 staging tile, 16-byte store_tile (K % 8 == 0). Depthwise RW = 4 for k3 (packed taps), else 2.
     # wgmma (sm_90a, the Hopper build; header "Pw<T>"): 128-channel output tiles on WgGemm<64, 128, 1, 2>
     # (m64n64k16 per warpgroup, skipped past K), 128 x 32 core-matrix slabs (same bytes and k steps in total
     # as the 64-deep slabs counted here), two-pass drain through the 64-wide staging tile.
     "dwpw_conv2d": dict(src="csrc/dwpw_conv2d/dwpw_conv2d_kernel.cuh", th=8, tw=8, bn=64, bk=64, nt=256,
-                        wm=2, wn=4, rw_k3=4, rw=2, halo_budget=48 * 1024, cc_max=64, ldc=72, wgmma=True),
+                        wm=2, wn=4, rw_k3=4, rw=2, halo_budget=48 * 1024, cc_max=64, ldc=72, wgmma=True, cg=32,
+                        sk_wg=32),
     # csrc/inverted_residual/inverted_residual_kernel.cuh + csrc/stages/ir_warp_tile.cuh (plan, ir_layout):
     # persistent grid of 256-thread CTAs (1 per SM), work item = (output tile, project pass); x halo
     # clipped to the image, compacted, channels padded to 16, resident; hidden chunks of EC = 48 with
@@ -92,7 +93,7 @@ TILING = {
     # Gemm<128, 128, 4, 2> (32 x 64 warp tiles; warps whose 64 columns lie past Kg skip), whole-tile
     # fp32 staging [128][136], epilogue per 64 channels;
     # DW: 8 x 8 output tile x all Kg channels of a group, 3x3 dw (Depthwise RW = 4, packed taps; fp32: RW = 2) once per CTA from an smem halo
-    # (cc = 32, double-buffered) into a resident A tile (Cg rounded up to 32), output tiles of
+    # (cc = 32 at pixel pitch halo_pitch = 40, double-buffered) into a resident A tile (Cg rounded up to 32), output tiles of
     # dbn = 128 channels (Gemm<64, 128, 2, 4>; warps whose 32 columns lie past Kg skip), 128 x 32
     # weight slabs double-buffered, drained through the 64-channel staging tile in passes; extra
     # side-branch CTAs (64 channels of the avg-pool / passthrough copy of the same tile), except the
@@ -317,10 +318,16 @@ def vec_bytes(pitch_elems: int, eb: int) -> int:
 # dwpw_conv2d
 # ---------------------------------------------------------------------------------------------
 
-def _halo_cc(t, ih, iw, eb, cc_max):
-    """The plans' channel chunk: the widest of cc_max, cc_max / 2, ... whose two halos fit the budget."""
+def halo_pitch(cc: int, eb: int) -> int:
+    """stages::halo_pitch (depthwise.cuh): a halo pixel narrower than a 128-byte bank row is padded by 16 bytes."""
+    return cc + 16 // eb if cc * eb < 128 else cc
+
+
+def _halo_cc(t, ih, iw, eb, cc_max, padded=False):
+    """The plans' channel chunk: the widest of cc_max, cc_max / 2, ... whose two halos fit the budget
+    (padded: at halo_pitch)."""
     cc = cc_max
-    while cc > 8 and 2 * ih * iw * cc * eb > t["halo_budget"]:
+    while cc > 8 and 2 * ih * iw * (halo_pitch(cc, eb) if padded else cc) * eb > t["halo_budget"]:
         cc //= 2
     return cc
 
@@ -330,10 +337,11 @@ def model_dwpw(c, n, eb, dev):
     k, s, C, K = c["kernel"], c["stride"], c["C"], c["K"]
     th, tw = t["th"], t["tw"]
     ih, iw = (th - 1) * s + k, (tw - 1) * s + k
-    cc = _halo_cc(t, ih, iw, eb, t["cc_max"])
-    cpad = _up(C, t["bk"])
+    cpad = _up(C, t["cg"])  # reduction padding CG = 32 (an odd multiple of 32: chunks of <= 32 channels)
+    cc = _halo_cc(t, ih, iw, eb, t["cc_max"] if cpad % t["bk"] == 0 else t["cg"], padded=True)
+    ldh = halo_pitch(cc, eb)
     # resident A tile: 64 x (ca + 8) T next to 2 halos / 2 slabs, the fp32 staging tile and taps
-    fixed = 2 * max(ih * iw * cc * eb, t["bn"] * (t["bk"] + 8) * eb) + 64 * t["ldc"] * 4 + k * k * cc * eb + cc * 4
+    fixed = 2 * max(ih * iw * ldh * eb, t["bn"] * (t["bk"] + 8) * eb) + 64 * t["ldc"] * 4 + k * k * cc * eb + cc * 4
     resident = 64 * (cpad + 8) * eb + fixed <= dev["smem_optin"]
     tiles = n * _cdiv(c["Ho"], th) * _cdiv(c["Wo"], tw)
     nkt = _cdiv(K, t["bn"])
@@ -341,21 +349,23 @@ def model_dwpw(c, n, eb, dev):
     xbytes = vec_bytes(C, eb)
     lda = cpad + 8
     for j in range(cpad // cc):
-        _dw_chunk(k, s, th, tw, t["rw_k3"] if k == 3 else t["rw"], cc, iw, ih, eb, ("smem", lda, 0), xbytes, per)
-    slabs = cpad // t["bk"]
+        _dw_chunk(k, s, th, tw, t["rw_k3"] if k == 3 else t["rw"], cc, iw, ih, eb, ("smem", lda, 0), xbytes, per,
+                  ldi=ldh)
     if t.get("wgmma"):  # 128-channel output tiles, warpgroup g: m64 x n64 over columns 64 g.. (skipped past K)
+        sk = t["sk_wg"]
         for n0 in range(0, K, 128):
             wgs = _cdiv(min(128, K - n0), 64)
-            frag, flops = gemm_slab_wgmma(64, wgs * 64, t["bk"], 1, wgs)
-            per.lsu["pw weight slabs (cp.async)"] += slabs * lin(wgs * 64 * t["bk"] * eb)
-            per.lsu["pw ldmatrix"] += slabs * frag
-            per.tc_wg += slabs * flops
-            per.lsu["epilogue"] += lin(64 * wgs * 64 * 4)
-    else:
-        frag, flops = gemm_slab(64, t["bn"], t["bk"], t["wm"], t["wn"])
-        per.lsu["pw weight slabs (cp.async)"] += nkt * slabs * lin(t["bn"] * t["bk"] * eb)
-        per.lsu["pw ldmatrix"] += nkt * slabs * frag
-        per.tc += nkt * slabs * flops
+            frag, flops = gemm_slab_wgmma(64, wgs * 64, sk, 1, wgs)
+            per.lsu["pw weight slabs (cp.async)"] += cpad // sk * lin(wgs * 64 * sk * eb)
+            per.lsu["pw ldmatrix"] += cpad // sk * frag
+            per.tc_wg += cpad // sk * flops
+            per.lsu["epilogue"] += lin(64 * _up(min(128, K - n0), 8) * 4)  # staged n8 chunks < K only
+    else:  # 64-deep slabs, the last one 32 deep when cpad is an odd multiple of 32 (its copy still 64 wide)
+        for d in [t["bk"]] * (cpad // t["bk"]) + [cpad % t["bk"]] * (cpad % t["bk"] > 0):
+            frag, flops = gemm_slab(64, t["bn"], d, t["wm"], t["wn"])
+            per.lsu["pw weight slabs (cp.async)"] += nkt * lin(t["bn"] * t["bk"] * eb)
+            per.lsu["pw ldmatrix"] += nkt * frag
+            per.tc += nkt * flops
         per.lsu["epilogue"] += nkt * lin(64 * t["bn"] * 4)  # accumulators -> fp32 staging (float2)
     valid = c["Ho"] * c["Wo"] / (_cdiv(c["Ho"], th) * _cdiv(c["Wo"], tw))  # mean valid rows per tile
     per.lsu["epilogue"] += store_tile(valid, K, K % 8 == 0, c["residual"])
@@ -738,14 +748,14 @@ def gconv_dw(n, H, W, Ho, Wo, s, cg, kg, groups, eb, x_pitch, out_pitch, out_mul
     t = TILING["group_conv1x1"]
     th, tw = t["th"], t["tw"]
     ih, iw = (th - 1) * s + 3, (tw - 1) * s + 3
-    cc = _halo_cc(t, ih, iw, eb, t["cc_max"])
+    cc = _halo_cc(t, ih, iw, eb, t["cc_max"], padded=True)
     cpad = _up(cg, t["bk"])
     tiles = n * _cdiv(Ho, th) * _cdiv(Wo, tw)
     nkt = _cdiv(kg, t["bn"])
     xb = min(vec_bytes(x_pitch, eb), vec_bytes(cg, eb) if groups > 1 else 16)
     per = Count()
     for j in range(cpad // cc):
-        _dw_chunk(3, s, th, tw, t["rw"], cc, iw, ih, eb, ("smem", cpad + 8, 0), xb, per)
+        _dw_chunk(3, s, th, tw, t["rw"], cc, iw, ih, eb, ("smem", cpad + 8, 0), xb, per, ldi=halo_pitch(cc, eb))
     slabs = cpad // t["bk"]
     wb = vec_bytes(cg, eb)
     dbn, wcol = t["dbn"], t["dbn"] // t["dwn"]  # output channels per tile, per warp column

@@ -6,18 +6,18 @@
 //
 // ptxas (CUDA 13.0, scripts/nvcc_check.sh), 256 threads, 0 bytes stack / spilled in every
 // variant, registers for KS/S = 3/1, 3/2, 5/1, 5/2, 7/1, 7/2, generic 0/0:
-//   sm_90a (the build's Hopper target; fp16/bf16 pointwise GEMM on wgmma.m64n64k16, 128-channel tiles):
-//     fp16 128, 128, 126, 126, 124, 124, 128; bf16 128, 128, 126, 126, 122, 122, 128;
-//   sm_90 (mma.sync, as before the wgmma path: identical to a0d3ab0 at fp16 sm_90 and sm_80):
-//     fp16 128, 126, 112, 119, 114, 124, 121; bf16 128, 127, 109, 116, 108, 118, 121;
-//   sm_80: fp16 128, 127, 110, 120, 118, 124, 94;
+//   sm_90a (the build's Hopper target; fp16/bf16 pointwise GEMM on wgmma.m64n64k16, 128-channel tiles),
+//   with cpad = C rounded to 32 and the bank-spread halo pitch (stages::halo_pitch):
+//     fp16 128, 128, 123, 126, 120, 124, 128; bf16 128, 127, 123, 122, 120, 119, 128;
+//   sm_80 (mma.sync; A is 64-column padded so the half slab runs the one 64-deep Gemm::mma: a second,
+//   32-deep instance spilled 36-48 B at <T, 3, 1/2>): fp16 128, 128, 118, 126, 116, 124, 122;
+//     bf16 128, 128, 112, 118, 112, 124, 122 (sm_90 mma.sync not re-measured with these changes);
 //     all __launch_bounds__(256, 2), 2 CTAs (16 warps) per SM while shared memory allows it (C <= ~512
 //     at k3; above that 1 CTA: A holds 64 x C halves);
-//   fp32 (sm_90 and sm_90a alike) 146, 154, 130, 140, 128, 140, 138 at __launch_bounds__(256, 1):
+//   fp32 sm_90a 152, 157, 130, 140, 128, 138, 128 (sm_80 148, 158, 139, 146, 134, 144, 96) at
+//     __launch_bounds__(256, 1):
 //     1 CTA (8 warps) per SM, correctness path.
-//   (the previous note, fp16 113, 115, 113, 128, 114, 124, 121, bf16 111-121, fp32 128-141, no longer
-//   matched the tree it was branched from: a0d3ab0 measured fp16 sm_90 / sm_80 exactly as above;
-//   bf16 and fp32 were not re-measured there.)
+//   (before the cpad / halo pitch change, sm_80 fp16 128, 127, 110, 120, 118, 124, 94.)
 //   (session 2 had <T, 3, 2> at the 128 cap with an 8-byte spill: the copy loops' index math,
 //   unrolled for impossible trip counts and hoisted, was live through the kernel.)
 //   (before the stages rebuild: fp16 80-106, fp32 80-108, all scalar 2-byte global loads.)

@@ -2,12 +2,13 @@
 //
 // Tiling: one 256-thread CTA owns an 8 x 8 output tile of one image (64 GEMM rows) and ALL output
 // channels. It computes the tile's depthwise result ONCE into a shared-memory A tile holding `ca`
-// channels (all of C, rounded up to 64, whenever that fits in shared memory: the "resident" case,
+// channels (all of C, rounded up to 32 (CG), whenever that fits in shared memory: the "resident" case,
 // every catalogue layer), then loops over the output-channel tiles of the pointwise GEMM reusing it
 // (ceil(K / 64) tiles of 64 channels; ceil(K / 128) of 128 on the sm_90a wgmma path). Only when C is
 // too wide for shared memory is the depthwise recomputed, once per (output tile of 64, ca slab).
-//   1. depthwise phase, per chunk of cc channels (cc = 64 when the halo allows, smaller for big
-//      k / stride / fp32): the input halo ((8-1)s + (k-1)d + 1)^2 x cc is staged with cp.async
+//   1. depthwise phase, per chunk of cc channels (cc = 64 when the halo allows and cpad % 64 == 0, else
+//      <= 32; smaller for big k / stride / fp32): the input halo ((8-1)s + (k-1)d + 1)^2 x cc (pixel pitch
+//      stages::halo_pitch: pixels under 128 B padded by 16 B, bank-spread) is staged with cp.async
 //      (16-byte when NHWC and C*sizeof(T) % 16 == 0; 8/4-byte otherwise; scalar loads for NCHW)
 //      into one of two buffers, the next chunk's halo in flight while this one is computed;
 //      dw weights (T, tap-major) and bias (fp32) go to smem; stages::Depthwise computes register-blocked
@@ -69,7 +70,13 @@ namespace dwpw {
 constexpr int TH = 8, TW = 8;    // output tile (pixels)
 constexpr int BM = TH * TW;      // GEMM rows
 constexpr int BN = 64;           // output channels per staging tile (Cs) and epilogue pass
-constexpr int BK = 64;           // granularity of ca / the reduction padding (cpad); mma.sync slab depth
+constexpr int BK = 64;           // granularity of a split ca (C too wide to stay resident); mma.sync slab depth
+// Granularity of the reduction padding cpad = C rounded up to CG (a resident ca = cpad): 32, not 64, so
+// C = 32 (MobileNetV2's 32 > 16 block, V1's first) and C = 96 stop computing a depthwise on 32 zero
+// channels and multiplying them (the model put that block at 2.2x its HBM floor, half of it padding).
+// A cpad that is an odd multiple of 32 ends on a 32-deep half slab on the 64-deep (mma.sync / FMA) path
+// and uses depthwise chunks of cc <= 32 (chunks must tile it).
+constexpr int CG = 32;
 constexpr int NT = 256;
 constexpr int WM = 2, WN = 4;    // warp grid of the GEMM
 constexpr size_t kHaloBudget = 48 * 1024;  // both halo buffers together
@@ -96,7 +103,7 @@ template <typename T> struct Pw {
   static constexpr int ldb = kWg ? 8 * SK : SK + pad_elems<T>();
   static constexpr int slab_elems = BN * (BK + pad_elems<T>());  // (host-visible: kWg-independent)
   static_assert(!kWg || TBN * SK <= slab_elems, "the wgmma slab fits the slab buffer");
-  static_assert(BK % SK == 0, "slabs tile the 64-channel reduction granularity");
+  static_assert(BK % SK == 0 && (SK == BK || CG % SK == 0), "slabs tile ca (the last of a 64-deep pass may be CG deep)");
   using H = std::conditional_t<kMma, T, __half>;  // (names a valid WgGemm when T is float)
   using Gemm = std::conditional_t<kWg, stages::WgGemm<H, BM, 128, 1, 2>, stages::Gemm<T, BM, BN, WM, WN>>;
 };
@@ -111,9 +118,13 @@ __host__ __device__ inline size_t align128(size_t v) { return (v + 127) & ~size_
 // The one place the shared-memory layout is defined (host sizes the launch, device finds buffers).
 template <typename T> __host__ __device__ inline Layout make_layout(int k, int s, int d, int cc, int ca) {
   Layout L;
-  L.lda = ca + pad_elems<T>();   // 8 halves: ldmatrix rows in distinct bank groups
+  // A holds ca rounded up to BK columns (+ 8 halves: ldmatrix rows in distinct bank groups): the 64-deep
+  // (mma.sync / FMA) pass reads a last half slab's columns [cpad, cpad + 32) as zeros (a second, 32-deep
+  // Gemm::mma instance put <T, 3, 1/2> over the 128-register cap at sm_80: 36-48 B spilled).
+  L.lda = (ca + BK - 1) / BK * BK + pad_elems<T>();
   L.ldc = BN + 8;
-  const size_t halo = align128(size_t(stages::halo_extent(TH, k, s, d)) * stages::halo_extent(TW, k, s, d) * cc * sizeof(T));
+  const size_t halo =
+      align128(size_t(stages::halo_extent(TH, k, s, d)) * stages::halo_extent(TW, k, s, d) * stages::halo_pitch<T>(cc) * sizeof(T));
   const size_t bslab = align128(size_t(Pw<T>::slab_elems) * sizeof(T));
   L.a = 0;
   L.region = align128(size_t(BM) * L.lda * sizeof(T));
@@ -137,17 +148,17 @@ template <typename T> inline const char* plan(DwpwParams& p, size_t smem_max) {
   p.tiles_w = (p.Wo + TW - 1) / TW;
   const int d = fast_path(p) ? 1 : p.dil;
   const size_t ih = stages::halo_extent(TH, p.k, p.stride, d), iw = stages::halo_extent(TW, p.k, p.stride, d);
+  const int cpad = (p.C + CG - 1) / CG * CG;
   p.cc = 8;
-  for (int cc = kMaxCc; cc > 8; cc /= 2)
-    if (2 * ih * iw * cc * sizeof(T) <= kHaloBudget) { p.cc = cc; break; }
-  const int cpad = (p.C + BK - 1) / BK * BK;
+  for (int cc = cpad % BK ? CG : kMaxCc; cc > 8; cc /= 2)
+    if (2 * ih * iw * stages::halo_pitch<T>(cc) * sizeof(T) <= kHaloBudget) { p.cc = cc; break; }
   const size_t fixed = make_layout<T>(p.k, p.stride, d, p.cc, 0).bytes;
   if (make_layout<T>(p.k, p.stride, d, p.cc, BK).bytes > smem_max) return "the depthwise halo does not fit in shared memory";
   const size_t per_ch = size_t(BM) * sizeof(T);
   long ca = smem_max > fixed ? long((smem_max - fixed) / per_ch) / BK * BK : 0;
   ca = ca < cpad ? ca : cpad;
   while (ca > BK && make_layout<T>(p.k, p.stride, d, p.cc, int(ca)).bytes > smem_max) ca -= BK;
-  p.ca = int(ca < BK ? BK : ca);
+  p.ca = int(ca < BK ? (cpad < BK ? cpad : BK) : ca);
   p.smem = make_layout<T>(p.k, p.stride, d, p.cc, p.ca).bytes;
   const int e = int(sizeof(T));
   auto vb = [&](const void* ptr, std::initializer_list<int64_t> pitches) {
@@ -198,7 +209,7 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
   using Gemm = typename P::Gemm;
   constexpr int SK = P::SK, ldb = P::ldb;
   const int k = kFast ? KS : p.k, s = kFast ? S : p.stride, d = kFast ? 1 : p.dil;
-  const int cc = p.cc;
+  const int cc = p.cc, ldh = stages::halo_pitch<T>(cc);
 #ifdef __CUDA_ARCH__
   // blockDim.x == NT: bounds every threadIdx-strided copy loop, so the compiler stops unrolling them
   // for trip counts that cannot occur and hoisting the unrolled copies' index math (live across the
@@ -228,7 +239,7 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
   const int oy0 = th * TH, ox0 = tw * TW;
   const int h0 = oy0 * s - p.pad, w0 = ox0 * s - p.pad;
   const int ih = stages::halo_extent(TH, k, s, d), iw = stages::halo_extent(TW, k, s, d);
-  const int cpad = (p.C + BK - 1) / BK * BK;
+  const int cpad = (p.C + CG - 1) / CG * CG;
   const bool resident = p.ca >= cpad;
   // Output channels per tile: TBN with A resident; the recompute path (partial sums over C splits
   // accumulate in Cs) only what Cs holds, BN (the wgmma path's second warpgroup then skips).
@@ -265,11 +276,16 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
       const int scw = min(p.ca, cpad - sc0);
       if (!resident || nt == 0) {
         const int nch = scw / cc;
-        DW::load_input(p.xbytes, halo(0), x, p.xs, n, h0, w0, p.H, p.W, ih, iw, sc0, p.C, cc);
+        if (!P::kWg && scw % SK) {  // the last half slab's A columns past scw: zeros (B is zero there too)
+          constexpr int V = 16 / int(sizeof(T)), VR = CG / V;  // 16-byte vectors per row
+          for (int i = threadIdx.x; i < BM * VR; i += NT)
+            stages::sts16(A + (i / VR) * L.lda + scw + (i % VR) * V, uint4{0, 0, 0, 0});
+        }
+        DW::load_input(p.xbytes, halo(0), x, p.xs, n, h0, w0, p.H, p.W, ih, iw, sc0, p.C, cc, ldh);
         stages::cp_async_commit();
         for (int j = 0; j < nch; ++j) {
           if (j + 1 < nch)
-            DW::load_input(p.xbytes, halo(j + 1), x, p.xs, n, h0, w0, p.H, p.W, ih, iw, sc0 + (j + 1) * cc, p.C, cc);
+            DW::load_input(p.xbytes, halo(j + 1), x, p.xs, n, h0, w0, p.H, p.W, ih, iw, sc0 + (j + 1) * cc, p.C, cc, ldh);
           stages::cp_async_commit();
           // Taps through the stage; its bias loop (zero-filled here, dw_b = nullptr) is unrolled by
           // ptxas into ~30 scalar load instructions although cc <= 64 < NT makes it one guarded
@@ -282,12 +298,12 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
           __syncthreads();  // halo j, weights j visible
           T* acol = A + j * cc;
           DW::compute(halo(j), wt, bias, p.dw_act, k, s, d, iw, cc,
-                      [&](int row, int g8, float (&v)[8]) { stages::sts8<T>(acol + row * L.lda + g8 * 8, v); });
+                      [&](int row, int g8, float (&v)[8]) { stages::sts8<T>(acol + row * L.lda + g8 * 8, v); }, ldh);
           __syncthreads();  // halo j & 1, wt, bias free; (last chunk) A complete, region free
         }
       }
       g.zero();
-      const int nk = scw / SK;
+      const int nk = (scw + SK - 1) / SK;  // scw: a multiple of CG (the last slab may be CG deep)
       if (!prefetched) {
         load_b(bbuf(0), nt, sc0);
         stages::cp_async_commit();
@@ -313,7 +329,8 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
     // mma.sync / FMA: one pass (the store above).
     const int passes = P::kWg ? (ncols + BN - 1) / BN : 1;
     for (int h = 0; h < passes; ++h) {
-      if (P::kWg && resident) g.store(Cs, L.ldc, false, h * BN, h * BN + BN);
+      // (n8 chunks past K are not staged: store_tile never reads them; K = 16 stages 16 of 64 columns)
+      if (P::kWg && resident) g.store(Cs, L.ldc, false, h * BN, min(h * BN + BN, (ncols + 7) / 8 * 8));
       if (h == 0 && resident && nt + 1 < nkt) {  // overlap the next tile's first slab with this epilogue
         load_b(bbuf(0), nt + 1, 0);
         stages::cp_async_commit();

@@ -156,7 +156,7 @@ template <typename T> __host__ __device__ inline Layout make_layout_dw(int s, in
   L.lda = ca + pad_elems<T>();
   L.ldb = Tiles<T>::ldb();
   const size_t ih = stages::halo_extent(TH, 3, s, 1), iw = stages::halo_extent(TW, 3, s, 1);
-  const size_t halo = align128(ih * iw * cc * sizeof(T));
+  const size_t halo = align128(ih * iw * stages::halo_pitch<T>(cc) * sizeof(T));
   const size_t bslab = align128(size_t(Tiles<T>::bslab_elems(Tiles<T>::DBN)) * sizeof(T));
   L.a = 0;
   L.region = align128(size_t(BM) * L.lda * sizeof(T));
@@ -222,7 +222,7 @@ template <typename T> inline const char* plan(Params& p, bool dw, bool nhwc, siz
   const size_t ih = stages::halo_extent(TH, 3, p.stride, 1), iw = stages::halo_extent(TW, 3, p.stride, 1);
   p.cc = 8;
   for (int cc = BK; cc > 8; cc /= 2)
-    if (2 * ih * iw * cc * sizeof(T) <= kHaloBudget) {
+    if (2 * ih * iw * stages::halo_pitch<T>(cc) * sizeof(T) <= kHaloBudget) {
       p.cc = cc;
       break;
     }
@@ -602,7 +602,7 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
   constexpr int RW = sizeof(T) == 2 && NHWC ? 4 : 2;
   using DW = stages::Depthwise<T, 3, S, TH, TW, RW, NT, true>;
   using Gemm = typename Tiles<T>::Dw;
-  const int cc = p.cc;
+  const int cc = p.cc, ldh = stages::halo_pitch<T>(cc);
   const Layout L = make_layout_dw<T>(S, cc, p.ca);
   T* A = reinterpret_cast<T*>(smem + L.a);
   T* const region = reinterpret_cast<T*>(smem + L.region);
@@ -657,18 +657,19 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
       return ko < p.Kg ? wg + int64_t(ko) * p.Cg + c0 : nullptr;
     });
   };
-  // Halo of channels c0.. -> dst [ih][iw][cc]. NHWC: cp.async pixel rows (stages::Depthwise's
+  // Halo of channels c0.. -> dst [ih][iw][ldh] (pixel pitch stages::halo_pitch: fp16 cc = 32 pixels padded to
+  // 80 B, so the depthwise reads spread over the banks). NHWC: cp.async pixel rows (stages::Depthwise's
   // loader with the rolled fallback of copy_tile); NCHW: the stage's pixel-fastest scalar loads.
   auto load_halo = [&](T* dst, int c0) {
     if constexpr (NHWC) {
       const T* xb = xg + n * xs[0] + c0;
-      copy_tile<T>(p.xbytes, dst, cc, ih * iw, cc, p.Cg - c0, xg, [&](int r) -> const T* {
+      copy_tile<T>(p.xbytes, dst, ldh, ih * iw, cc, p.Cg - c0, xg, [&](int r) -> const T* {
         const int iy = r / iw, ix = r - iy * iw;
         const int hi = h0 + iy, wi = w0 + ix;
         return unsigned(hi) < unsigned(p.H) && unsigned(wi) < unsigned(p.W) ? xb + hi * xs[2] + wi * xs[3] : nullptr;
       });
     } else {
-      DW::load_input(p.xbytes, dst, xg, xs, n, h0, w0, p.H, p.W, ih, iw, c0, p.Cg, cc);
+      DW::load_input(p.xbytes, dst, xg, xs, n, h0, w0, p.H, p.W, ih, iw, c0, p.Cg, cc, ldh);
     }
   };
   // Taps of channels c0.. -> wt [9][cc] (tap-major, as DW::compute reads them), bias -> dwb (fp32).
@@ -726,7 +727,7 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
           __syncthreads();  // halo j, taps j visible
           T* acol = A + j * cc;
           DW::compute(halo(j), wt, dwb, kNone, 3, S, 1, iw, cc,
-                      [&](int row, int g8, float (&v)[8]) { stages::sts8<T>(acol + row * L.lda + g8 * 8, v); });
+                      [&](int row, int g8, float (&v)[8]) { stages::sts8<T>(acol + row * L.lda + g8 * 8, v); }, ldh);
           __syncthreads();  // halo j & 1, taps free; (last chunk) A complete, region free
         }
       }

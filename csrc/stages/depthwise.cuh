@@ -43,6 +43,13 @@ namespace fastconv {
 namespace stages {
 
 __host__ __device__ constexpr int halo_extent(int tile, int k, int s, int d) { return (tile - 1) * s + (k - 1) * d + 1; }
+// A pixel pitch (ldi, elements) for an input chunk of cc channels: a pixel narrower than a 128-byte bank
+// row (fp16 cc <= 32, fp32 cc <= 16) gets 16 bytes of padding, so the 8-channel vectors of neighbouring
+// strips and rows of one warp's compute fall in different banks (at the bare pitch the 16-byte loads run
+// 2-way conflicted: bench/model_floor.py, fp16 cc = 32, k3 s1 RW 4: 342 wavefronts per chunk, padded 198).
+template <typename T> __host__ __device__ constexpr int halo_pitch(int cc) {
+  return cc * int(sizeof(T)) < 128 ? cc + 16 / int(sizeof(T)) : cc;
+}
 
 // One tap's weights for 8 channels, held in registers either as 8 floats (converted once) or, when
 // PACKED, as the raw 16-byte fp16/bf16 vector converted at each use: half the registers, which
