@@ -37,15 +37,26 @@ _built = {}
 
 
 def _build(harness, variant, tmp_path_factory):
-    """Compile a harness (variant) once per pytest process."""
+    """Compile a harness (variant) once per pytest run: the ASan builds are the bulk of this file's
+    CPU time, so pytest-xdist workers share one executable (built under a file lock in the run's
+    common temp dir) instead of each worker compiling every harness its cases land on."""
     key = (harness, variant)
     if key not in _built:
-        exe = tmp_path_factory.mktemp("emu") / (harness.replace(".cpp", "") + (f"_{variant}" if variant else ""))
-        flags = VARIANTS[harness][variant][0] if variant else []
-        cmd = ["g++", "-std=c++20", "-O1", "-g", "-fsanitize=address,undefined", *flags, f"-I{EMU}",
-               f"-I{ROOT / 'csrc'}", str(EMU / harness), "-o", str(exe), "-pthread"]
-        build = subprocess.run(cmd, capture_output=True, text=True)
-        assert build.returncode == 0, build.stderr[-4000:]
+        from filelock import FileLock  # (a dependency of torch)
+        root = tmp_path_factory.getbasetemp()
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            root = root.parent  # shared by the workers of this run
+        (root / "emu").mkdir(exist_ok=True)
+        exe = root / "emu" / (harness.replace(".cpp", "") + (f"_{variant}" if variant else ""))
+        with FileLock(str(exe) + ".lock"):
+            if not exe.exists():
+                flags = VARIANTS[harness][variant][0] if variant else []
+                tmp = exe.with_suffix(".tmp")
+                cmd = ["g++", "-std=c++20", "-O1", "-g", "-fsanitize=address,undefined", *flags, f"-I{EMU}",
+                       f"-I{ROOT / 'csrc'}", str(EMU / harness), "-o", str(tmp), "-pthread"]
+                build = subprocess.run(cmd, capture_output=True, text=True)
+                assert build.returncode == 0, build.stderr[-4000:]
+                tmp.rename(exe)
         _built[key] = exe
     return _built[key]
 

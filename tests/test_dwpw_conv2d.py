@@ -25,6 +25,10 @@ REAL = [
     (8, 512, 14, 14, 512, 3, 1, 1, "relu", "relu", True, False),
     (8, 1024, 7, 7, 1024, 3, 1, 1, "relu", "relu", True, False),
     (8, 32, 112, 112, 16, 3, 1, 1, "relu6", "none", True, False),  # MobileNetV2 t=1 block
+    # C padded to 32 (not 64): 96 ends on a 32-deep half slab (mma.sync) with 16-channel halo chunks at
+    # k5 s2; 24 is one 32-channel chunk at the bank-spread halo pitch; odd maps, residual
+    (4, 96, 15, 15, 168, 5, 2, 1, "hardswish", "none", True, True),
+    (2, 24, 29, 27, 40, 3, 1, 1, "relu6", "none", True, False),
 ]
 
 

@@ -174,26 +174,6 @@ template <typename T> inline const char* plan(DwpwParams& p, size_t smem_max) {
   return nullptr;
 }
 
-// Weight slab -> a core-matrix tile dst (stages::core_offset with ld = 8 x the slab depth): cp.async of
-// `bytes` (each 16/8/4-byte run of a row stays contiguous there); bytes 0 (C * sizeof(T) not 4-byte
-// aligned) synchronous scalar loads in one rolled loop (the rare path).
-template <typename T, class RowPtr>
-__device__ __forceinline__ void load_core_slab(int bytes, T* dst, int ld, int rows, int cols, int valid, const T* base,
-                                               RowPtr row_ptr) {
-  auto at = [&](int r, int c) { return dst + stages::core_offset(r, c, ld); };
-  if (bytes == 16) stages::copy_rows_async_at<T, 16, NT>(at, rows, cols, valid, base, row_ptr);
-  else if (bytes == 8) stages::copy_rows_async_at<T, 8, NT>(at, rows, cols, valid, base, row_ptr);
-  else if (bytes == 4) stages::copy_rows_async_at<T, 4, NT>(at, rows, cols, valid, base, row_ptr);
-  else {
-#pragma unroll 1
-    for (int i = threadIdx.x; i < rows * cols; i += NT) {
-      const int r = i / cols, c = i - r * cols;
-      const T* src = row_ptr(r);
-      *at(r, c) = src != nullptr && c < valid ? src[c] : from_float<T>(0.f);
-    }
-  }
-}
-
 // fp16/bf16: 2 CTAs per SM (<= 128 registers). fp32 (the FMA correctness path, fp32 weights and
 // taps in registers) spilled under that cap, so it may use up to 255 registers at 1 CTA per SM.
 template <typename T> constexpr int kMinBlocks = sizeof(T) == 2 ? 2 : 1;
@@ -262,7 +242,7 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
     };
     if constexpr (P::kWg) {
       const int kc = Gemm::kColStep, rows = min(tbn, (p.K - nt * tbn + kc - 1) / kc * kc);
-      load_core_slab<T>(p.wbytes, dst, ldb, rows, SK, p.C - c0, pw_w, row);
+      stages::copy_tile<T, NT, true>(p.wbytes, dst, ldb, rows, SK, p.C - c0, pw_w, row);
     } else {
       stages::copy_rows<T, NT>(p.wbytes, dst, ldb, BN, SK, p.C - c0, pw_w, 1, false, row);
     }

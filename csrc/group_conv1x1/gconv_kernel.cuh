@@ -256,29 +256,6 @@ template <typename T> __device__ __forceinline__ T elem_of(const uint4& u, int j
   return e;
 }
 
-// A [rows][cols] tile -> smem as stages::copy_rows with channel stride 1 (cp.async of `bytes`), but
-// the synchronous fallback (channel counts or pointers not 4-byte aligned) is one rolled loop: it
-// is the rare path, and inlined at every call site the unrolled version was most of the kernel's
-// load instructions.
-// CORE: dst is a core-matrix tile (stages::core_offset with ld = 8 x the tile's depth), as the weight
-// slabs of fp16/bf16; every 16/8/4-byte run of a row stays contiguous there.
-template <typename T, bool CORE = false, class RowPtr>
-__device__ __forceinline__ void copy_tile(int bytes, T* dst, int ld, int rows, int cols, int valid, const T* base,
-                                          RowPtr row_ptr) {
-  auto at = [&](int r, int c) { return dst + (CORE ? stages::core_offset(r, c, ld) : r * ld + c); };
-  if (bytes == 16) stages::copy_rows_async_at<T, 16, NT>(at, rows, cols, valid, base, row_ptr);
-  else if (bytes == 8) stages::copy_rows_async_at<T, 8, NT>(at, rows, cols, valid, base, row_ptr);
-  else if (bytes == 4) stages::copy_rows_async_at<T, 4, NT>(at, rows, cols, valid, base, row_ptr);
-  else {
-#pragma unroll 1
-    for (int i = threadIdx.x; i < rows * cols; i += NT) {
-      const int r = i / cols, c = i - r * cols;
-      const T* src = row_ptr(r);
-      *at(r, c) = src != nullptr && c < valid ? src[c] : from_float<T>(0.f);
-    }
-  }
-}
-
 // Element offset of (img, c, pixel index hw) in a tensor with C channels and HW pixels per plane.
 template <bool NHWC> __device__ __forceinline__ int64_t act_offset(int img, int c, int hw, int C, int HW) {
   return NHWC ? ((int64_t)img * HW + hw) * C + c : ((int64_t)img * C + c) * HW + hw;
@@ -535,7 +512,7 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
     };
     if (NHWC && p.xbytes) {  // (xbytes is 0 under shuffle_in)
       const int c0 = p.x_c0 + cbase + k0;
-      copy_tile<T>(p.xbytes, a, L.lda, BM, BK, valid, x, [&](int r) -> const T* {
+      stages::copy_tile<T, NT>(p.xbytes, a, L.lda, BM, BK, valid, x, [&](int r) -> const T* {
         return rows[r] >= 0 ? x + int64_t(p0 + r) * p.x_C + c0 : nullptr;
       });
     } else if (!NHWC && p.x_pix_vec) {
@@ -560,7 +537,7 @@ __device__ __forceinline__ void plain_body(const Params& p, unsigned char* smem)
         a[r * L.lda + c] = v;
       }
     }
-    copy_tile<T, Tiles<T>::kCore>(p.wbytes, bbuf(s), L.ldb, PBN, BK, valid, w, [&](int r) -> const T* {
+    stages::copy_tile<T, NT, Tiles<T>::kCore>(p.wbytes, bbuf(s), L.ldb, PBN, BK, valid, w, [&](int r) -> const T* {
       return m0 + r < p.Kg ? wg + int64_t(r) * p.Cg + k0 : nullptr;
     });
   };
@@ -652,7 +629,7 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
 
   // Weight slab [brows][BK] of output tile nt, reduction channels c0.. (zero past Kg and Cg).
   auto load_b = [&](T* dst, int nt, int c0) {
-    copy_tile<T, Tiles<T>::kCore>(p.wbytes, dst, L.ldb, brows(nt), BK, p.Cg - c0, w, [&](int r) -> const T* {
+    stages::copy_tile<T, NT, Tiles<T>::kCore>(p.wbytes, dst, L.ldb, brows(nt), BK, p.Cg - c0, w, [&](int r) -> const T* {
       const int ko = nt * tbn + r;
       return ko < p.Kg ? wg + int64_t(ko) * p.Cg + c0 : nullptr;
     });
@@ -663,7 +640,7 @@ __device__ __forceinline__ void dw_body(const Params& p, unsigned char* smem) {
   auto load_halo = [&](T* dst, int c0) {
     if constexpr (NHWC) {
       const T* xb = xg + n * xs[0] + c0;
-      copy_tile<T>(p.xbytes, dst, ldh, ih * iw, cc, p.Cg - c0, xg, [&](int r) -> const T* {
+      stages::copy_tile<T, NT>(p.xbytes, dst, ldh, ih * iw, cc, p.Cg - c0, xg, [&](int r) -> const T* {
         const int iy = r / iw, ix = r - iy * iw;
         const int hi = h0 + iy, wi = w0 + ix;
         return unsigned(hi) < unsigned(p.H) && unsigned(wi) < unsigned(p.W) ? xb + hi * xs[2] + wi * xs[3] : nullptr;

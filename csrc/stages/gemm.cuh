@@ -33,6 +33,7 @@
 #include <type_traits>
 
 #include "stages/mma.cuh"
+#include "stages/tile_copy.cuh"
 #include "stages/vec.cuh"
 
 namespace fastconv {
@@ -40,13 +41,7 @@ namespace stages {
 
 template <typename T> constexpr bool kTensorCore = !std::is_same<T, float>::value;
 
-// Element offset of (n, k) in a core-matrix B tile (BCORE): 8 x 8 blocks of 128 contiguous bytes
-// ([n / 8][k / 8][n % 8][k % 8]), ldb = 8 x the tile's depth elements per 8-row group. An 8 x 8 block
-// is one ldmatrix matrix (8 rows of 16 bytes in one 128-byte run: conflict-free) and one wgmma core
-// matrix (stages/wg_gemm.cuh), so one loader feeds both paths.
-__host__ __device__ __forceinline__ int core_offset(int n, int k, int ldb) {
-  return (n >> 3) * ldb + (k >> 3) * 64 + (n & 7) * 8 + (k & 7);
-}
+// (core_offset, the core-matrix B layout BCORE reads: stages/tile_copy.cuh)
 
 template <typename T, int BM, int BN, int WM, int WN, bool MMA = kTensorCore<T>, bool BCORE = false> struct Gemm;
 

@@ -5,6 +5,8 @@
 // GEMM).
 //
 //   copy_rows<T, NT>(bytes, dst, ld, rows, cols, valid_cols, base, row_ptr)
+//   copy_tile<T, NT, CORE>(bytes, dst, ld, rows, cols, valid_cols, base, row_ptr): channel stride 1, a
+//     rolled scalar fallback; CORE places the tile in the core-matrix layout (core_offset)
 //     bytes 16/8/4: cp.async of that width (asynchronous: the caller commits and waits);
 //     requires cols, valid_cols, ld and every row pointer to be multiples of bytes / sizeof(T)
 //     elements (16-, 8- or 4-byte aligned); `base` is any valid global pointer (the source of
@@ -32,6 +34,14 @@ __host__ __device__ inline int vec_bytes(const void* p, int64_t pitch, int elem)
   for (int b = 16; b >= 4; b /= 2)
     if (bytes % b == 0 && a % b == 0) return b;
   return 0;
+}
+
+// Element offset of (n, k) in a core-matrix B tile (BCORE): 8 x 8 blocks of 128 contiguous bytes
+// ([n / 8][k / 8][n % 8][k % 8]), ldb = 8 x the tile's depth elements per 8-row group. An 8 x 8 block
+// is one ldmatrix matrix (8 rows of 16 bytes in one 128-byte run: conflict-free) and one wgmma core
+// matrix (stages/wg_gemm.cuh), so one loader (copy_tile<..., CORE>) feeds both GEMM paths.
+__host__ __device__ __forceinline__ int core_offset(int n, int k, int ldb) {
+  return (n >> 3) * ldb + (k >> 3) * 64 + (n & 7) * 8 + (k & 7);
 }
 
 // As copy_rows_async with the destination of element (r, c) given by dst_at(r, c) (a T*): any layout
@@ -75,6 +85,28 @@ __device__ __forceinline__ void copy_rows(int bytes, T* dst, int ld, int rows, i
   else if (bytes == 8 && sizeof(T) <= 8) copy_rows_async<T, 8, NT>(dst, ld, rows, cols, valid_cols, base, row_ptr);
   else if (bytes == 4) copy_rows_async<T, 4, NT>(dst, ld, rows, cols, valid_cols, base, row_ptr);
   else copy_rows_sync<T, NT>(dst, ld, rows, cols, valid_cols, col_stride, rows_fastest, row_ptr);
+}
+
+// A [rows][cols] tile with channel stride 1, as copy_rows, but the synchronous fallback (channel
+// counts or pointers not 4-byte aligned) is one rolled loop: it is the rare path, and inlined at every
+// call site of a kernel the unrolled version was most of gconv's load instructions.
+// CORE: dst is a core-matrix tile (core_offset with ld = 8 x the tile's depth), as the fp16/bf16 weight
+// slabs of gconv and dwpw; every 16/8/4-byte run of a row stays contiguous there.
+template <typename T, int NT, bool CORE = false, class RowPtr>
+__device__ __forceinline__ void copy_tile(int bytes, T* dst, int ld, int rows, int cols, int valid, const T* base,
+                                          RowPtr row_ptr) {
+  auto at = [&](int r, int c) { return dst + (CORE ? core_offset(r, c, ld) : r * ld + c); };
+  if (bytes == 16) copy_rows_async_at<T, 16, NT>(at, rows, cols, valid, base, row_ptr);
+  else if (bytes == 8) copy_rows_async_at<T, 8, NT>(at, rows, cols, valid, base, row_ptr);
+  else if (bytes == 4) copy_rows_async_at<T, 4, NT>(at, rows, cols, valid, base, row_ptr);
+  else {
+#pragma unroll 1
+    for (int i = threadIdx.x; i < rows * cols; i += NT) {
+      const int r = i / cols, c = i - r * cols;
+      const T* src = row_ptr(r);
+      *at(r, c) = src != nullptr && c < valid ? src[c] : from_float<T>(0.f);
+    }
+  }
 }
 
 }  // namespace stages

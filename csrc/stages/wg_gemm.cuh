@@ -7,7 +7,7 @@
 // BM = 64 WGM, NW = BN / WGN in {64, 128}): acc += A[BM][16 KSTEPS] * B[BN][16 KSTEPS]^T.
 //   A: row-major [BM][lda] T in shared memory (pixels x reduction channels), as for Gemm: per 16-deep
 //      k step each warp loads its 16 rows with one ldmatrix.x4 (lda = 8 mod 64 halves: conflict-free).
-//   B: core-matrix tiles (core_offset below, the layout Gemm<..., kBCore> reads too): element (n, k)
+//   B: core-matrix tiles (core_offset, stages/tile_copy.cuh; the layout Gemm<..., kBCore> reads too): element (n, k)
 //      at (n / 8) ldb + (k / 8) 64 + (n % 8) 8 + k % 8 elements, ldb = 8 x (the slab's depth), so a
 //      k offset k0 (multiple of 8) is B + 8 k0. Descriptor: LBO = 128 B (core matrices adjacent in
 //      K), SBO = 2 ldb B (adjacent in N), start = B + wgn NW/8 ldb + 128 ks (k step ks) elements.
