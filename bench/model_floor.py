@@ -62,12 +62,13 @@ TILING = {
     "stages_depthwise": dict(src="csrc/stages/depthwise.cuh", vec=8, fast_k=(3, 5, 7), fast_s=(1, 2)),
     # csrc/dwpw_conv2d/dwpw_conv2d_kernel.cuh: 8 x 8 output tile x ALL output channels per 256-thread
     # CTA; dw computed once into a resident A tile of ca = C rounded up to cg = 32 channels (halo chunks of
-    # cc <= 64 channels (<= 32 when cpad % 64, pitch halo_pitch) double-buffered by 16-byte cp.async, 48 KB for both); then per 64-channel
+    # cc <= 64 channels, <= 32 when cpad % 64, at pixel pitch halo_pitch, double-buffered by 16-byte
+    # cp.async, 48 KB for both); then per 64-channel
     # output tile 64 x 64 weight slabs by cp.async, Gemm<64, 64, 2, 4> (ldmatrix + mma.sync),
     # fp32 staging tile, 16-byte store_tile (K % 8 == 0). Depthwise RW = 4 for k3 (packed taps), else 2.
     # wgmma (sm_90a, the Hopper build; header "Pw<T>"): 128-channel output tiles on WgGemm<64, 128, 1, 2>
-    # (m64n64k16 per warpgroup, skipped past K), 128 x 32 core-matrix slabs (same bytes and k steps in total
-    # as the 64-deep slabs counted here), two-pass drain through the 64-wide staging tile.
+    # (m64n64k16 per warpgroup, skipped past K), 128 x 32 core-matrix slabs (sk_wg), two-pass drain through
+    # the 64-wide staging tile of the n8 chunks below K only.
     "dwpw_conv2d": dict(src="csrc/dwpw_conv2d/dwpw_conv2d_kernel.cuh", th=8, tw=8, bn=64, bk=64, nt=256,
                         wm=2, wn=4, rw_k3=4, rw=2, halo_budget=48 * 1024, cc_max=64, ldc=72, wgmma=True, cg=32,
                         sk_wg=32),
@@ -93,7 +94,8 @@ TILING = {
     # Gemm<128, 128, 4, 2> (32 x 64 warp tiles; warps whose 64 columns lie past Kg skip), whole-tile
     # fp32 staging [128][136], epilogue per 64 channels;
     # DW: 8 x 8 output tile x all Kg channels of a group, 3x3 dw (Depthwise RW = 4, packed taps; fp32: RW = 2) once per CTA from an smem halo
-    # (cc = 32 at pixel pitch halo_pitch = 40, double-buffered) into a resident A tile (Cg rounded up to 32), output tiles of
+    # (cc = 32 at pixel pitch halo_pitch = 40 in fp16, double-buffered) into a resident A tile (Cg rounded up
+    # to 32), output tiles of
     # dbn = 128 channels (Gemm<64, 128, 2, 4>; warps whose 32 columns lie past Kg skip), 128 x 32
     # weight slabs double-buffered, drained through the 64-channel staging tile in passes; extra
     # side-branch CTAs (64 channels of the avg-pool / passthrough copy of the same tile), except the
