@@ -77,6 +77,7 @@ constexpr int BK = 64;           // granularity of a split ca (C too wide to sta
 // A cpad that is an odd multiple of 32 ends on a 32-deep half slab on the 64-deep (mma.sync / FMA) path
 // and uses depthwise chunks of cc <= 32 (chunks must tile it).
 constexpr int CG = 32;
+__host__ __device__ constexpr int cpad_of(int C) { return (C + CG - 1) / CG * CG; }
 constexpr int NT = 256;
 constexpr int WM = 2, WN = 4;    // warp grid of the GEMM
 constexpr size_t kHaloBudget = 48 * 1024;  // both halo buffers together
@@ -148,7 +149,7 @@ template <typename T> inline const char* plan(DwpwParams& p, size_t smem_max) {
   p.tiles_w = (p.Wo + TW - 1) / TW;
   const int d = fast_path(p) ? 1 : p.dil;
   const size_t ih = stages::halo_extent(TH, p.k, p.stride, d), iw = stages::halo_extent(TW, p.k, p.stride, d);
-  const int cpad = (p.C + CG - 1) / CG * CG;
+  const int cpad = cpad_of(p.C);
   p.cc = 8;
   for (int cc = cpad % BK ? CG : kMaxCc; cc > 8; cc /= 2)
     if (2 * ih * iw * stages::halo_pitch<T>(cc) * sizeof(T) <= kHaloBudget) { p.cc = cc; break; }
@@ -219,7 +220,7 @@ __global__ void __launch_bounds__(NT, kMinBlocks<T>) dwpw_conv2d_kernel(const Dw
   const int oy0 = th * TH, ox0 = tw * TW;
   const int h0 = oy0 * s - p.pad, w0 = ox0 * s - p.pad;
   const int ih = stages::halo_extent(TH, k, s, d), iw = stages::halo_extent(TW, k, s, d);
-  const int cpad = (p.C + CG - 1) / CG * CG;
+  const int cpad = cpad_of(p.C);
   const bool resident = p.ca >= cpad;
   // Output channels per tile: TBN with A resident; the recompute path (partial sums over C splits
   // accumulate in Cs) only what Cs holds, BN (the wgmma path's second warpgroup then skips).

@@ -5,14 +5,15 @@
 // GEMM).
 //
 //   copy_rows<T, NT>(bytes, dst, ld, rows, cols, valid_cols, base, row_ptr)
-//   copy_tile<T, NT, CORE>(bytes, dst, ld, rows, cols, valid_cols, base, row_ptr): channel stride 1, a
-//     rolled scalar fallback; CORE places the tile in the core-matrix layout (core_offset)
 //     bytes 16/8/4: cp.async of that width (asynchronous: the caller commits and waits);
 //     requires cols, valid_cols, ld and every row pointer to be multiples of bytes / sizeof(T)
 //     elements (16-, 8- or 4-byte aligned); `base` is any valid global pointer (the source of
 //     predicated-off copies).
 //     bytes 0: synchronous scalar loads (any alignment); a column step of col_stride elements
 //     (NCHW channels), iterating rows fastest when rows_fastest (coalesced NCHW loads).
+//   copy_tile<T, NT, CORE>(bytes, dst, ld, rows, cols, valid_cols, base, row_ptr): the same with channel
+//     stride 1 and the scalar fallback one rolled loop; CORE places the tile in the core-matrix layout
+//     (core_offset).
 // Budget per call: rows * cols * sizeof(T) / bytes copy instructions spread over NT threads, one
 // integer divide per copy (cols / element width is runtime).
 // vec_bytes(): the widest copy the alignment of a row pitch / base pointer allows.
