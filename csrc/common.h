@@ -1,28 +1,16 @@
-// fastconv shared CUDA helpers: activations (act.h), dtype conversion, input checks and the
-// current-stream accessor every launcher uses.
+// Helpers for the op glue files (csrc/<op>/<op>.cu: schema registration, input checks, launch
+// parameters): dtype dispatch, input checks and the current-stream accessor. Kernel translation
+// units include kernel_common.h instead, which leaves ATen out.
 #pragma once
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
 #include <torch/library.h>
 
-#include "act.h"
+#include "kernel_common.h"
 
 namespace fastconv {
-
-template <typename T> __device__ __forceinline__ float to_float(T v);
-template <> __device__ __forceinline__ float to_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> __device__ __forceinline__ T from_float(float v);
-template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 // Maps an ATen dtype to the CUDA element type and calls f.template operator()<T>().
 template <typename F>
@@ -51,4 +39,3 @@ inline const void* opt_ptr(const std::optional<at::Tensor>& t) {
 
 }  // namespace fastconv
 
-#define FASTCONV_CHECK_LAUNCH() C10_CUDA_KERNEL_LAUNCH_CHECK()

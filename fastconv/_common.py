@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-# Activation codes shared with csrc/common.h and fastconv/triton/_common.py: keep in sync.
+# Activation codes shared with csrc/act.h and fastconv/triton/_common.py: keep in sync.
 ACTS = {"none": 0, "relu": 1, "relu6": 2, "hardswish": 3, "silu": 4, "hardsigmoid": 5, "sigmoid": 6,
         "gelu": 7, "gelu_tanh": 8}
 BLOCK_ACTS = ("none", "relu", "relu6", "hardswish", "silu", "gelu", "gelu_tanh")

@@ -1,5 +1,6 @@
 // fastconv::channel_shuffle_cuda: one bandwidth-bound permutation pass (kernels in channel_shuffle.cuh).
 #include "channel_shuffle/channel_shuffle.cuh"
+#include "common.h"
 
 namespace fastconv {
 namespace {

@@ -15,7 +15,7 @@
 
 #include <cstdint>
 
-#include "common.h"
+#include "kernel_common.h"
 
 namespace fastconv {
 namespace shuffle {

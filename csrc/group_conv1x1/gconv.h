@@ -14,7 +14,7 @@
 // x, side_x, res and out share one memory format (NHWC template flag) and element type.
 #pragma once
 
-#include "common.h"
+#include "kernel_common.h"
 
 namespace fastconv {
 namespace gconv {
@@ -66,14 +66,6 @@ struct Params {
 // Defined in gconv_launch.cuh, explicitly instantiated in gconv_{f32,f16,bf16}.cu.
 template <typename T, bool DW, bool NHWC>
 void launch(const Params& p, cudaStream_t stream);
-
-// Validates the launch shape and picks the instantiation (defined in group_conv1x1.cu).
-void run(at::ScalarType dtype, bool dw, bool nhwc, const Params& p, cudaStream_t stream);
-
-inline at::Tensor empty_act(const at::Tensor& like, at::IntArrayRef shape, bool nhwc) {
-  return at::empty(shape, like.options().memory_format(nhwc ? at::MemoryFormat::ChannelsLast
-                                                             : at::MemoryFormat::Contiguous));
-}
 
 }  // namespace gconv
 }  // namespace fastconv

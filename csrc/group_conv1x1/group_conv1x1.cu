@@ -3,7 +3,7 @@
 // Also defines gconv::run, the checked entry point the ShuffleNet unit launchers share.
 #include <limits>
 
-#include "group_conv1x1/gconv.h"
+#include "group_conv1x1/gconv_host.h"
 
 namespace fastconv {
 namespace gconv {

@@ -3,9 +3,9 @@
 // tiles, NHWC (16-byte cp.async halo, vector stores; and C % 8 != 0: narrower copies, scalar stores) and
 // NCHW, image borders, C not a multiple of the channel chunk, no bias, every activation; shared memory
 // past the kernel's layout must stay untouched.
-//   g++ -std=c++20 -O1 -g -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
+//   g++ -std=c++20 -O0 -g1 -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
 //       csrc/host_emu/depthwise_emu_test.cpp -o /tmp/depthwise_emu_test -pthread && /tmp/depthwise_emu_test
-#include "common.h"
+#include "kernel_common.h"
 #include "depthwise_conv2d/depthwise_conv2d_kernel.cuh"
 #include <cstdio>
 #include <random>

@@ -1,6 +1,6 @@
 #pragma once
 // wmma emulation: every lane holds the whole 16x16 tile; only lane 0 stores.
-#include "common.h"
+#include "kernel_common.h"
 namespace nvcuda { namespace wmma {
 struct matrix_a {}; struct matrix_b {}; struct accumulator {}; struct row_major {}; struct col_major {};
 enum layout_t { mem_row_major, mem_col_major };

@@ -1,18 +1,18 @@
 // Host emulation test of the dwpw_conv2d / inverted_residual CUDA kernels against double-precision
 // references, for machines without a GPU. Each CUDA thread is a std::thread, __syncthreads a
 // std::barrier, wmma an exact per-warp 16x16 emulation and the csrc/stages primitives (cp.async,
-// ldmatrix, mma.sync) are emulated per lane (the headers in this folder stand in for common.h,
+// ldmatrix, mma.sync) are emulated per lane (the headers in this folder stand in for kernel_common.h,
 // mma.h, cuda_runtime.h and stages/{copy,mma}.cuh). ASan catches out-of-bounds global accesses, a
 // canary after the dynamic shared-memory layout catches shared overflows, TSan catches missing
 // barriers.
 // Not part of the extension build (setup.py compiles csrc/*.cpp and csrc/**/*.cu only). Run from
 // the repository root:
-//   g++ -std=c++20 -O1 -g -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
+//   g++ -std=c++20 -O0 -g1 -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
 //       csrc/host_emu/mobilenet_emu_test.cpp -o /tmp/emu_test -pthread && /tmp/emu_test [di] [fhb]
 //   (-fsanitize=thread instead for the race check; args: d=dwpw, i=inverted residual; f/h/b dtypes)
 // dwpw's launch plan (dwpw::plan: chunking, resident channels, copy widths, smem) is the launcher's
 // own code; the inverted residual's launch-side choices (tiles, KB) are mirrored here by hand.
-#include "common.h"
+#include "kernel_common.h"
 #include "dwpw_conv2d/dwpw_conv2d_kernel.cuh"
 #include "inverted_residual/inverted_residual_kernel.cuh"
 #include <cstdio>

@@ -3,10 +3,10 @@
 // std::barrier, the csrc/stages copies and mma fragments are emulated per lane. ASan catches
 // out-of-bounds global accesses, a canary after the dynamic shared-memory layout catches shared
 // overflows. Run from the repository root (tests/test_cuda_emulation.py does):
-//   g++ -std=c++20 -O1 -g -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
+//   g++ -std=c++20 -O0 -g1 -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
 //       csrc/host_emu/pwdw_emu_test.cpp -o /tmp/pwdw_emu -pthread && /tmp/pwdw_emu
 // The launcher's kernel selection (fast path vs generic) is mirrored here by hand.
-#include "common.h"
+#include "kernel_common.h"
 #include "pwdw_conv2d/pwdw_conv2d_kernel.cuh"
 #include <cstdio>
 #include <random>

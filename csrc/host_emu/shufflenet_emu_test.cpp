@@ -2,13 +2,13 @@
 // CUDA kernels against double-precision references, for machines without a GPU (same machinery
 // as mobilenet_emu_test.cpp: one std::thread per CUDA thread, std::barrier for __syncthreads,
 // exact per-warp wmma). Not part of the extension build. Run from the repository root:
-//   g++ -std=c++20 -O1 -g -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
+//   g++ -std=c++20 -O0 -g1 -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
 //       csrc/host_emu/shufflenet_emu_test.cpp -o /tmp/shuffle_emu && /tmp/shuffle_emu [sgvw] [fhb]
 //   (args: s=channel_shuffle, g=group_conv1x1, v=v1 unit, w=v2 unit; f/h/b dtypes)
 // The launchers (channel_shuffle_kernels.cu, group_conv1x1.cu, shufflenet_v*_unit.cu) are not
 // compiled; their host logic (vector-path choice, Params filling, grid shape) is mirrored by hand.
 #include "cuda_runtime.h"
-#include "common.h"
+#include "kernel_common.h"
 #include <cstdio>
 #include <initializer_list>
 #include <random>

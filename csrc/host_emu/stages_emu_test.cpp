@@ -5,9 +5,9 @@
 // the PTX fragment layouts; FMA for fp32; row-major and core-matrix B), the warpgroup-MMA tile
 // (stages/wg_gemm.cuh on the wgmma twin: B read through decoded descriptors; wrong LBO / SBO, a
 // missing proxy fence and a missing wait must be caught) and the epilogue (16-byte and scalar paths).
-//   g++ -std=c++20 -O1 -g -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
+//   g++ -std=c++20 -O0 -g1 -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
 //       csrc/host_emu/stages_emu_test.cpp -o /tmp/stages_emu_test -pthread && /tmp/stages_emu_test
-#include "common.h"
+#include "kernel_common.h"
 #include "stages/depthwise.cuh"
 #include "stages/gemm.cuh"
 #include "stages/wg_gemm.cuh"

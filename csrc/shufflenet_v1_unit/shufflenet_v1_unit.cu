@@ -9,7 +9,7 @@
 //      residual add / channel offset + final relu are in the epilogue, and at stride 2 extra CTAs
 //      of the same launch write relu(avg_pool3x3(x)) into channels [0, C).
 // h is the only intermediate in global memory (N x M x H x W, x's dtype and format).
-#include "group_conv1x1/gconv.h"
+#include "group_conv1x1/gconv_host.h"
 
 namespace fastconv {
 namespace {

@@ -8,7 +8,7 @@
 //      launch copy the passthrough half x[:, i] -> out[:, 2i].
 //   3. (stride 2) out[:, 2i] = relu(pw(dw3x3(x, 2))[i]): branch1, dw -> pw fused the same way.
 // h (N x B x H x W) is the only intermediate in global memory.
-#include "group_conv1x1/gconv.h"
+#include "group_conv1x1/gconv_host.h"
 
 namespace fastconv {
 namespace {

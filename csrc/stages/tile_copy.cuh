@@ -21,7 +21,7 @@
 
 #include <cstdint>
 
-#include "common.h"
+#include "kernel_common.h"
 #include "stages/copy.cuh"
 
 namespace fastconv {

@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "common.h"
+#include "kernel_common.h"
 #include "stages/copy.cuh"
 
 namespace fastconv {

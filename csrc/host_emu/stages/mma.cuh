@@ -9,7 +9,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "common.h"
+#include "kernel_common.h"
 #include "stages/copy.cuh"
 
 namespace fastconv {

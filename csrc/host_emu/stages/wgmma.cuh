@@ -20,7 +20,7 @@
 #include <deque>
 #include <vector>
 
-#include "common.h"
+#include "kernel_common.h"
 #include "stages/copy.cuh"
 #include "stages/wgmma_desc.cuh"
 

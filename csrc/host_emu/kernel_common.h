@@ -1,4 +1,5 @@
-// Host stand-in for csrc/common.h used only by emu_test.cpp (the real act.h, host conversions).
+// Host stand-in for csrc/kernel_common.h, used by the *_emu_test.cpp harnesses (the real act.h, host
+// conversions; no CUDA runtime, no c10).
 #pragma once
 #include "emu.h"
 #include "act.h"
