@@ -196,7 +196,7 @@ class Count:
 
 @functools.lru_cache(maxsize=None)
 def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int, eb: int, sink: tuple,
-                    fast: bool = True, ldi: int = 0, nt: int = 256) -> tuple:
+                    fast: bool = True, ldi: int = 0, nt: int = 256, cw: int = 0) -> tuple:
     """(smem wavefronts of compute, global wavefronts of the sink, FP32 FMAs) of one
     ``Depthwise::compute`` call over a cc-channel chunk, simulated warp by warp.
 
@@ -206,8 +206,11 @@ def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int,
           ("gvec", pitch) -- 16-byte STG at pixel * pitch + 8 g (pixel = row of a tile at the
           image's top-left corner, pitch = channels of the tensor; image width in sink[2]);
           ("gscalar", pitch, width) -- 8 scalar 2-byte STG per call (pwdw's sink).
-    ldi: the input's pixel pitch in elements (compute's ldi; 0 = cc)."""
+    ldi: the input's pixel pitch in elements (compute's ldi; 0 = cc).
+    cw: channels computed (compute's cw: the inverted residual's short last chunk; 0 = cc): the items
+    of groups g >= cw / 8 are skipped (their lanes idle)."""
     ng = cc // 8
+    ngw = (cw or cc) // 8
     pc = ldi or cc
     strips = tw // rw
     positions = th * strips
@@ -217,7 +220,7 @@ def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int,
         """Per warp instruction of the item loop: the 32 lanes' (g, strip, oy) or None."""
         items = positions * ng
         for base in range(0, items, 32):
-            yield [None if it >= items else (it % ng, (it // ng) % strips, (it // ng) // strips)
+            yield [None if it >= items or it % ng >= ngw else (it % ng, (it // ng) % strips, (it // ng) // strips)
                    for it in range(base, base + 32)]
 
     smem = glob = 0.0
@@ -254,7 +257,7 @@ def depthwise_stage(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int,
                     glob += gmem_wf([None if r is None else
                                      (((r[0] // tw) * width + r[0] % tw) * sink[1] + r[1] * 8 + c) * eb
                                      for r in rows], eb)
-    fma = positions * ng * rw * 8 * k * k
+    fma = positions * ngw * rw * 8 * k * k
     return smem, glob, fma
 
 
@@ -265,16 +268,17 @@ def dw_weights(cc: int, kk: int) -> float:
 
 def _dw_chunk(k: int, s: int, th: int, tw: int, rw: int, cc: int, iw: int, ih: int, eb: int, sink: tuple,
               xbytes: int, c: Count, halo: bool = True, ldi: int = 0, nt: int = 256,
-              fast: bool | None = None) -> None:
+              fast: bool | None = None, cw: int = 0, copy_cc: int = 0) -> None:
     """One depthwise chunk: halo copy (cp.async or scalar), taps, compute (+ sink). fast: the
-    compile-time KS/S path (None: k and s in TILING["stages_depthwise"]'s fast sets)."""
+    compile-time KS/S path (None: k and s in TILING["stages_depthwise"]'s fast sets); cw: the
+    channels computed (0 = cc; the taps keep pitch cc); copy_cc: the channels the halo copy moves (0 = cc)."""
     if halo:
-        nbytes = ih * iw * cc * eb  # (a pitch ldi > cc pads columns the copy skips)
+        nbytes = ih * iw * (copy_cc or cc) * eb  # (a pitch ldi > cc pads columns the copy skips)
         c.lsu["dw halo copy"] += lin(nbytes) if xbytes >= 4 else 2 * scalar(nbytes / eb)
     c.lsu["dw taps"] += dw_weights(cc, k * k)
     if fast is None:
         fast = k in TILING["stages_depthwise"]["fast_k"] and s in TILING["stages_depthwise"]["fast_s"]
-    sm, gl, fma = depthwise_stage(k, s, th, tw, rw, cc, iw, eb, sink, fast, ldi, nt)
+    sm, gl, fma = depthwise_stage(k, s, th, tw, rw, cc, iw, eb, sink, fast, ldi, nt, cw)
     c.lsu["dw compute (smem)"] += sm
     c.lsu["dw sink (global)"] += gl
     c.fma += fma
@@ -580,6 +584,7 @@ def model_ir(c, n, eb, dev):
     pad = k // 2
     cp = _up(C, 16)
     nchunks = _cdiv(E, EC)
+    chunk_w = [_up(min(EC, E - ch * EC), 16) for ch in range(nchunks)]  # the kernel's cw per chunk
     total = Count()
     sms = dev["sms"] * t["ctas_per_sm"]
     launches = []  # (LSU wavefronts, share of SMs busy) per persistent launch
@@ -615,7 +620,7 @@ def model_ir(c, n, eb, dev):
                     q = min(emt, max(2, _cdiv(mtiles, 8)))
                     for mi in range(0, mtiles, q):
                         mte = min(q, mtiles - mi)
-                        # chunks x ksteps x (mte A + 3 B ldmatrix.x4)
+                        # chunks x ksteps x (mte A + 3 B ldmatrix.x4): all EC columns, a short chunk too
                         count.lsu["expand ldmatrix"] += nchunks * (cp // 16) * (mte + EC // 16) * 4
                         count.tc += nchunks * 2.0 * mte * 16 * cp * EC
                         count.lsu["expand epilogue (hid)"] += nchunks * (mte * ((EC // 8) * sts_wf + 2) +
@@ -623,9 +628,12 @@ def model_ir(c, n, eb, dev):
                     count.lsu["weights (cp.async)"] += nchunks * lin(EC * cp * eb)
                     count.lsu["dw taps"] += nchunks * 2 * scalar(EC)  # expand bias
                 rw, fast = _ir_dw_strip(tile, nt8p, k, s)
-                for ch in range(nchunks):
+                for cw in chunk_w:  # a short last chunk computes its channels rounded to 16
+                    cwk = cw if fast and eb == 2 else EC
+                    narrow = tile == 14 and cwk == 16 and not expand  # a 16-channel x chunk at pitch 24
                     _dw_chunk(k, s, tile, tile, rw, EC, iw, ih, eb, ("smem", LDA, 0),
-                              vec_bytes(C, eb), count, halo=not expand, ldi=HP, fast=fast)
+                              vec_bytes(C, eb), count, halo=not expand, ldi=24 if narrow else HP, fast=fast,
+                              cw=cwk, copy_cc=16 if narrow else EC)
 
     if not se:
         tile, nt8p, nb, npass = ir_plan(c, _KFUSED, eb, dev["smem_optin"])

@@ -25,9 +25,14 @@
 //   2. stages::Depthwise from hid (pixel pitch HP; register-blocked RW-wide strips, 16-byte smem vectors) -> + bias,
 //      act -> the A operand ap[TH TW][EC] of the project GEMM.
 //   3. project GEMM: acc (registers, live across all chunks) += ap . Wp_c^T over the NB channels.
+//   A short last chunk (E % 48 != 0) runs the depthwise of step 2 on its channels rounded to 16 (cw =
+//   16 / 32; fp16/bf16 fast paths), all the project reads: 16 -> 16 -> 16 and 16 -> 64 -> 24 no longer
+//   convolve 48 channels for 16 (the depthwise skips the items of the other channel groups; the expand
+//   still runs all 48).
 //   Epilogue: acc -> fp32 smem -> stages::store_tile (+ bias, + residual x; 16-byte loads/stores in
 //   NHWC with K % 8 == 0).
-// No expansion (E == C): step 0 is skipped, step 1 is the x halo chunk itself (Depthwise::load_input).
+// No expansion (E == C): step 0 is skipped, step 1 is the x halo chunk itself (Depthwise::load_input;
+// at T14 fp16/bf16 a 16-channel chunk sits at pixel pitch 24).
 //
 // Tiles (instantiated; RW = the depthwise strip, kRw14 / kRw8 below): T14 = 14 x 14 outputs (RW 7 at
 // NB 32, 2 at NB 96), stride 1, k = 3/5, K <= 96; T8 = 8 x 8 (RW 8 at NB 64, 4 at NB 320; generic k: 2)
@@ -295,6 +300,18 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
 
     for (int c = 0; c < nchunks; ++c) {
       const int e0 = c * EC, ecl = min(EC, p.E - e0), buf = c & 1;
+      // Channels a short last chunk convolves: ecl rounded to 16, all the project GEMM reads (its k steps
+      // are (ecl + 15) / 16); the depthwise skips the items of the other channel groups. fp16/bf16 fast
+      // paths only: in the generic-k and fp32 variants (at 255 registers) it spilled 8-24 B. (Trimming
+      // the expand to cw columns too, a runtime n8 count in its unrolled warp tile, spilled 24-1192 B.)
+      const int cw = KS > 0 && sizeof(T) == 2 ? (ecl + 15) & ~15 : EC;
+      // T14, fp16/bf16: a 16-channel chunk copied from x (no expansion: MobileNetV3's 16 -> 16 -> 16) sits
+      // at pixel pitch 24, not HP, so the depthwise's loads spread over the banks (model, T14 RW 7 k3:
+      // 456 wavefronts per chunk against 834 at HP). Literal widths and pitches on both sides of the
+      // branch (a runtime pitch spilled 8-24 B); T14 only: the second inlined depthwise spilled 64 B at
+      // T8 k5 s2.
+      constexpr bool kNarrowOk = TH == 14 && sizeof(T) == 2 && KS > 0;
+      const bool narrow = kNarrowOk && !expand && cw == 16;
       const T* wpc = reinterpret_cast<const T*>(smem + L.wpb + (MODE == kSePass2 ? 0 : buf * L.wp_buf));
       if constexpr (MODE != kSePass2) {
         // Taps and biases of this chunk: the last readers (previous chunk's depthwise) passed a barrier.
@@ -302,7 +319,8 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
         if (expand) {
           for (int i = tid; i < EC; i += NT) eb[i] = be != nullptr && e0 + i < p.E ? to_float(be[e0 + i]) : 0.f;
         } else {  // the hidden chunk is x itself, at hid's pixel pitch HP
-          DW::load_input(p.xbytes, hid, x, p.xs, n, h0, w0, p.H, p.W, IH, IW, e0, p.C, EC, HP);
+          if (narrow) DW::load_input(p.xbytes, hid, x, p.xs, n, h0, w0, p.H, p.W, IH, IW, e0, p.C, 16, 24);
+          else DW::load_input(p.xbytes, hid, x, p.xs, n, h0, w0, p.H, p.W, IH, IW, e0, p.C, EC, HP);
           stages::cp_async_commit();
         }
         stages::cp_async_wait<0>();
@@ -322,7 +340,8 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
             te.init_cols(eb, EC / 8);  // the expand bias: 6 LDS.64 per pass
             const int mte = min(q, mtiles - mi);
             // All EC columns even for a short last chunk: the padded channels come out act(0), finite,
-            // and meet zero Wp columns (no stale or NaN smem enters the project GEMM).
+            // and meet zero Wp columns (no stale or NaN smem enters the project GEMM). (Trimming the
+            // expand to cw columns, a runtime n8 count in this unrolled tile, spilled 24-1192 B.)
             te.mma(xh + mi * 16 * LDX, LDX, 16, wec, LDX, p.Cp / 16, mte, EC / 8);
             // One packed 4-byte (fp32: 8-byte) store per lane and row: conflict-free at pitch HP; the rows'
             // halo pixels are read once per m tile (2 LDS), not per store.
@@ -341,8 +360,11 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
           }
         }
         __syncthreads();  // hid complete
-        DW::compute(hid, wt, dwb, p.act, ksz, s, 1, IW, EC,
-                    [&](int row, int g, float (&v)[8]) { stages::sts8<T>(ap + row * LDA + g * 8, v); }, HP);
+        {
+          auto to_ap = [&](int row, int g, float (&v)[8]) { stages::sts8<T>(ap + row * LDA + g * 8, v); };
+          if (narrow) DW::compute(hid, wt, dwb, p.act, ksz, s, 1, IW, EC, to_ap, 24, 16);
+          else DW::compute(hid, wt, dwb, p.act, ksz, s, 1, IW, EC, to_ap, HP, cw);
+        }
         __syncthreads();  // ap complete
         if constexpr (MODE == kSePass1) {
           T* __restrict__ hb = static_cast<T*>(p.hbuf);

@@ -5,7 +5,7 @@
 //   DW::load_input(bytes, in, x, xs, n, h0, w0, H, W, ih, iw, c0, C, cc[, ldi]);  // halo -> smem
 //   DW::load_weights(wt, bias, dw_w, dw_b, c0, C, k * k, cc);                // taps -> smem
 //   cp_async_commit(); cp_async_wait<0>(); __syncthreads();                  // (or a pipeline)
-//   DW::compute(in, wt, bias, act, k, s, d, iw, cc, sink[, ldi]);            // sink(row, g, v[8])
+//   DW::compute(in, wt, bias, act, k, s, d, iw, cc, sink[, ldi[, cw]]);      // sink(row, g, v[8])
 //
 // Shared memory (the caller places the buffers):
 //   in   [ih][iw][cc] of T (pixel pitch ldi >= cc when given, a multiple of 8; default cc),
@@ -20,7 +20,11 @@
 // scalar loads spread over the CTA: a few per thread).
 //
 // compute: work item = (output row oy, strip of RW outputs along W, group g of 8 channels);
-// items = TH * (TW / RW) * (cc / 8), g fastest, item it = tid, tid + NT, ... (with NT % (cc / 8) == 0
+// items = TH * (TW / RW) * (cc / 8), g fastest (cw, a multiple of 8 <= cc, default cc: the items
+// of groups g >= cw / 8 are skipped, so only the first cw channels are read, computed and sunk; the
+// inverted residual's short last hidden chunk. Skipping keeps the item loop's divisions by the
+// constant cc / 8 and one copy of the code: computing cw / 8 groups per item list instead needed a
+// literal cw per call, three inlined copies and spilled 88 B at ir T8 k5 s2 SE pass 1), item it = tid, tid + NT, ... (with NT % (cc / 8) == 0
 // a thread keeps one g). An item keeps RW x 8 fp32 accumulators and, per filter row, the k x 8
 // weights in registers (fp32, or packed fp16/bf16 when PACK: see Taps8; default k >= 5), and slides
 // along the input row: with KS, S compile-time (dilation 1) it reads (RW - 1) * S + KS input vectors
@@ -101,12 +105,13 @@ struct Depthwise {
 
   template <class Sink>
   static __device__ __forceinline__ void compute(const T* in, const T* wt, const float* bias, int act, int k, int s,
-                                                 int d, int iw, int cc, Sink&& sink, int ldi = 0) {
+                                                 int d, int iw, int cc, Sink&& sink, int ldi = 0, int cw = 0) {
     const int ng = cc / 8;
     const int pc = ldi > 0 ? ldi : cc;  // pixel pitch of `in` (elements)
     const int items = kPositions * ng;
     for (int it = threadIdx.x; it < items; it += NT) {
       const int g = it % ng, rest = it / ng;
+      if (cw > 0 && g >= cw / 8) continue;  // (a literal cw = 0, the default, folds this away)
       const int strip = rest % kStrips, oy = rest / kStrips;
       const int ox0 = strip * RW;
       float acc[RW][8];
