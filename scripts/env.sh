@@ -28,7 +28,9 @@ else
   stamp="$ROOT/.venv/.fastconv-req"
   if [ ! -f "$stamp" ] || ! cmp -s "$REQ" "$stamp"; then
     echo "fastconv: installing requirements-dev.txt into .venv (the CUDA build of torch is ~5 GB)" >&2
-    "$PY" -m pip install -q --disable-pip-version-check -r "$REQ"
+    # --no-compile: no byte-compiling of every installed module (torch alone has thousands); Python
+    # compiles what it imports on first use.
+    "$PY" -m pip install -q --disable-pip-version-check --no-compile -r "$REQ"
     cp "$REQ" "$stamp"
   fi
 fi

@@ -54,7 +54,7 @@
 // everywhere): sm_90a (wgmma) fp16 124-128, bf16 122-128; sm_90 / sm_80 (mma.sync) fp16 112-128 /
 // 94-128, bf16 108-128 at sm_90, all at __launch_bounds__(256, 2) -> 2 CTAs = 16 warps per SM while
 // smem allows (C <= ~512 at k3), else 1; fp32 128-154 at (256, 1) -> 1 CTA per SM. Per-variant
-// numbers in dwpw_conv2d.cu.
+// numbers in dwpw_conv2d.cpp.
 #pragma once
 
 #include <initializer_list>

@@ -8,7 +8,7 @@
 namespace fastconv {
 namespace gconv {
 
-// Validates the launch shape and picks the instantiation (defined in group_conv1x1.cu).
+// Validates the launch shape and picks the instantiation (defined in group_conv1x1.cpp).
 void run(at::ScalarType dtype, bool dw, bool nhwc, const Params& p, cudaStream_t stream);
 
 inline at::Tensor empty_act(const at::Tensor& like, at::IntArrayRef shape, bool nhwc) {

@@ -5,7 +5,7 @@
 // mma.h, cuda_runtime.h and stages/{copy,mma}.cuh). ASan catches out-of-bounds global accesses, a
 // canary after the dynamic shared-memory layout catches shared overflows, TSan catches missing
 // barriers.
-// Not part of the extension build (setup.py compiles csrc/*.cpp and csrc/**/*.cu only). Run from
+// Not part of the extension build (setup.py leaves csrc/host_emu/ out). Run from
 // the repository root:
 //   g++ -std=c++20 -O0 -g1 -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
 //       csrc/host_emu/mobilenet_emu_test.cpp -o /tmp/emu_test -pthread && /tmp/emu_test [di] [fhb]

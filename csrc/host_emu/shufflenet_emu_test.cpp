@@ -5,7 +5,7 @@
 //   g++ -std=c++20 -O0 -g1 -fsanitize=address,undefined -Icsrc/host_emu -Icsrc \
 //       csrc/host_emu/shufflenet_emu_test.cpp -o /tmp/shuffle_emu && /tmp/shuffle_emu [sgvw] [fhb]
 //   (args: s=channel_shuffle, g=group_conv1x1, v=v1 unit, w=v2 unit; f/h/b dtypes)
-// The launchers (channel_shuffle_kernels.cu, group_conv1x1.cu, shufflenet_v*_unit.cu) are not
+// The launchers (channel_shuffle_kernels.cu, group_conv1x1.cpp, shufflenet_v*_unit.cpp) are not
 // compiled; their host logic (vector-path choice, Params filling, grid shape) is mirrored by hand.
 #include "cuda_runtime.h"
 #include "kernel_common.h"
