@@ -20,12 +20,12 @@
 // scalar loads spread over the CTA: a few per thread).
 //
 // compute: work item = (output row oy, strip of RW outputs along W, group g of 8 channels);
-// items = TH * (TW / RW) * (cc / 8), g fastest (cw, a multiple of 8 <= cc, default cc: the items
-// of groups g >= cw / 8 are skipped, so only the first cw channels are read, computed and sunk; the
-// inverted residual's short last hidden chunk. Skipping keeps the item loop's divisions by the
-// constant cc / 8 and one copy of the code: computing cw / 8 groups per item list instead needed a
-// literal cw per call, three inlined copies and spilled 88 B at ir T8 k5 s2 SE pass 1), item it = tid, tid + NT, ... (with NT % (cc / 8) == 0
-// a thread keeps one g). An item keeps RW x 8 fp32 accumulators and, per filter row, the k x 8
+// items = TH * (TW / RW) * (cc / 8), g fastest, item it = tid, tid + NT, ... (with NT % (cc / 8) == 0
+// a thread keeps one g). cw (a multiple of 8 <= cc, default cc): the items of groups g >= cw / 8
+// are skipped, so only the chunk's first cw channels are read, computed and sunk (the inverted
+// residual's short last hidden chunk). Skipping keeps the item loop's divisions by the constant
+// cc / 8 and one copy of the code; an item list over cw / 8 groups needed a literal cw per call,
+// three inlined copies, and spilled 88 B in ir T8 k5 s2 SE pass 1. An item keeps RW x 8 fp32 accumulators and, per filter row, the k x 8
 // weights in registers (fp32, or packed fp16/bf16 when PACK: see Taps8; default k >= 5), and slides
 // along the input row: with KS, S compile-time (dilation 1) it reads (RW - 1) * S + KS input vectors
 // per filter row for RW outputs instead of RW * KS. KS = 0 or S = 0: runtime k, stride, dilation
