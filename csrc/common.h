@@ -1,4 +1,4 @@
-// Helpers for the op glue files (csrc/<op>/<op>.cu: schema registration, input checks, launch
+// Helpers for the op glue files (csrc/<op>/<op>.cpp or .cu: schema registration, input checks, launch
 // parameters): dtype dispatch, input checks and the current-stream accessor. Kernel translation
 // units include kernel_common.h instead, which leaves ATen out.
 #pragma once
@@ -38,4 +38,3 @@ inline const void* opt_ptr(const std::optional<at::Tensor>& t) {
 }
 
 }  // namespace fastconv
-
