@@ -76,19 +76,21 @@ TILING = {
     # persistent grid of 256-thread CTAs (1 per SM), work item = (output tile, project pass); x halo
     # clipped to the image, compacted, channels padded to 16, resident; hidden chunks of EC = 48 with
     # We/Wp chunks double-buffered by cp.async; expand WarpTile (q = clamp(ceil(mtiles / 8), 2, EMT) m tiles
-    # x 6 n8 per pass, EMT 4 for T8 NB64 / SE pass 1 / T4 in fp16, else 2; bias preloaded into the
+    # x 6 n8 per pass, EMT 4 for T8 NB64 / SE pass 1 T8 / T4 in fp16, else 2; bias preloaded into the
     # accumulators, one LDS.64 per pass and n8 tile) -> packed 4-byte (fp32: 8-byte) pair stores into
     # hid[IH][IW][HP = EC + 8] (conflict-free), xpos read once per m tile; hid's out-of-image pixels zeroed
     # (EC channels); Depthwise (pixel pitch HP; fast KS/S for T14/T8 k3/k5 with RW = rw14 / rw8 for NB <= 64 /
     # NB > 64: kRw14 / kRw8; generic k and T4: RW = 2) -> ap[TH TW][EC + 8]; project WarpTile accumulators
     # live across chunks, warp grid proj_wmp (T14 NB96 4 x 2, T8 NB320 2 x 4), a lone last n8 tile by
     # ldmatrix.x2; epilogue: fp32 STS.64 pair staging, 16-byte store_tile. Tiles T14 (s1, k3/5, K <= 96,
-    # maps >= 9), T8 (NB 320 for K > 64, else NB 64), T4. SE: pass 1 (T8, h + partial sums to global, a
-    # lane per channel pair), se_mlp (one block per image; FC1 and FC2 a warp per 8 rows, lanes along the
-    # reduction with 16-byte loads, 9-shuffle reduce-scatter), pass 2 (T8, ap = h by cp.async, A columns x
-    # gate in registers).
+    # maps >= 9), T8 (NB 320 for K > 64, else NB 64), T4. SE: pass 1 (T14 where the fused kernel could
+    # use it, any K, else T8; h + partial sums to global in one pass over the tile: row phases x 6 channel
+    # groups, sum_rows),
+    # se_mlp (a block per 4 images, each weight load serving all 4; FC1 and FC2 a warp per 8 rows, lanes
+    # along the reduction with 16-byte loads, 9-shuffle reduce-scatter per image), pass 2 (T8, ap = h by
+    # cp.async, A columns x gate in registers).
     "inverted_residual": dict(src="csrc/inverted_residual/inverted_residual_kernel.cuh", ec=48, lda=56, hp=56,
-                              nt=256, rw14=(7, 2), rw8=(8, 4), ctas_per_sm=1, se_rows=8),
+                              nt=256, rw14=(7, 2), rw8=(8, 4), ctas_per_sm=1, se_rows=8, se_imgs=4),
     # csrc/group_conv1x1/gconv_kernel.cuh (header + Tiles<T>, fp16/bf16): plain: 128 pixels x 128 output
     # channels x BK = 32 slices, 3-stage cp.async pipeline (all 128 weight rows, zero past Kg),
     # Gemm<128, 128, 4, 2> (32 x 64 warp tiles; warps whose 64 columns lie past Kg skip), whole-tile
@@ -390,6 +392,13 @@ EC = TILING["inverted_residual"]["ec"]
 LDA = TILING["inverted_residual"]["lda"]
 HP = TILING["inverted_residual"]["hp"]
 _KFUSED, _KSE1, _KSE2 = 0, 1, 2
+SUM_GROUPS = EC // 8                                          # ir::kSumGroups
+SUM_ROWS_MAX = TILING["inverted_residual"]["nt"] // SUM_GROUPS  # ir::kSumRowsMax (42)
+
+
+def _sum_rows(p: int) -> int:
+    """ir::sum_rows: SE pass 1's row phases for a tile of p pixels."""
+    return min(p // 4, SUM_ROWS_MAX)
 
 
 def _ir_layout_bytes(mode, expand, k, s, tile, cp, nbr, eb):
@@ -412,6 +421,8 @@ def _ir_layout_bytes(mode, expand, k, s, tile, cp, nbr, eb):
         take(4 * EC)
         if expand:
             take(eb * mx * ldx)
+        if mode == _KSE1:
+            take(4 * SUM_ROWS_MAX * EC)  # red: the channel sums' row phases
     else:
         take(4 * EC)  # gs: the chunk's SE gate
     u = (off + 127) & ~127
@@ -447,8 +458,8 @@ def ir_plan(c, mode, eb, smem_max):
     fast = k in (3, 5) and s in (1, 2)
     cp = _up(c["C"], 16)
     cand = []
-    if mode == _KFUSED and fast and s == 1 and K <= 96 and c["Ho"] >= 9 and c["Wo"] >= 9:
-        cand.append((14, 4 if K <= 32 else 6))
+    if fast and s == 1 and c["Ho"] >= 9 and c["Wo"] >= 9 and (mode == _KSE1 or (mode == _KFUSED and K <= 96)):
+        cand.append((14, 4 if mode == _KSE1 or K <= 32 else 6))
     if mode != _KSE1 and K > 64:
         cand.append((8, 10))
     cand += [(8, 4), (4, 2)]
@@ -521,14 +532,35 @@ def _hid_zero_fill_wf(ih, iw, y_lo, y_hi, x_lo, x_hi, eb) -> int:
 
 
 @functools.lru_cache(maxsize=None)
+def _se_sums_wf(p: int, ecl: int) -> float:
+    """SE pass 1's per-tile channel sums beyond the h copy (which adds them in registers): thread (q, g) =
+    (tid / 6, tid % 6), tid < 6 R (R = _sum_rows(p)), two STS.128 of its 8 sums into red[q][EC] (channels
+    8 g + 4 h .. at slots h EC / 2 + 4 g ..); after a barrier thread t < EC adds slot t's R partials (LDS.32)
+    when its channel is < ecl."""
+    tot = 0.0
+    rows = _sum_rows(p)
+    n = SUM_GROUPS * rows
+    for w0 in range(0, n, 32):
+        lanes = [(t // SUM_GROUPS, t % SUM_GROUPS) for t in range(w0, min(n, w0 + 32))]
+        for h in (0, 1):  # red[q]: channels 8 g + 4 h .. at slot h EC / 2 + 4 g ..
+            tot += smem_wf([(q * EC + h * (EC // 2) + 4 * g) * 4 for q, g in lanes], 16)
+    for w0 in range(0, EC, 32):  # thread t < EC adds slot t (channel (sl / 4) 8 + 4 hi + sl % 4) if < ecl
+        ts = [t for t in range(w0, min(EC, w0 + 32))
+              if ((t % (EC // 2)) >> 2) * 8 + (t >= EC // 2) * 4 + (t % (EC // 2) & 3) < ecl]
+        tot += rows * smem_wf([t * 4 for t in ts], 4)
+    return tot
+
+
+@functools.lru_cache(maxsize=None)
 def _se_fc_wf(rows: int, depth: int, eb: int) -> float:
-    """se_mlp_kernel's se_rows over a rows x depth row-major weight matrix (one image), per warp pass
-    of R = 8 rows: per 16-byte step (lanes along depth, 8 or 4 elements each; scalar 2/4-byte steps
-    when depth * eb % 16 != 0) the lane's fp32 slice of v (LDS.128s, once per 8 rows; 8-element
-    slices read half-swapped on lanes 4-7 of 8, conflict-free) and one
-    global load per valid row (distinct 128-byte lines, 128-byte aligned matrix); then 9 shuffles
-    (counted as one wavefront each) and the 8-lane bias load + store of the 8 results."""
+    """se_mlp_kernel's se_rows over a rows x depth row-major weight matrix, one block (se_imgs images),
+    per warp pass of R = 8 rows: per 16-byte step (lanes along depth, 8 or 4 elements each; scalar
+    2/4-byte steps when depth * eb % 16 != 0) each image's fp32 slice of v (LDS.128s, once per 8 rows;
+    8-element slices read half-swapped on lanes 4-7 of 8, conflict-free) and one global load per valid
+    row, shared by the images (distinct 128-byte lines, 128-byte aligned matrix); then per image 9
+    shuffles (counted as one wavefront each) and the 8-lane bias load + store of the 8 results."""
     r = TILING["inverted_residual"]["se_rows"]
+    imgs = TILING["inverted_residual"]["se_imgs"]
     vec = (depth * eb) % 16 == 0
     v = 16 // eb if vec else 1
     tot = 0.0
@@ -536,12 +568,12 @@ def _se_fc_wf(rows: int, depth: int, eb: int) -> float:
         for d0 in range(0, depth, 32 * v):
             lanes = [d0 + lane * v for lane in range(32) if d0 + lane * v < depth]
             if not vec:
-                tot += smem_wf([d * 4 for d in lanes], 4)
+                tot += imgs * smem_wf([d * 4 for d in lanes], 4)
             for q in range(v // 4 if vec else 0):  # lanes 4-7 of 8 swap the order of their two halves
-                tot += smem_wf([d * 4 + 16 * (q ^ ((d // v >> 2) & 1 if v == 8 else 0)) for d in lanes], 16)
+                tot += imgs * smem_wf([d * 4 + 16 * (q ^ ((d // v >> 2) & 1 if v == 8 else 0)) for d in lanes], 16)
             for row in range(r0, min(rows, r0 + r)):
                 tot += gmem_wf([(row * depth + d) * eb for d in lanes], v * eb)
-        tot += 9 + 2
+        tot += imgs * (9 + 2)
     return tot
 
 
@@ -660,10 +692,8 @@ def model_ir(c, n, eb, dev):
         valid = Ho * Wo / tiles_img
         for ch in range(nchunks):
             ecl = min(EC, E - ch * EC)
-            p1.lsu["SE h store + sums"] += lin(valid * ecl * eb * 2)     # lds16 + stg16 per 8 channels
-            # column sums: a lane per channel pair, one 2 eb-byte LDS per row (<= 64 channels per warp), partial STG
-            p1.lsu["SE h store + sums"] += P * smem_wf([2 * t * eb for t in range(min(32, _cdiv(ecl, 2)))], 2 * eb)
-            p1.lsu["SE h store + sums"] += lin(ecl * 4)
+            # lds16 + stg16 per 8 channels (summed in registers on the way), red, the partial STG
+            p1.lsu["SE h store + sums"] += lin(valid * _up(ecl, 8) * eb * 2) + _se_sums_wf(P, ecl) + lin(ecl * 4)
         total.add(img, n).add(p1, n * tiles_img)
         launches.append((sum(total.lsu.values()), util(n * tiles_img)))
         npix = n * Ho * Wo
@@ -672,7 +702,8 @@ def model_ir(c, n, eb, dev):
         total.hbm_extra += n * E * 4 * 2                     # gate
         # se_mlp: partial sums (coalesced fp32), FC1 (S x E) and FC2 (E x S) by se_rows
         S = c["se"]
-        total.lsu["SE mlp"] += lin(n * tiles_img * E * 4) + n * (_se_fc_wf(S, E, eb) + _se_fc_wf(E, S, eb))
+        blocks = _cdiv(n, t["se_imgs"])  # a last partial block computes all its images' slots
+        total.lsu["SE mlp"] += lin(n * tiles_img * E * 4) + blocks * (_se_fc_wf(S, E, eb) + _se_fc_wf(E, S, eb))
         total.fma += n * 2 * S * E
         # pass 2: ap = h tile, Wp chunk x gate, project GEMM, epilogue
         tile2, nt8p2, nb2, npass2 = ir_plan(c, _KSE2, eb, dev["smem_optin"])

@@ -135,11 +135,13 @@ static void test_ir(int N, int C, int H, int W, int E, int K, int k, int stride,
     }
     g[((size_t(n) * E + e) * Ho + ho) * Wo + wo] = act_d(s, act);
   }
+  std::vector<double> gref(size_t(N) * E);  // the SE gate, checked on its own (an error in the means moves the
+                                            // output by little: the gate's slope is 1/6)
   if (S) for (int n = 0; n < N; ++n) {
     std::vector<double> m(E), z(S);
     for (int e = 0; e < E; ++e) { double s = 0; for (int i = 0; i < Ho * Wo; ++i) s += g[(size_t(n) * E + e) * Ho * Wo + i]; m[e] = s / (Ho * Wo); }
     for (int j = 0; j < S; ++j) { double s = bias ? b1[j] : 0; for (int e = 0; e < E; ++e) s += w1[size_t(j) * E + e] * m[e]; z[j] = act_d(s, kRelu); }
-    for (int e = 0; e < E; ++e) { double s = bias ? b2[e] : 0; for (int j = 0; j < S; ++j) s += w2[size_t(e) * S + j] * z[j]; s = act_d(s, kHardsigmoid);
+    for (int e = 0; e < E; ++e) { double s = bias ? b2[e] : 0; for (int j = 0; j < S; ++j) s += w2[size_t(e) * S + j] * z[j]; s = act_d(s, kHardsigmoid); gref[size_t(n) * E + e] = s;
       for (int i = 0; i < Ho * Wo; ++i) g[(size_t(n) * E + e) * Ho * Wo + i] *= s; }
   }
   Tns ref = make(N, K, Ho, Wo, nhwc, 0);
@@ -187,8 +189,13 @@ static void test_ir(int N, int C, int H, int W, int E, int K, int k, int stride,
     SeParams s{}; s.partial = partial.data(); s.w1 = w1d.data(); s.b1 = bias ? b1d.data() : nullptr; s.w2 = w2d.data();
     s.b2 = bias ? b2d.data() : nullptr; s.gate = gate.data(); s.N = N; s.E = E; s.S = S; s.tiles = tiles_img;
     s.inv_hw = 1.f / (Ho * Wo); s.se_act = kRelu; s.se_gate = kHardsigmoid;
-    emu_launch(N, 256, [&] { ir::se_mlp_kernel<T>(s); });
+    emu_launch(ir::se_mlp_grid(N), 256, [&] { ir::se_mlp_kernel<T>(s); });
     run(std::integral_constant<int, ir::kSePass2>{}, p);
+    double gerr = 0;
+    for (size_t i = 0; i < gate.size(); ++i) { double d = std::fabs(gate[i] - gref[i]); if (!(d <= gerr)) gerr = std::isnan(d) ? 1e30 : d; }
+    const bool gok = gerr <= tol<T>() / 10;
+    if (!gok) ++fails;
+    printf("%s se_gate N%d E%d S%d tiles/img %d: err=%.3g\n", gok ? "PASS" : "FAIL", N, E, S, tiles_img, gerr);
   }
   char cfg[256];
   snprintf(cfg, sizeof cfg, "N%d C%d %dx%d E%d K%d k%d s%d act%d exp%d b%d S%d res%d %s%s", N, C, H, W, E, K, k, stride, act, expand, bias, S, residual, nhwc ? "nhwc" : "nchw", vdesc.c_str());
@@ -234,9 +241,11 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_ir<T>(1, 24, 9, 9, 48, 24, 5, 2, kRelu, true, true, 0, false, nhwc, 72 * sizeof(T) / 2 * 1024);  // T4 fallback (small smem)
     test_ir<T>(1, 16, 17, 17, 48, 24, 5, 2, kRelu, true, false, 0, false, nhwc);  // 17 x 17 clipped halo: 19 expand m tiles, 3 per pass (fp16/bf16)
     // SE (pass 1 + MLP + pass 2)
-    test_ir<T>(2, 8, 9, 10, 72, 8, 3, 1, kHardswish, true, true, 6, true, nhwc);  // SE + residual
+    test_ir<T>(2, 8, 9, 10, 72, 8, 3, 1, kHardswish, true, true, 6, true, nhwc);  // SE + residual (pass 1 T14)
+    test_ir<T>(1, 24, 16, 17, 72, 24, 5, 1, kHardswish, true, true, 8, true, nhwc); // SE pass 1 T14 k5: 2 x 2 tiles, E = 48 + 24
     test_ir<T>(1, 12, 13, 7, 24, 70, 5, 2, kSilu, true, true, 5, false, nhwc);    // SE, K > 64
     test_ir<T>(1, 20, 7, 7, 20, 8, 3, 1, kSilu, false, true, 4, false, nhwc);     // SE without expansion, E = 20
+    test_ir<T>(6, 8, 7, 7, 24, 8, 3, 2, kRelu, true, true, 8, false, nhwc);       // se_mlp: 2 blocks of 4 images, the last 2 of 4
     // MobileNetV3's wide SE blocks: the MLP's vector paths (E, S % 8 == 0), 30 / 18 row groups of 8
     test_ir<T>(1, 16, 7, 7, 960, 16, 5, 1, kHardswish, true, true, 240, true, nhwc);
     test_ir<T>(1, 24, 9, 9, 576, 40, 5, 2, kHardswish, true, false, 144, false, nhwc);

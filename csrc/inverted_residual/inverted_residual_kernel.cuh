@@ -13,7 +13,7 @@
 //   other half of a double buffer while chunk c computes; 3 barriers per chunk):
 //   1. expand GEMM xh . We_c^T (stages::WarpTile, ldmatrix + mma.sync; m16 tiles of the compacted
 //      halo round-robin over the warps, q = clamp(ceil(m tiles / 8), 2, EMT) per warp pass, EMT = 4 where the
-//      project accumulators are small (T8 NB64, SE pass 1, T4; fp16/bf16), else 2; the bias preloaded into
+//      project accumulators are small (T8 NB64, SE pass 1 T8, T4; fp16/bf16), else 2; the bias preloaded into
 //      the accumulators, WarpTile::init_cols) -> act -> T into the smem halo
 //      hid[IH][IW][HP] (HP = EC + 8: pixel pitch; pixels outside the image stay 0: the depthwise pads h
 //      with zeros). Each lane's accumulator pair (2 adjacent channels of one row) is one packed 4-byte
@@ -35,9 +35,9 @@
 // at T14 fp16/bf16 a 16-channel chunk sits at pixel pitch 24).
 //
 // Tiles (instantiated; RW = the depthwise strip, kRw14 / kRw8 below): T14 = 14 x 14 outputs (RW 7 at
-// NB 32, 2 at NB 96), stride 1, k = 3/5, K <= 96; T8 = 8 x 8 (RW 8 at NB 64, 4 at NB 320; generic k: 2)
-// for everything else (stride 2, small maps, generic k, K > 96, SE); T4 = 4 x 4 (generic depthwise,
-// 8 warps along N, NB = 128) only when T8 does not fit in shared memory (fp32 with C >~ 100 at k5 s2).
+// NB 32, 2 at NB 96), stride 1, k = 3/5, K <= 96 (SE pass 1: any K); T8 = 8 x 8 (RW 8 at NB 64, 4 at NB 320;
+// generic k: 2) for everything else (stride 2, small maps, generic k, K > 96, SE pass 2); T4 = 4 x 4
+// (generic depthwise, 8 warps along N, NB = 128) only when T8 does not fit in shared memory (fp32 with C >~ 100 at k5 s2).
 // NB = output channels per pass; project warp grid (warps along M x N, proj_wmp): T14 NB32: 8 x 1 (m tiles
 // w, w + 8; NT8P = 4); T14 NB96: 4 x 2 (m tiles wm, wm + 4, ..; NT8P = 6); T8 NB64: 4 x 2 (NT8P = 4);
 // T8 NB320: 2 x 4 (NT8P = 10); T4 NB128: 1 x 8 (NT8P = 2). K > NB runs ceil(K / NB) passes per tile, each
@@ -69,22 +69,28 @@
 // SE pass 2 NB320 222, T4 fused 177; fp32 T14 NB96 255, T14 NB32 195-198, T8 NB64 206-216, SE pass 1 168):
 //   fused T14 NB96 k3/k5: 252/250 | 247/244     fused T14 NB32: 217 | 213     fused T4: 242 | 184
 //   fused T8 NB320: 250-252 (generic k 255) | 240 k3, 254 k5 (253)   fused T8 NB64: 244 (254) | 192-194
-//   SE pass 1 T8: 202 (210) | 155-157 (159)   SE pass 2 NB64: 168 | 164, NB320: 220-222 | 252, T4: 166 | 158
-//   se_mlp: 40 | 58 (8 accumulators + the 8 rows' 16-byte loads in flight; 6 | 4 CTAs/SM by registers,
-//   its grid is one CTA per image). (256, 1): every ir_kernel has <= 255 registers: 1 CTA (8 warps) per SM
+//   SE pass 1 T8: 204-219 (212) | 181-195 (159), T14: 199 k3, 220 k5 | 170, 181 (the fused h copy + sums)
+//   SE pass 2 NB64: 168 | 164, NB320: 220-222 | 252, T4: 166 | 158
+//   se_mlp: 110 | 99 (4 images x 8 accumulators + the 8 rows' 16-byte loads in flight; 2 CTAs/SM by
+//   registers, its grid is one CTA per 4 images). (256, 1): every ir_kernel has <= 255 registers: 1 CTA (8 warps) per SM
 //   (as before; smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16, which spilled under the 128-register
 //   cap even at 205 / 189). Several variants sit at 250-255: the next register-costing change needs a spill
 //   check (keeping T14 NB32's x fragments in registers across chunks spilled 32 B and was dropped).
 //
 // With SE (the gate needs the global mean of h, so h must be complete before projecting):
 //   MODE kSePass1: steps 0-2 as above, then h tiles go to hbuf (N Ho Wo x E, T, pixel-major) and
-//          per-tile channel sums (fp32, N tiles x E) instead of the project GEMM.
-//   se_mlp_kernel: one block per image: mean, FC1 + se_act, FC2 + gate -> gate (N x E fp32); both FCs a
-//          warp per 8 output rows with the lanes along the reduction (16-byte weight loads), see se_rows.
+//          per-tile channel sums (fp32, N tiles x E) instead of the project GEMM, both in one pass over ap
+//          (the copy adds each 8-channel group into registers; sum_rows row phases, then their partials in a
+//          fixed order: deterministic). T14 wherever the fused kernel could take it (stride 1, k3/5, maps
+//          >= 9), any K (no project accumulators): the 14 x 14 tile's halo costs 1.31x (k3) / 1.65x (k5) of
+//          expand against T8's 1.56x / 2.25x, and RW = 7 (model: MobileNetV3 40 -> 120 -> 40 k5 @28 1.98 ->
+//          1.47 of its HBM floor, 48 -> 144 -> 48 k5 @14 1.79 -> 1.33); T8 otherwise.
+//   se_mlp_kernel: a block per 4 images (kSeImgs; each weight load serves all 4): mean, FC1 + se_act,
+//          FC2 + gate -> gate (N x E fp32); both FCs a warp per 8 output rows with the lanes along the
+//          reduction (16-byte weight loads), see se_rows.
 //   MODE kSePass2: per chunk, ap = h tile and Wp_c (cp.async), the image's gate chunk into gs (EC fp32); the
 //          same project GEMM with A's columns scaled by gs in registers (WarpTile::mma<true>: 2 LDS.64 per k
-//          step and warp) and epilogue (+ x). Per-tile sums (pass 1: a lane per channel pair, 4-byte loads)
-//          reduced in a fixed order: deterministic.
+//          step and warp) and epilogue (+ x).
 //
 // KS, S = 3/5, 1/2 unroll the depthwise taps (sliding window); KS = S = 0 is the generic odd-k path.
 #pragma once
@@ -107,6 +113,12 @@ constexpr int LDA = EC + 8;  // pitch of the project A tile and Wp chunk: 8 (mod
 // pixels p and p + 4 to the same banks: 2-way conflicts). The depthwise stage reads hid with this pitch.
 constexpr int HP = EC + 8;
 enum Mode { kFused = 0, kSePass1 = 1, kSePass2 = 2 };
+// SE pass 1's h store and per-tile channel sums: thread (q, g) handles channel group g < EC / 8 of the tile
+// rows q, q + R, .. (R = sum_rows(P) row phases: about 4 rows each, at most NT / (EC / 8) = 42 phases); the R
+// partial rows are then added in order (see the kernel). More phases would cost more in the final reduction
+// than the shorter chains save (T8: 16 phases, T14: 42).
+constexpr int kSumGroups = EC / 8, kSumRowsMax = NT / kSumGroups;
+__host__ __device__ constexpr int sum_rows(int P) { return P / 4 < kSumRowsMax ? P / 4 : kSumRowsMax; }
 
 __host__ __device__ constexpr int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
@@ -138,7 +150,7 @@ template <int TH, int TW, int NT8P> struct TileCfg {
 // Shared-memory carve-up, identical on host (launch size) and device. 32-bit offsets: 64-bit ones
 // cost registers.
 struct IrLayout {
-  uint32_t xpos, wt, dwb, eb, xh, gs, hid, ap, we, wpb, cs;
+  uint32_t xpos, wt, dwb, eb, xh, gs, red, hid, ap, we, wpb, cs;
   uint32_t we_buf, wp_buf;  // bytes between the two halves of the double buffers
   uint32_t bytes;
 };
@@ -163,6 +175,7 @@ __host__ __device__ inline IrLayout ir_layout(int mode, bool expand, int k, int 
     L.dwb = take(sizeof(float) * EC);
     L.eb = take(sizeof(float) * EC);
     if (expand) L.xh = take(sizeof(T) * MX * LDX);
+    if (mode == kSePass1) L.red = take(sizeof(float) * kSumRowsMax * EC);  // the channel sums' row phases
   } else {
     L.gs = take(sizeof(float) * EC);  // the SE gate of the chunk (fp32, zero past E)
   }
@@ -196,7 +209,7 @@ template <typename T, int KS, int S, int TH, int TW, int RW, int NT8P, int MODE>
 __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
   using Cfg = TileCfg<TH, TW, NT8P>;
   // Expand m tiles per warp pass (at most): each pass loads the We chunk's B fragments once, so more m tiles
-  // per pass means fewer B loads. 4 where the project accumulators are small (T8 NB64, SE pass 1, T4;
+  // per pass means fewer B loads. 4 where the project accumulators are small (T8 NB64, SE pass 1 T8, T4;
   // tensor-core types: the fp32 FMA path has no registers left); 2 otherwise (T14 NB32 ran 1 while it aimed
   // at 2 CTAs/SM, which its registers rule out anyway). At run time a warp takes
   // ceil(m tiles / 8) per pass, clamped to [2, EMT]: no fewer warps busy than with 2.
@@ -367,48 +380,61 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
         }
         __syncthreads();  // ap complete
         if constexpr (MODE == kSePass1) {
+          // h tile -> hbuf and the tile's channel sums in one pass over ap: thread (q, g), g < EC / 8 a group of
+          // 8 channels and q < R = sum_rows(P) a row phase, copies rows q, q + R, .. of its group (16-byte loads,
+          // and 16-byte stores where hbuf allows, else element by element) and adds them into 8 fp32 sums;
+          // red[q][EC] is then reduced over q in order, a thread per channel: deterministic, with serial
+          // chains of ~4 rows (a separate pass of a lane per channel pair over all P rows re-read ap and ran
+          // P-long chains: 196 at T14).
           T* __restrict__ hb = static_cast<T*>(p.hbuf);
           const int64_t img = int64_t(n) * p.Ho * p.Wo;
-          if (p.hbytes == 16 && p.E % 8 == 0) {
-            const int ng = ecl / 8;  // E % 8 == 0, so ecl is too
-            constexpr int V = stages::kVec16<T>;
-            for (int i = tid; i < Cfg::P * ng; i += NT) {
-              const int r = i / ng, g = i - r * ng;
-              const int pix = out_pix(r);
-              if (pix >= 0) {
+          float* red = reinterpret_cast<float*>(smem + L.red);
+          constexpr int V = stages::kVec16<T>;
+          const bool vec = p.hbytes == 16 && p.E % 8 == 0;
+          constexpr int kSumRows = sum_rows(Cfg::P);
+          if (tid < kSumGroups * kSumRows) {
+            const int g = tid % kSumGroups, q = tid / kSumGroups;
+            float sum[8];
 #pragma unroll
-                for (int w = 0; w < stages::kWords8<T>; ++w)
-                  stages::stg16(hb + (img + pix) * p.E + e0 + g * 8 + w * V, stages::lds16(ap + r * LDA + g * 8 + w * V));
-              }
-            }
-          } else {
-            for (int i = tid; i < Cfg::P * ecl; i += NT) {
-              const int r = i / ecl, e = i - r * ecl;
-              const int pix = out_pix(r);
-              if (pix >= 0) hb[(img + pix) * p.E + e0 + e] = ap[r * LDA + e];
-            }
-          }
-          // Per-tile channel sums: a lane per channel pair (one 4-byte load per row and lane, so one warp
-          // covers the chunk's 48 channels), rows summed in order (deterministic).
-          if (2 * tid < ecl) {
-            float s0 = 0.f, s1 = 0.f;
-            for (int r = 0; r < Cfg::P; ++r)
-              if (out_pix(r) >= 0) {
-                const T* a = ap + r * LDA + 2 * tid;  // 4-byte (fp32: 8-byte) aligned: LDA, 2 tid even
-                if constexpr (sizeof(T) == 2) {
-                  const uint32_t w = *reinterpret_cast<const uint32_t*>(a);
-                  s0 += stages::half_bits<T>(w, 0);
-                  s1 += stages::half_bits<T>(w, 1);
+            for (int c = 0; c < 8; ++c) sum[c] = 0.f;
+            if (g * 8 < ecl)
+              for (int r = q; r < Cfg::P; r += kSumRows) {
+                const int pix = out_pix(r);
+                if (pix < 0) continue;
+                const T* a = ap + r * LDA + g * 8;
+                T* dst = hb + (img + pix) * p.E + e0 + g * 8;
+                uint4 u[stages::kWords8<T>];
+#pragma unroll
+                for (int w = 0; w < stages::kWords8<T>; ++w) u[w] = stages::lds16(a + w * V);
+                if (vec) {
+#pragma unroll
+                  for (int w = 0; w < stages::kWords8<T>; ++w) stages::stg16(dst + w * V, u[w]);
                 } else {
-                  const float2 w = *reinterpret_cast<const float2*>(a);
-                  s0 += w.x;
-                  s1 += w.y;
+                  for (int c = 0; c < 8 && g * 8 + c < ecl; ++c) dst[c] = a[c];
                 }
+                float v[8];
+                stages::unpack8<T>(u, v);
+#pragma unroll
+                for (int c = 0; c < 8; ++c) sum[c] += v[c];
               }
-            p.partial[int64_t(tile) * p.E + e0 + 2 * tid] = s0;
-            if (2 * tid + 1 < ecl) p.partial[int64_t(tile) * p.E + e0 + 2 * tid + 1] = s1;
+            // red[q]: channels 8 g .. 8 g + 3 at slots 4 g .., 8 g + 4 .. 8 g + 7 at EC / 2 + 4 g ..: a warp's
+            // 16-byte stores land in consecutive slots (5 wavefronts each; 8 in channel order, 32 bytes apart).
+            *reinterpret_cast<float4*>(red + q * EC + g * 4) = make_float4(sum[0], sum[1], sum[2], sum[3]);
+            *reinterpret_cast<float4*>(red + q * EC + EC / 2 + g * 4) = make_float4(sum[4], sum[5], sum[6], sum[7]);
           }
-          continue;  // the next chunk's barrier orders these reads of ap before it is rewritten
+          __syncthreads();
+          {
+            // Thread tid < EC adds slot tid over the row phases (consecutive words: one wavefront per load).
+            const int hi = tid >= EC / 2 ? 1 : 0, sl = tid - hi * (EC / 2);
+            const int ch = (sl >> 2) * 8 + hi * 4 + (sl & 3);
+            if (tid < EC && ch < ecl) {
+              float total = 0.f;
+#pragma unroll 4
+              for (int q = 0; q < kSumRows; ++q) total += red[q * EC + tid];
+              p.partial[int64_t(tile) * p.E + e0 + ch] = total;
+            }
+          }
+          continue;  // the next chunk's barriers order these reads of ap and red before they are rewritten
         }
       } else {  // kSePass2: ap = h tile, A columns scaled by the image's gate (in registers, WarpTile::mma<true>)
         __syncthreads();  // previous chunk's GEMM readers of ap / Wp done
@@ -455,14 +481,18 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
   }
 }
 
-// SE MLP building block: one warp computes kSeRows = 8 consecutive rows r0 .. r0 + 7 (< M) of y = W v, W an M x D
-// row-major matrix of T in global memory, v (D fp32) in shared memory. Lanes run along D (the reduction
-// dimension), so each weight load of a warp is one contiguous 512-byte run of one row (VEC: 16-byte loads,
-// D * sizeof(T) % 16 == 0 and W 16-byte aligned) or 32 consecutive elements (scalar fallback); the lane's
-// slice of v is loaded once per 8 rows. Then a reduce-scatter across the lanes: halving steps at xor
-// 16, 8, 4 leave lane l with row (l >> 2) & 7 summed over 8 lanes, xor 2, 1 finish it: 9 shuffles per 8 rows
-// (a plain butterfly per row would take 40). Every sum is in a fixed order: deterministic.
+// SE MLP building block: one warp computes kSeRows = 8 consecutive rows r0 .. r0 + 7 (< M) of y_i = W v_i for
+// the kSeImgs images i of its block, W an M x D row-major matrix of T in global memory, v_i (D fp32, row i of
+// v at pitch ldv) in shared memory. Lanes run along D (the reduction dimension), so each weight load of a warp
+// is one contiguous 512-byte run of one row (VEC: 16-byte loads, D * sizeof(T) % 16 == 0 and W 16-byte
+// aligned) or 32 consecutive elements (scalar fallback), and serves all the block's images: the weights are
+// read once per kSeImgs images, not once per image. Each image's slice of v is loaded once per 8 rows. Then per
+// image a reduce-scatter across the lanes: halving steps at xor 16, 8, 4 leave lane l with row (l >> 2) & 7
+// summed over 8 lanes, xor 2, 1 finish it: 9 shuffles per 8 rows (a plain butterfly per row would take 40).
+// Every sum is in a fixed order: deterministic.
 constexpr int kSeRows = 8;
+constexpr int kSeImgs = 4;  // images per se_mlp block (weights read once per 4 images; 32 accumulators)
+inline int se_mlp_grid(int N) { return (N + kSeImgs - 1) / kSeImgs; }
 // One halving step: lanes with bit 4 H set keep rows H .. 2H - 1 of their live 2H, the others rows 0 .. H - 1,
 // and each adds its xor partner's copy of the rows it keeps (compile-time indices: acc stays in registers).
 template <int H> __device__ __forceinline__ void se_halve(float (&acc)[kSeRows], int lane) {
@@ -473,80 +503,97 @@ template <int H> __device__ __forceinline__ void se_halve(float (&acc)[kSeRows],
     acc[i] = keep + __shfl_xor_sync(0xffffffffu, send, 4 * H);
   }
 }
+// y[i]: lane's row r0 + ((lane >> 2) & 7) of image i (valid on every lane; rows >= M are 0).
 template <typename T, bool VEC>
-__device__ __forceinline__ float se_rows(const T* __restrict__ w, const float* v, int r0, int M, int D, int lane) {
+__device__ __forceinline__ void se_rows(float (&y)[kSeImgs], const T* __restrict__ w, const float* v, int ldv, int r0,
+                                        int M, int D, int lane) {
   constexpr int V = VEC ? 16 / int(sizeof(T)) : 1;
-  float acc[kSeRows];
+  float acc[kSeImgs][kSeRows];
 #pragma unroll
-  for (int r = 0; r < kSeRows; ++r) acc[r] = 0.f;
+  for (int i = 0; i < kSeImgs; ++i)
+#pragma unroll
+    for (int r = 0; r < kSeRows; ++r) acc[i][r] = 0.f;
 #pragma unroll 1
   for (int d = lane * V; d < D; d += 32 * V) {
-    float vv[V];
-    if constexpr (VEC) {
-      // V = 8: 32 fp32 bytes per lane; lanes 4-7 of each 8 read their halves in the other order, so each
-      // LDS.128 of the warp covers all 32 banks (4 wavefronts, not 8).
-      const int sw = V == 8 ? (lane >> 2) & 1 : 0;
-      uint4 u[V / 4];
+    float vv[kSeImgs][V];
 #pragma unroll
-      for (int q = 0; q < V / 4; ++q) u[q] = stages::lds16(v + d + 4 * (q ^ sw));
-      if (V == 8 && sw) {
-        const uint4 t = u[0];
-        u[0] = u[V / 4 - 1];
-        u[V / 4 - 1] = t;
-      }
+    for (int i = 0; i < kSeImgs; ++i) {
+      const float* vi = v + i * ldv + d;
+      if constexpr (VEC) {
+        // V = 8: 32 fp32 bytes per lane; lanes 4-7 of each 8 read their halves in the other order, so each
+        // LDS.128 of the warp covers all 32 banks (4 wavefronts, not 8).
+        const int sw = V == 8 ? (lane >> 2) & 1 : 0;
+        uint4 u[V / 4];
 #pragma unroll
-      for (int q = 0; q < V / 4; ++q) {
-        vv[4 * q] = __uint_as_float(u[q].x); vv[4 * q + 1] = __uint_as_float(u[q].y);
-        vv[4 * q + 2] = __uint_as_float(u[q].z); vv[4 * q + 3] = __uint_as_float(u[q].w);
+        for (int q = 0; q < V / 4; ++q) u[q] = stages::lds16(vi + 4 * (q ^ sw));
+        if (V == 8 && sw) {
+          const uint4 t = u[0];
+          u[0] = u[V / 4 - 1];
+          u[V / 4 - 1] = t;
+        }
+#pragma unroll
+        for (int q = 0; q < V / 4; ++q) {
+          vv[i][4 * q] = __uint_as_float(u[q].x); vv[i][4 * q + 1] = __uint_as_float(u[q].y);
+          vv[i][4 * q + 2] = __uint_as_float(u[q].z); vv[i][4 * q + 3] = __uint_as_float(u[q].w);
+        }
+      } else {
+        vv[i][0] = vi[0];
       }
-    } else {
-      vv[0] = v[d];
     }
 #pragma unroll
     for (int r = 0; r < kSeRows; ++r)
       if (r0 + r < M) {
         const T* src = w + int64_t(r0 + r) * D + d;
+        float wr[V];
         if constexpr (VEC) {
           const uint4 u = stages::ldg16(src);
 #pragma unroll
-          for (int i = 0; i < V; ++i) {
-            const float wi = sizeof(T) == 2 ? stages::half_bits<T>(stages::word_at(u, i / 2), i % 2)
-                                            : __uint_as_float(stages::word_at(u, i));
-            acc[r] = fmaf(wi, vv[i], acc[r]);
-          }
+          for (int e = 0; e < V; ++e)
+            wr[e] = sizeof(T) == 2 ? stages::half_bits<T>(stages::word_at(u, e / 2), e % 2) : __uint_as_float(stages::word_at(u, e));
         } else {
-          acc[r] = fmaf(to_float(src[0]), vv[0], acc[r]);
+          wr[0] = to_float(src[0]);
         }
+#pragma unroll
+        for (int i = 0; i < kSeImgs; ++i)
+#pragma unroll
+          for (int e = 0; e < V; ++e) acc[i][r] = fmaf(wr[e], vv[i][e], acc[i][r]);
       }
   }
-  se_halve<4>(acc, lane);
-  se_halve<2>(acc, lane);
-  se_halve<1>(acc, lane);
-  acc[0] += __shfl_xor_sync(0xffffffffu, acc[0], 2);
-  acc[0] += __shfl_xor_sync(0xffffffffu, acc[0], 1);
-  return acc[0];
+#pragma unroll
+  for (int i = 0; i < kSeImgs; ++i) {
+    se_halve<4>(acc[i], lane);
+    se_halve<2>(acc[i], lane);
+    se_halve<1>(acc[i], lane);
+    acc[i][0] += __shfl_xor_sync(0xffffffffu, acc[i][0], 2);
+    acc[i][0] += __shfl_xor_sync(0xffffffffu, acc[i][0], 1);
+    y[i] = acc[i][0];
+  }
 }
 
-// SE squeeze/excite MLP, one block per image: gate[n] = gate_act(W2 se_act(W1 mean_n(h) + b1) + b2).
-// mean: thread per channel over the per-tile sums (coalesced fp32). FC1 (S x E) and FC2 (E x S): se_rows,
-// 8 rows per warp pass, the warps round-robin over row groups; FC2 reads W2 along its rows (S), so no load
-// touches more than the lines of the 8 rows it needs. Shared: mean (E, padded to 4) + z (S) fp32.
-// Per image: E S sizeof(T) / 128 weight wavefronts per FC (+ row-boundary lines), D / 128 (VEC) fp32 v loads
-// per 8 rows, 9 shuffles per 8 rows. ptxas sm_90: see the header.
+// SE squeeze/excite MLP, one block per kSeImgs images n0 = 4 blockIdx.x ..: gate[n] = gate_act(W2 se_act(W1
+// mean_n(h) + b1) + b2). mean: a thread per (image, channel) over the per-tile sums (coalesced fp32; images past
+// N get zeros, computed but not stored). FC1 (S x E) and FC2 (E x S): se_rows, 8 rows per warp pass, the warps
+// round-robin over row groups; FC2 reads W2 along its rows (S), so no load touches more than the lines of the
+// 8 rows it needs. Shared: mean (kSeImgs x E, rows padded to 4) + z (kSeImgs x S, padded to 4) fp32.
+// Per block: E S sizeof(T) / 128 weight wavefronts per FC (+ row-boundary lines), per image D / 128 (VEC)
+// fp32 v loads and 9 shuffles per 8 rows. ptxas sm_90: see the header.
 template <typename T>
 __global__ void __launch_bounds__(NT) se_mlp_kernel(const SeParams p) {
   extern __shared__ __align__(16) float sm[];
-  float* mean = sm;                    // E
-  float* z = sm + round_up(p.E, 4);    // S (16-byte aligned for the vector loads of FC2)
+  const int lde = round_up(p.E, 4), lds = round_up(p.S, 4);
+  float* mean = sm;                   // kSeImgs x lde
+  float* z = sm + kSeImgs * lde;      // kSeImgs x lds (16-byte aligned rows for the vector loads of FC2)
   const T* __restrict__ w1 = static_cast<const T*>(p.w1);
   const T* __restrict__ b1 = static_cast<const T*>(p.b1);
   const T* __restrict__ w2 = static_cast<const T*>(p.w2);
   const T* __restrict__ b2 = static_cast<const T*>(p.b2);
-  const int n = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  for (int e = tid; e < p.E; e += NT) {
+  const int n0 = blockIdx.x * kSeImgs, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  for (int ie = tid; ie < kSeImgs * p.E; ie += NT) {
+    const int i = ie / p.E, e = ie - i * p.E, n = n0 + i;
     float acc = 0.f;
-    for (int t = 0; t < p.tiles; ++t) acc += p.partial[(int64_t(n) * p.tiles + t) * p.E + e];
-    mean[e] = acc * p.inv_hw;
+    if (n < p.N)
+      for (int t = 0; t < p.tiles; ++t) acc += p.partial[(int64_t(n) * p.tiles + t) * p.E + e];
+    mean[i * lde + e] = acc * p.inv_hw;
   }
   __syncthreads();
   auto vec_ok = [](const void* q, int d) {
@@ -554,18 +601,32 @@ __global__ void __launch_bounds__(NT) se_mlp_kernel(const SeParams p) {
   };
   const int rl = (lane >> 2) & (kSeRows - 1);
   const bool v1 = vec_ok(w1, p.E), v2 = vec_ok(w2, p.S);
+  float y[kSeImgs];
   for (int j0 = warp * kSeRows; j0 < p.S; j0 += NT / 32 * kSeRows) {
-    const float acc = v1 ? se_rows<T, true>(w1, mean, j0, p.S, p.E, lane) : se_rows<T, false>(w1, mean, j0, p.S, p.E, lane);
+    if (v1) se_rows<T, true>(y, w1, mean, lde, j0, p.S, p.E, lane);
+    else se_rows<T, false>(y, w1, mean, lde, j0, p.S, p.E, lane);
     const int j = j0 + rl;
-    if ((lane & 3) == 0 && j < p.S) z[j] = apply_act(acc + (b1 ? to_float(b1[j]) : 0.f), p.se_act);
+    if ((lane & 3) == 0 && j < p.S) {
+      const float bj = b1 ? to_float(b1[j]) : 0.f;
+#pragma unroll
+      for (int i = 0; i < kSeImgs; ++i) z[i * lds + j] = apply_act(y[i] + bj, p.se_act);
+    }
   }
   __syncthreads();
   for (int e0 = warp * kSeRows; e0 < p.E; e0 += NT / 32 * kSeRows) {
-    const float acc = v2 ? se_rows<T, true>(w2, z, e0, p.E, p.S, lane) : se_rows<T, false>(w2, z, e0, p.E, p.S, lane);
+    if (v2) se_rows<T, true>(y, w2, z, lds, e0, p.E, p.S, lane);
+    else se_rows<T, false>(y, w2, z, lds, e0, p.E, p.S, lane);
     const int e = e0 + rl;
-    if ((lane & 3) == 0 && e < p.E) p.gate[int64_t(n) * p.E + e] = apply_act(acc + (b2 ? to_float(b2[e]) : 0.f), p.se_gate);
+    if ((lane & 3) == 0 && e < p.E) {
+      const float be = b2 ? to_float(b2[e]) : 0.f;
+#pragma unroll
+      for (int i = 0; i < kSeImgs; ++i)
+        if (n0 + i < p.N) p.gate[int64_t(n0 + i) * p.E + e] = apply_act(y[i] + be, p.se_gate);
+    }
   }
 }
+// Dynamic shared memory of se_mlp_kernel: mean + z.
+inline size_t se_mlp_smem(int E, int S) { return size_t(kSeImgs) * (round_up(E, 4) + round_up(S, 4)) * sizeof(float); }
 
 // ---------------------------------------------------------------------------------------------
 // Host-side plan (shared by the launcher and the host emulator test, so both run the same variant).
@@ -590,8 +651,9 @@ template <typename T> inline IrVariant plan(IrParams& p, int mode, size_t max_sm
   p.Cp = round_up(p.C, 16);
   IrVariant cand[4];
   int nc = 0;
-  if (mode == kFused && fast && p.stride == 1 && p.K <= 96 && p.Ho >= 9 && p.Wo >= 9)
-    cand[nc++] = IrVariant{14, p.K <= 32 ? 4 : 6, p.k, p.stride, 0};
+  // T14 for the fused kernel with K <= 96, and for SE pass 1 (no project GEMM: any K).
+  if (fast && p.stride == 1 && p.Ho >= 9 && p.Wo >= 9 && (mode == kSePass1 || (mode == kFused && p.K <= 96)))
+    cand[nc++] = IrVariant{14, mode == kSePass1 || p.K <= 32 ? 4 : 6, p.k, p.stride, 0};
   const int ks = fast ? p.k : 0, st = fast ? p.stride : 0;
   if (mode != kSePass1 && p.K > 64) cand[nc++] = IrVariant{8, 10, ks, st, 0};
   cand[nc++] = IrVariant{8, 4, ks, st, 0};
@@ -650,7 +712,8 @@ template <typename T, int MODE, class F> inline void dispatch(const IrVariant& v
   if (v.tile == 4) {
     dispatch_ks<T, MODE, 4, 2>(v, f);
   } else if constexpr (MODE == kSePass1) {
-    dispatch_ks<T, MODE, 8, 4>(v, f);
+    if (v.tile == 14) dispatch_ks<T, MODE, 14, 4>(v, f);
+    else dispatch_ks<T, MODE, 8, 4>(v, f);
   } else {
     if (v.tile == 14) {
       if constexpr (MODE == kFused) {
