@@ -88,9 +88,12 @@ TILING = {
     # groups, sum_rows),
     # se_mlp (a block per 4 images, each weight load serving all 4; FC1 and FC2 a warp per 8 rows, lanes
     # along the reduction with 16-byte loads, 9-shuffle reduce-scatter per image), pass 2 (T8, ap = h by
-    # cp.async, A columns x gate in registers).
+    # cp.async, A columns x gate in registers). In the sm_90a build the T8 project GEMM (fused and SE pass 2)
+    # runs on wgmma, t8_wgmma: WgStrip's m64n16k16 blocks (NB 64: 2 per warpgroup fused, 4 on warpgroup 0 in
+    # SE pass 2; NB 320: 10 per warpgroup), B in core matrices, a short chunk's ap columns past cw zeroed.
     "inverted_residual": dict(src="csrc/inverted_residual/inverted_residual_kernel.cuh", ec=48, lda=56, hp=56,
-                              nt=256, rw14=(7, 2), rw8=(8, 4), ctas_per_sm=1, se_rows=8, se_imgs=4),
+                              nt=256, rw14=(7, 2), rw8=(8, 4), ctas_per_sm=1, se_rows=8, se_imgs=4,
+                              t8_wgmma=True),
     # csrc/group_conv1x1/gconv_kernel.cuh (header + Tiles<T>, fp16/bf16): plain: 128 pixels x 128 output
     # channels x BK = 32 slices, 3-stage cp.async pipeline (all 128 weight rows, zero past Kg),
     # Gemm<128, 128, 4, 2> (32 x 64 warp tiles; warps whose 64 columns lie past Kg skip), whole-tile
@@ -577,9 +580,27 @@ def _se_fc_wf(rows: int, depth: int, eb: int) -> float:
     return tot
 
 
+def _wg_strip_mma(nblk: int, kpass: int, ksteps: int) -> tuple:
+    """stages::WgStrip over ksteps k steps (SE pass 2 on wgmma): warpgroup wg issues its blocks of
+    m64n16k16 below ceil(kpass / 16) (blocks [wg nblk, (wg + 1) nblk)); per k step each busy warpgroup's 4
+    warps load A (one ldmatrix.x4 each) and the tensor cores read each issued block of B once (16 x 16
+    halves: 4 wavefronts). (wavefronts, FLOPs, busy warps, n8 tiles stored by the busy warps)."""
+    nb = [max(0, min(nblk, _cdiv(kpass, 16) - wg * nblk)) for wg in range(2)]
+    busy = 4 * sum(1 for b in nb if b)
+    wf = ksteps * (busy * 4 + sum(nb) * 16 * 16 * 2 / 128)
+    return wf, 2.0 * ksteps * 64 * 16 * 16 * sum(nb), busy, 4 * 2 * sum(nb)
+
+
+def _ir_t8_wgmma(cfg, eb) -> bool:
+    """ir_kernel's kWgProj: the T8 project GEMM (fused and SE pass 2) on wgmma in the sm_90a build."""
+    return eb == 2 and cfg["P"] == 64 and TILING["inverted_residual"]["t8_wgmma"]
+
+
 def _ir_project_pass(cfg, nt8p, nbr, kpass, E, valid, K, residual, eb, cnt, se_pass2=False):
     """One project pass of a work item (fused, or SE pass 2 with its h tile and gated Wp): weight
-    chunks, WarpTile ldmatrix + mma per hidden chunk, accumulator staging and store_tile."""
+    chunks, WarpTile ldmatrix + mma per hidden chunk (T8 in fp16/bf16: WgStrip on wgmma, all EC / 16 k
+    steps), accumulator staging and store_tile."""
+    wg = _ir_t8_wgmma(cfg, eb)
     for ch in range(_cdiv(E, EC)):
         ecl = min(EC, E - ch * EC)
         if se_pass2:
@@ -587,13 +608,20 @@ def _ir_project_pass(cfg, nt8p, nbr, kpass, E, valid, K, residual, eb, cnt, se_p
             cnt.lsu["SE pass 2 gate scale"] += 2 * scalar(EC)  # gs: gate LDG + STS
         else:
             cnt.lsu["weights (cp.async)"] += lin(nbr * EC * eb)
-        wf, fl, busy = _warp_tile_mma(cfg, nt8p, kpass, _cdiv(ecl, 16))
+        if wg:
+            wf, fl, busy, n8_tiles = _wg_strip_mma(10 if cfg["NB"] > 64 else (4 if se_pass2 else 2), kpass, EC // 16)
+            cnt.tc_wg += fl
+            ks = EC // 16
+        else:
+            wf, fl, busy = _warp_tile_mma(cfg, nt8p, kpass, _cdiv(ecl, 16))
+            cnt.tc += fl
+            ks = _cdiv(ecl, 16)
         cnt.lsu["project ldmatrix"] += wf
         if se_pass2:  # mma<true>: 2 LDS.64 of gs per k step and busy warp
-            cnt.lsu["SE pass 2 gate scale"] += busy * _cdiv(ecl, 16) * 2
-        cnt.tc += fl
-    n8_tiles = sum(max(0, min(nt8p, _cdiv(kpass, 8) - (w // cfg["WMP"]) * nt8p)) *
-                   min(cfg["MTW"], _cdiv(cfg["MTILES"] - w % cfg["WMP"], cfg["WMP"])) for w in range(8))
+            cnt.lsu["SE pass 2 gate scale"] += busy * ks * 2
+    if not wg:
+        n8_tiles = sum(max(0, min(nt8p, _cdiv(kpass, 8) - (w // cfg["WMP"]) * nt8p)) *
+                       min(cfg["MTW"], _cdiv(cfg["MTILES"] - w % cfg["WMP"], cfg["WMP"])) for w in range(8))
     cnt.lsu["epilogue"] += n8_tiles * 2 * _acc_staging_wf(nbr + 8)
     cnt.lsu["epilogue"] += store_tile(valid, kpass, K % 8 == 0, residual)
 
@@ -662,6 +690,8 @@ def model_ir(c, n, eb, dev):
                 rw, fast = _ir_dw_strip(tile, nt8p, k, s)
                 for cw in chunk_w:  # a short last chunk computes its channels rounded to 16
                     cwk = cw if fast and eb == 2 else EC
+                    if not se and cwk < EC and _ir_t8_wgmma(cfg, eb):  # ap columns cw.. zeroed for wgmma
+                        count.lsu["hid zero fill"] += lin(cfg["MP"] * (EC - cwk) * eb)
                     narrow = tile == 14 and cwk == 16 and not expand  # a 16-channel x chunk at pitch 24
                     _dw_chunk(k, s, tile, tile, rw, EC, iw, ih, eb, ("smem", LDA, 0),
                               vec_bytes(C, eb), count, halo=not expand, ldi=24 if narrow else HP, fast=fast,

@@ -93,7 +93,7 @@ static void test_dwpw(int N, int C, int H, int W, int K, int k, int stride, int 
   else if (k == 5) DW(5);
   else DW(7);
 #undef DW
-  emu_set_smem(nullptr, 0);  // (the inverted residual kernel runs with raw smem addresses)
+  emu_set_smem(nullptr, 0);
   const bool wgok = stages::g_wgmma_violations == 0;
   stages::g_wgmma_violations = 0;
   if (!wgok) { printf("FAIL dwpw WGMMA ORDERING VIOLATION (below)\n"); ++fails; }
@@ -171,9 +171,12 @@ static void test_ir(int N, int C, int H, int W, int E, int K, int k, int stride,
     vdesc += d;
     ir::dispatch<T, MODE>(v, [&](auto kern) {
       smem_fill(ir::smem, v.smem);
+      emu_set_smem(ir::smem, v.smem);  // SE pass 2's wgmma twin (sm_90a path) resolves descriptors against it
       const int grid = std::min(q.tiles * q.npass, 3);
       emu_launch(grid, ir::NT, [&] { kern(q); });
-      smok = smok && smem_ok(ir::smem, v.smem);
+      emu_set_smem(nullptr, 0);
+      smok = smok && smem_ok(ir::smem, v.smem) && stages::g_wgmma_violations == 0;
+      stages::g_wgmma_violations = 0;
     });
     return q;
   };
@@ -244,6 +247,7 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_ir<T>(2, 8, 9, 10, 72, 8, 3, 1, kHardswish, true, true, 6, true, nhwc);  // SE + residual (pass 1 T14)
     test_ir<T>(1, 24, 16, 17, 72, 24, 5, 1, kHardswish, true, true, 8, true, nhwc); // SE pass 1 T14 k5: 2 x 2 tiles, E = 48 + 24
     test_ir<T>(1, 12, 13, 7, 24, 70, 5, 2, kSilu, true, true, 5, false, nhwc);    // SE, K > 64
+    test_ir<T>(1, 16, 7, 7, 48, 168, 3, 1, kRelu, true, true, 8, false, nhwc);    // SE, K = 168: pass 2's second warpgroup (sm_90a)
     test_ir<T>(1, 20, 7, 7, 20, 8, 3, 1, kSilu, false, true, 4, false, nhwc);     // SE without expansion, E = 20
     test_ir<T>(6, 8, 7, 7, 24, 8, 3, 2, kRelu, true, true, 8, false, nhwc);       // se_mlp: 2 blocks of 4 images, the last 2 of 4
     // MobileNetV3's wide SE blocks: the MLP's vector paths (E, S % 8 == 0), 30 / 18 row groups of 8
@@ -256,15 +260,15 @@ int main(int argc, char** argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);  // PASS lines survive a sanitizer abort
   std::string which = argc > 1 ? argv[1] : "di";
   std::string dt = argc > 2 ? argv[2] : "fhb";
-  // Built with -DFASTCONV_EMU_WGMMA=1 dwpw's fp16/bf16 pointwise GEMM runs on the wgmma twin (the
-  // sm_90a path), otherwise on ldmatrix + mma.sync (sm_80 / sm_90); the inverted residual is the same.
-  printf("dwpw fp16/bf16 GEMM: %s\n", stages::kWgmma ? "wgmma (sm_90a path)" : "mma.sync (sm_80/sm_90 path)");
+  // Built with -DFASTCONV_EMU_WGMMA=1 dwpw's fp16/bf16 pointwise GEMM and the inverted residual's SE pass 2
+  // (T8) run on the wgmma twin (the sm_90a path), otherwise on ldmatrix + mma.sync (sm_80 / sm_90).
+  printf("dwpw / ir SE pass 2 fp16/bf16 GEMM: %s\n", stages::kWgmma ? "wgmma (sm_90a path)" : "mma.sync (sm_80/sm_90 path)");
   for (bool nhwc : {true, false}) {
     if (dt.find('f') != std::string::npos) all<float>(nhwc, which);
     if (dt.find('h') != std::string::npos) all<__half>(nhwc, which);
     if (dt.find('b') != std::string::npos) all<__nv_bfloat16>(nhwc, which);
   }
-  const bool wg_expected = stages::kWgmma && which.find('d') != std::string::npos && dt.find_first_of("hb") != std::string::npos;
+  const bool wg_expected = stages::kWgmma && which.find_first_of("di") != std::string::npos && dt.find_first_of("hb") != std::string::npos;
   if (wg_expected && stages::g_wgmma_count == 0) { printf("FAIL the wgmma variant issued no wgmma\n"); ++fails; }
   if (stages::kWgmma) printf("wgmma issued (per warpgroup): %ld\n", stages::g_wgmma_count);
   printf("%d failures\n", fails);

@@ -24,7 +24,8 @@
 //      work item, their EC channels only.
 //   2. stages::Depthwise from hid (pixel pitch HP; register-blocked RW-wide strips, 16-byte smem vectors) -> + bias,
 //      act -> the A operand ap[TH TW][EC] of the project GEMM.
-//   3. project GEMM: acc (registers, live across all chunks) += ap . Wp_c^T over the NB channels.
+//   3. project GEMM: acc (registers, live across all chunks) += ap . Wp_c^T over the NB channels (T8 in an
+//      sm_90a pass, fp16/bf16: on wgmma, stages::WgStrip; see kWgProj).
 //   A short last chunk (E % 48 != 0) runs the depthwise of step 2 on its channels rounded to 16 (cw =
 //   16 / 32; fp16/bf16 fast paths), all the project reads: 16 -> 16 -> 16 and 16 -> 64 -> 24 no longer
 //   convolve 48 channels for 16 (the depthwise skips the items of the other channel groups; the expand
@@ -96,11 +97,13 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 
 #include "inverted_residual/inverted_residual.h"
 #include "stages/depthwise.cuh"
 #include "stages/gemm.cuh"
 #include "stages/ir_warp_tile.cuh"
+#include "stages/wg_gemm.cuh"
 
 namespace fastconv {
 namespace ir {
@@ -215,6 +218,16 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
   // ceil(m tiles / 8) per pass, clamped to [2, EMT]: no fewer warps busy than with 2.
   constexpr int EMT = stages::kTensorCore<T> && Cfg::MTW * NT8P <= 4 ? 4 : 2;
   using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT, sizeof(T) == 2 && (KS >= 5 || RW > 2)>;
+  // The project GEMM of T8 (fused and SE pass 2) in an sm_90a pass (fp16/bf16; the tile's 64 rows are one
+  // m64): warpgroup MMA, stages::WgStrip of n16 blocks, the Wp chunk in core-matrix tiles; A (ap) and the SE
+  // gate scaling as on mma.sync. Blocks per warpgroup: SE pass 2 NB 64: 4 (warpgroup 0 alone; its registers
+  // have room), fused NB 64: 2 (the accumulators of WarpTile's 1 x 4 n8 per warp: 16), NB 320: 10. Per k step
+  // A is read once per busy warpgroup and each B block once (WarpTile: A once per warp column, B once per warp
+  // row): at K = 112 44 wavefronts against 88, at K = 48 28 against 80. Layout and plan are the same either way.
+  constexpr bool kWgProj = MODE != kSePass1 && stages::kTensorCore<T> && stages::kWgmma && TH == 8;
+  constexpr int kProjBlk = TileCfg<TH, TW, NT8P>::NB > 64 ? 10 : (MODE == kSePass2 ? 4 : 2);
+  using ProjTile = std::conditional_t<kWgProj, stages::WgStrip<T, kProjBlk>,
+                                      stages::WarpTile<T, TileCfg<TH, TW, NT8P>::MTW, NT8P>>;
   constexpr int NB = Cfg::NB, MP = Cfg::MP;
   const int ksz = KS > 0 ? KS : p.k, s = S > 0 ? S : p.stride, kk = ksz * ksz;
   const int IH = stages::halo_extent(TH, ksz, s, 1), IW = stages::halo_extent(TW, ksz, s, 1);
@@ -273,9 +286,9 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
       }
       if (MODE == kFused) {
         T* dst = reinterpret_cast<T*>(smem + L.wpb + buf * L.wp_buf);
-        stages::copy_rows<T, NT>(p.wpbytes, dst, LDA, nbr, EC, p.E - e0, wp, 1, false, [&](int r) -> const T* {
-          return k0 + r < p.K ? wp + int64_t(k0 + r) * p.E + e0 : nullptr;
-        });
+        auto wp_row = [&](int r) -> const T* { return k0 + r < p.K ? wp + int64_t(k0 + r) * p.E + e0 : nullptr; };
+        if constexpr (kWgProj) stages::copy_tile<T, NT, true>(p.wpbytes, dst, 8 * EC, nbr, EC, p.E - e0, wp, wp_row);
+        else stages::copy_rows<T, NT>(p.wpbytes, dst, LDA, nbr, EC, p.E - e0, wp, 1, false, wp_row);
       }
     };
     if constexpr (MODE != kSePass2) {
@@ -302,7 +315,7 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
       stages::cp_async_commit();
     }
 
-    stages::WarpTile<T, Cfg::MTW, NT8P> acc;
+    ProjTile acc;
     acc.zero();
     // Warp's project extent: m tiles wm, wm + WMP, ..., n8 tiles wn NT8P .. of this pass's channels.
     const int kpass = min(NB, p.K - k0);
@@ -337,10 +350,19 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
           stages::cp_async_commit();
         }
         stages::cp_async_wait<0>();
+        if constexpr (kWgProj) stages::fence_proxy_async();  // Wp_c landed by cp.async, read by wgmma
         __syncthreads();  // x halo, We_c, Wp_c landed; everyone finished chunk c-1 (buffers c+1 free)
         if (c + 1 < nchunks) {
           issue_weights(c + 1);
           stages::cp_async_commit();
+        }
+        if constexpr (kWgProj && MODE == kFused) {
+          // wgmma runs all EC / 16 k steps: a short chunk's ap columns cw..EC-1, which the depthwise skips,
+          // must be finite (they meet zero Wp columns): zeros (else stale, or never written in a lone chunk).
+          constexpr int V = stages::kVec16<T>;
+          const int nv = (EC - cw) / V;
+          for (int i = tid; i < MP * nv; i += NT)
+            stages::sts16(ap + (i / nv) * LDA + cw + (i % nv) * V, uint4{0, 0, 0, 0});
         }
         if (expand) {
           const T* wec = reinterpret_cast<const T*>(smem + L.we + buf * L.we_buf);
@@ -445,16 +467,19 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
           return pix >= 0 ? hb + (img + pix) * p.E + e0 : nullptr;
         });
         T* wdst = reinterpret_cast<T*>(smem + L.wpb);
-        stages::copy_rows<T, NT>(p.wpbytes, wdst, LDA, nbr, EC, ecl, wp, 1, false, [&](int r) -> const T* {
-          return k0 + r < p.K ? wp + int64_t(k0 + r) * p.E + e0 : nullptr;
-        });
+        auto wp_row = [&](int r) -> const T* { return k0 + r < p.K ? wp + int64_t(k0 + r) * p.E + e0 : nullptr; };
+        if constexpr (kWgProj) stages::copy_tile<T, NT, true>(p.wpbytes, wdst, 8 * EC, nbr, EC, ecl, wp, wp_row);
+        else stages::copy_rows<T, NT>(p.wpbytes, wdst, LDA, nbr, EC, ecl, wp, 1, false, wp_row);
         stages::cp_async_commit();
         const float* gt = p.gate + int64_t(n) * p.E + e0;
         if (tid < EC) gs[tid] = tid < ecl ? gt[tid] : 0.f;
         stages::cp_async_wait<0>();
+        if constexpr (kWgProj) stages::fence_proxy_async();  // Wp landed by cp.async, read by wgmma
         __syncthreads();
       }
-      if constexpr (MODE != kSePass1)
+      if constexpr (kWgProj)  // all EC / 16 k steps: past cw ap is zero (SE pass 2: zero-filled h, gate 0)
+        acc.template mma<EC / 16, MODE == kSePass2>(ap, LDA, wpc, 8 * EC, kpass, gs);
+      else if constexpr (MODE != kSePass1)
         acc.template mma<MODE == kSePass2>(ap + wm * 16 * LDA, LDA, 16 * Cfg::WMP, wpc + wn * NT8P * 8 * LDA, LDA,
                                            (ecl + 15) / 16, mt, nt8, gs);
     }
@@ -462,9 +487,14 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
     if constexpr (MODE != kSePass1) {
       const int ldc = nbr + 8;
       __syncthreads();  // cs aliases hid / ap / the weight buffers
-      acc.for_each(mt, nt8, [&](int i, int r, int col, float v0, float v1) {  // one STS.64 per pair
-        *reinterpret_cast<float2*>(cs + ((wm + i * Cfg::WMP) * 16 + r) * ldc + wn * NT8P * 8 + col) = make_float2(v0, v1);
-      });
+      if constexpr (kWgProj)
+        acc.for_each(kpass, [&](int r, int col, float v0, float v1) {
+          *reinterpret_cast<float2*>(cs + r * ldc + col) = make_float2(v0, v1);
+        });
+      else
+        acc.for_each(mt, nt8, [&](int i, int r, int col, float v0, float v1) {  // one STS.64 per pair
+          *reinterpret_cast<float2*>(cs + ((wm + i * Cfg::WMP) * 16 + r) * ldc + wn * NT8P * 8 + col) = make_float2(v0, v1);
+        });
       __syncthreads();
       stages::store_tile<T, MP, NB, NT>(
           cs, ldc,

@@ -115,5 +115,100 @@ template <typename T, int BM, int BN, int WGM, int WGN> struct WgGemm {
   }
 };
 
+// WgStrip<T, NBLK>: a warpgroup's 64 x 16 NBLK fp32 tile as NBLK column blocks of wgmma.m64n16k16, of which a
+// runtime count is issued: a 1x1 projection whose width is known only at run time (the inverted residual's SE
+// pass 2: 40 .. 160 output channels on one 64-pixel tile). Every warpgroup wg = warp / 4 of the CTA reads the
+// same 64 rows of A and owns column blocks [wg NBLK, (wg + 1) NBLK) of B.
+//   A: row-major [64][lda] T in shared memory (pixels x reduction channels): per k step each warp loads its
+//      16 rows with one ldmatrix.x4; mma<..., true> scales column k by kscale[k] (fp32, shared) in registers
+//      after the load (2 LDS.64 per k step and warp, as WarpTile::mma<true>: the SE gate).
+//   B: core-matrix tiles (core_offset, ldb = 8 x the depth): block j (columns 16 j..) starts at B + 2 j ldb
+//      elements, k step ks at + 128 ks; descriptor LBO = 128 B, SBO = 2 ldb B.
+//   mma<KSTEPS, KSCALE>(A, lda, B, ldb, ncols, kscale): nb = the warpgroup's blocks below ceil(ncols / 16)
+//      (none: it returns); fence, KSTEPS x nb wgmma, commit, wait 0, with nb dispatched to a compile-time
+//      count (one branch per count, each its own batch: no batch joins two branches). The caller fences
+//      the proxy after the cp.async of B landed (fence_proxy_async) and before the publishing barrier.
+//   for_each(ncols, f(row, col, v0, v1)): the issued blocks' accumulators, col CTA-wide.
+// Per k step and warpgroup: 16 wavefronts of A ldmatrix, 4 per issued block of B (the tensor cores' reads);
+// WarpTile on 8 warps loads A once per warp column and B once per warp row (SE pass 2 at K = 112: 88
+// wavefronts per k step against 60 here).
+template <typename T, int NBLK> struct WgStrip {
+  static_assert(sizeof(T) == 2, "wgmma tiles take fp16/bf16 operands");
+  float acc[NBLK * 8];
+
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int i = 0; i < NBLK * 8; ++i) acc[i] = 0.f;
+  }
+
+  static __device__ __forceinline__ int blocks(int ncols) {
+    const int nb = (ncols + 15) / 16 - int(threadIdx.x >> 7) * NBLK;
+    return nb < 0 ? 0 : (nb > NBLK ? NBLK : nb);
+  }
+
+  template <int KSTEPS, bool KSCALE = false>
+  __device__ __forceinline__ void mma(const T* A, int lda, const T* B, int ldb, int ncols,
+                                      const float* kscale = nullptr) {
+    const int nb = blocks(ncols);
+    if (nb == 0) return;  // warpgroup-uniform
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const T* a_row = A + ((warp & 3) * 16 + (lane & 15)) * lda + (lane >> 4) * 8;
+    uint32_t a[KSTEPS][4];
+#pragma unroll
+    for (int ks = 0; ks < KSTEPS; ++ks) {
+      ldmatrix_x4(a[ks], a_row + ks * 16);
+      if constexpr (KSCALE) {  // a0, a1: columns 2t, 2t + 1 of the k step; a2, a3: 2t + 8, 2t + 9
+        const float2 lo = *reinterpret_cast<const float2*>(kscale + ks * 16 + (lane & 3) * 2);
+        const float2 hi = *reinterpret_cast<const float2*>(kscale + ks * 16 + (lane & 3) * 2 + 8);
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const float2 sc = r < 2 ? lo : hi;
+          a[ks][r] = word_bits<T>(half_bits<T>(a[ks][r], 0) * sc.x, half_bits<T>(a[ks][r], 1) * sc.y);
+        }
+      }
+    }
+    // SBO: core matrices adjacent in N are ldb elements apart; block j starts 2 j SBO bytes in.
+    issue<KSTEPS, NBLK>(a, smem_addr(B + (threadIdx.x >> 7) * NBLK * 2 * ldb), uint32_t(ldb) * uint32_t(sizeof(T)), nb);
+  }
+
+  template <class F> __device__ __forceinline__ void for_each(int ncols, F&& f) const {
+    const int nb = blocks(ncols);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int r0 = (warp & 3) * 16 + (lane >> 2), c0 = (warp >> 2) * NBLK * 16 + (lane & 3) * 2;
+#pragma unroll
+    for (int j = 0; j < NBLK; ++j)
+      if (j < nb)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int i = 2 * j + h;
+          f(r0, c0 + 8 * i, acc[4 * i], acc[4 * i + 1]);
+          f(r0 + 8, c0 + 8 * i, acc[4 * i + 2], acc[4 * i + 3]);
+        }
+  }
+
+ private:
+  // NB blocks in one batch if nb == NB, else fewer (recursion down to 1): each count its own batch.
+  template <int KSTEPS, int NB>
+  __device__ __forceinline__ void issue(const uint32_t (&a)[KSTEPS][4], uint32_t b0, uint32_t sbo, int nb) {
+    if constexpr (NB > 1) {
+      if (nb < NB) {
+        issue<KSTEPS, NB - 1>(a, b0, sbo, nb);
+        return;
+      }
+    }
+    wgmma_fence_operand(acc);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < KSTEPS; ++ks)
+#pragma unroll
+      for (int j = 0; j < NB; ++j)
+        wgmma_m64nNk16<T, 16>(*reinterpret_cast<float(*)[8]>(acc + 8 * j), a[ks],
+                              wgmma_desc(b0 + j * 2 * sbo + ks * 256, 128, sbo), 1);
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_fence_operand(acc);
+  }
+};
+
 }  // namespace stages
 }  // namespace fastconv

@@ -72,7 +72,7 @@ template <int N> __device__ __forceinline__ void wgmma_fence_operand(float (&d)[
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
-// d (+)= A(64x16, registers) * B(16xN, descriptor); T = __half or __nv_bfloat16, N = 64 or 128.
+// d (+)= A(64x16, registers) * B(16xN, descriptor); T = __half or __nv_bfloat16, N = 16, 64 or 128.
 template <typename T, int N>
 __device__ __forceinline__ void wgmma_m64nNk16(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b,
                                                int scale_d = 1);
@@ -168,6 +168,28 @@ __device__ __forceinline__ void wgmma_m64nNk16<__nv_bfloat16, 128>(float (&d)[64
   (void)d, (void)a, (void)desc_b, (void)scale_d;
 #endif
 }
+
+// N = 16 (stages::WgStrip's column blocks): one definition for both types, the PTX type suffix pasted in.
+#define FASTCONV_WGMMA_N16(TYPE, SUFFIX)                                                                      \
+  template <>                                                                                               \
+  __device__ __forceinline__ void wgmma_m64nNk16<TYPE, 16>(float (&d)[8], const uint32_t (&a)[4],           \
+                                                           uint64_t desc_b, int scale_d) {                  \
+    FASTCONV_WGMMA_N16_BODY(SUFFIX)                                                                         \
+  }
+#if FASTCONV_WGMMA_PTX
+#define FASTCONV_WGMMA_N16_BODY(SUFFIX)                                                                     \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"                                                 \
+               "wgmma.mma_async.sync.aligned.m64n16k16.f32." SUFFIX "." SUFFIX " "                          \
+               "{%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1, 0;\n}\n"                 \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]) \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d));
+#else
+#define FASTCONV_WGMMA_N16_BODY(SUFFIX) (void)d, (void)a, (void)desc_b, (void)scale_d;
+#endif
+FASTCONV_WGMMA_N16(__half, "f16")
+FASTCONV_WGMMA_N16(__nv_bfloat16, "bf16")
+#undef FASTCONV_WGMMA_N16_BODY
+#undef FASTCONV_WGMMA_N16
 
 }  // namespace stages
 }  // namespace fastconv

@@ -74,7 +74,7 @@ template <typename T> inline float emu_wg_elem(uint32_t reg, int half) {
 
 template <typename T, int N>
 inline void wgmma_m64nNk16(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc, int scale_d = 1) {
-  static_assert(sizeof(T) == 2 && (N == 64 || N == 128), "fp16/bf16, N 64 or 128");
+  static_assert(sizeof(T) == 2 && (N == 16 || N == 64 || N == 128), "fp16/bf16, N 16, 64 or 128");
   const int wg = threadIdx.x / 128, tw = threadIdx.x % 128;
   // Decode the descriptor (PTX ISA "Matrix Descriptor Format"), independently of wgmma_desc.
   const uint32_t start = uint32_t(desc & 0x3FFF) << 4, lbo = uint32_t((desc >> 16) & 0x3FFF) << 4,
