@@ -84,8 +84,9 @@
 //          (the copy adds each 8-channel group into registers; sum_rows row phases, then their partials in a
 //          fixed order: deterministic). T14 wherever the fused kernel could take it (stride 1, k3/5, maps
 //          >= 9), any K (no project accumulators): the 14 x 14 tile's halo costs 1.31x (k3) / 1.65x (k5) of
-//          expand against T8's 1.56x / 2.25x, and RW = 7 (model: MobileNetV3 40 -> 120 -> 40 k5 @28 1.98 ->
-//          1.47 of its HBM floor, 48 -> 144 -> 48 k5 @14 1.79 -> 1.33); T8 otherwise.
+//          expand against T8's 1.56x / 2.25x, and RW = 7 (model, with the fused sums and se_mlp's 4 images
+//          per block: MobileNetV3 40 -> 120 -> 40 k5 @28 1.98 -> 1.47 of its HBM floor, 48 -> 144 -> 48 k5 @14
+//          1.79 -> 1.33); T8 otherwise.
 //   se_mlp_kernel: a block per 4 images (kSeImgs; each weight load serves all 4): mean, FC1 + se_act,
 //          FC2 + gate -> gate (N x E fp32); both FCs a warp per 8 output rows with the lanes along the
 //          reduction (16-byte weight loads), see se_rows.
