@@ -86,13 +86,14 @@ TILING = {
     # maps >= 9), T8 (NB 320 for K > 64, else NB 64), T4. SE: pass 1 (T14 where the fused kernel could
     # use it, any K, else T8; h + partial sums to global in one pass over the tile: row phases x 6 channel
     # groups, sum_rows),
-    # se_mlp (a block per 4 images, each weight load serving all 4; FC1 and FC2 a warp per 8 rows, lanes
-    # along the reduction with 16-byte loads, 9-shuffle reduce-scatter per image), pass 2 (T8, ap = h by
+    # se_mlp (a block per 1..se_imgs images, more than 1 only when N exceeds the SMs, each weight load
+    # serving them all; FC1 and FC2 a warp per 8 rows, lanes along the reduction with 16-byte loads,
+    # 9-shuffle reduce-scatter per image; its own launch: N / imgs blocks), pass 2 (T8, ap = h by
     # cp.async, A columns x gate in registers). In the sm_90a build the T8 project GEMM (fused and SE pass 2)
     # runs on wgmma, t8_wgmma: WgStrip's m64n16k16 blocks (NB 64: 2 per warpgroup fused, 4 on warpgroup 0 in
     # SE pass 2; NB 320: 10 per warpgroup), B in core matrices, a short chunk's ap columns past cw zeroed.
     "inverted_residual": dict(src="csrc/inverted_residual/inverted_residual_kernel.cuh", ec=48, lda=56, hp=56,
-                              nt=256, rw14=(7, 2), rw8=(8, 4), ctas_per_sm=1, se_rows=8, se_imgs=4,
+                              nt=256, rw14=(7, 2), rw8=(8, 4), ctas_per_sm=1, se_rows=8, se_imgs=4,  # (at most)
                               t8_wgmma=True),
     # csrc/group_conv1x1/gconv_kernel.cuh (header + Tiles<T>, fp16/bf16): plain: 128 pixels x 128 output
     # channels x BK = 32 slices, 3-stage cp.async pipeline (all 128 weight rows, zero past Kg),
@@ -555,15 +556,14 @@ def _se_sums_wf(p: int, ecl: int) -> float:
 
 
 @functools.lru_cache(maxsize=None)
-def _se_fc_wf(rows: int, depth: int, eb: int) -> float:
-    """se_mlp_kernel's se_rows over a rows x depth row-major weight matrix, one block (se_imgs images),
+def _se_fc_wf(rows: int, depth: int, eb: int, imgs: int = 1) -> float:
+    """se_mlp_kernel's se_rows over a rows x depth row-major weight matrix, one block of imgs images,
     per warp pass of R = 8 rows: per 16-byte step (lanes along depth, 8 or 4 elements each; scalar
     2/4-byte steps when depth * eb % 16 != 0) each image's fp32 slice of v (LDS.128s, once per 8 rows;
     8-element slices read half-swapped on lanes 4-7 of 8, conflict-free) and one global load per valid
     row, shared by the images (distinct 128-byte lines, 128-byte aligned matrix); then per image 9
     shuffles (counted as one wavefront each) and the 8-lane bias load + store of the 8 results."""
     r = TILING["inverted_residual"]["se_rows"]
-    imgs = TILING["inverted_residual"]["se_imgs"]
     vec = (depth * eb) % 16 == 0
     v = 16 // eb if vec else 1
     tot = 0.0
@@ -732,8 +732,12 @@ def model_ir(c, n, eb, dev):
         total.hbm_extra += n * E * 4 * 2                     # gate
         # se_mlp: partial sums (coalesced fp32), FC1 (S x E) and FC2 (E x S) by se_rows
         S = c["se"]
-        blocks = _cdiv(n, t["se_imgs"])  # a last partial block computes all its images' slots
-        total.lsu["SE mlp"] += lin(n * tiles_img * E * 4) + blocks * (_se_fc_wf(S, E, eb) + _se_fc_wf(E, S, eb))
+        # ir::se_mlp_imgs: images per block only past one block per SM (a block of 4 does ~2x one's work)
+        imgs = max(1, min(t["se_imgs"], n // dev["sms"]))
+        blocks = _cdiv(n, imgs)
+        mlp = lin(n * tiles_img * E * 4) + blocks * (_se_fc_wf(S, E, eb, imgs) + _se_fc_wf(E, S, eb, imgs))
+        total.lsu["SE mlp"] += mlp
+        launches.append((mlp, util(blocks)))
         total.fma += n * 2 * S * E
         # pass 2: ap = h tile, Wp chunk x gate, project GEMM, epilogue
         tile2, nt8p2, nb2, npass2 = ir_plan(c, _KSE2, eb, dev["smem_optin"])

@@ -23,11 +23,11 @@ SPLITS = {
 }
 # Build variants (name -> extra g++ flags, the cases to run): shufflenet's "wgmma" build runs the
 # fp16/bf16 gconv GEMMs on the wgmma twin (the sm_90a path; fp32 and channel_shuffle do not change),
-# mobilenet's the fp16/bf16 dwpw GEMM and the inverted residual's SE pass 2 (T8) project GEMM.
+# mobilenet's the fp16/bf16 dwpw GEMM and the inverted residual's T8 project GEMM (fused, SE pass 2).
 VARIANTS = {
     "shufflenet_emu_test.cpp": {"wgmma": (["-DFASTCONV_EMU_WGMMA=1"], [("gvw", d) for d in ("h", "b")])},
     # mobilenet's "wgmma" build: dwpw's fp16/bf16 pointwise GEMM (128-channel tiles) and the inverted
-    # residual's SE pass 2 (stages::WgStrip) on the wgmma twin. fp16 only: bf16 differs from fp16 in the
+    # residual's T8 project GEMM (stages::WgStrip) on the wgmma twin. fp16 only: bf16 differs from fp16 in the
     # mma's type suffix alone, the gconv wgmma build runs both, and CI must stay under 30 minutes (the
     # dwpw wgmma case takes ~4 CPU-minutes per dtype, the inverted residual's ~2).
     "mobilenet_emu_test.cpp": {"wgmma": (["-DFASTCONV_EMU_WGMMA=1"], [("d", "h"), ("i", "h")])},

@@ -171,7 +171,7 @@ static void test_ir(int N, int C, int H, int W, int E, int K, int k, int stride,
     vdesc += d;
     ir::dispatch<T, MODE>(v, [&](auto kern) {
       smem_fill(ir::smem, v.smem);
-      emu_set_smem(ir::smem, v.smem);  // SE pass 2's wgmma twin (sm_90a path) resolves descriptors against it
+      emu_set_smem(ir::smem, v.smem);  // the T8 project's wgmma twin (sm_90a path) resolves descriptors in it
       const int grid = std::min(q.tiles * q.npass, 3);
       emu_launch(grid, ir::NT, [&] { kern(q); });
       emu_set_smem(nullptr, 0);
@@ -192,7 +192,8 @@ static void test_ir(int N, int C, int H, int W, int E, int K, int k, int stride,
     SeParams s{}; s.partial = partial.data(); s.w1 = w1d.data(); s.b1 = bias ? b1d.data() : nullptr; s.w2 = w2d.data();
     s.b2 = bias ? b2d.data() : nullptr; s.gate = gate.data(); s.N = N; s.E = E; s.S = S; s.tiles = tiles_img;
     s.inv_hw = 1.f / (Ho * Wo); s.se_act = kRelu; s.se_gate = kHardsigmoid;
-    emu_launch(ir::se_mlp_grid(N), 256, [&] { ir::se_mlp_kernel<T>(s); });
+    s.imgs = ir::se_mlp_imgs(N, 1);  // as on a 1-SM device: N images per block, up to 4 (N = 6: 4 + 2)
+    emu_launch(ir::se_mlp_grid(N, s.imgs), 256, [&] { ir::se_mlp_kernel<T>(s); });
     run(std::integral_constant<int, ir::kSePass2>{}, p);
     double gerr = 0;
     for (size_t i = 0; i < gate.size(); ++i) { double d = std::fabs(gate[i] - gref[i]); if (!(d <= gerr)) gerr = std::isnan(d) ? 1e30 : d; }
@@ -249,7 +250,7 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_ir<T>(1, 12, 13, 7, 24, 70, 5, 2, kSilu, true, true, 5, false, nhwc);    // SE, K > 64
     test_ir<T>(1, 16, 7, 7, 48, 168, 3, 1, kRelu, true, true, 8, false, nhwc);    // SE, K = 168: pass 2's second warpgroup (sm_90a)
     test_ir<T>(1, 20, 7, 7, 20, 8, 3, 1, kSilu, false, true, 4, false, nhwc);     // SE without expansion, E = 20
-    test_ir<T>(6, 8, 7, 7, 24, 8, 3, 2, kRelu, true, true, 8, false, nhwc);       // se_mlp: 2 blocks of 4 images, the last 2 of 4
+    test_ir<T>(6, 8, 7, 7, 24, 8, 3, 2, kRelu, true, true, 8, false, nhwc);       // se_mlp: 2 blocks of 4 images, the last with 2
     // MobileNetV3's wide SE blocks: the MLP's vector paths (E, S % 8 == 0), 30 / 18 row groups of 8
     test_ir<T>(1, 16, 7, 7, 960, 16, 5, 1, kHardswish, true, true, 240, true, nhwc);
     test_ir<T>(1, 24, 9, 9, 576, 40, 5, 2, kHardswish, true, false, 144, false, nhwc);
@@ -260,9 +261,9 @@ int main(int argc, char** argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);  // PASS lines survive a sanitizer abort
   std::string which = argc > 1 ? argv[1] : "di";
   std::string dt = argc > 2 ? argv[2] : "fhb";
-  // Built with -DFASTCONV_EMU_WGMMA=1 dwpw's fp16/bf16 pointwise GEMM and the inverted residual's SE pass 2
-  // (T8) run on the wgmma twin (the sm_90a path), otherwise on ldmatrix + mma.sync (sm_80 / sm_90).
-  printf("dwpw / ir SE pass 2 fp16/bf16 GEMM: %s\n", stages::kWgmma ? "wgmma (sm_90a path)" : "mma.sync (sm_80/sm_90 path)");
+  // Built with -DFASTCONV_EMU_WGMMA=1 dwpw's fp16/bf16 pointwise GEMM and the inverted residual's T8 project
+  // GEMM (fused and SE pass 2) run on the wgmma twin (the sm_90a path), otherwise on ldmatrix + mma.sync.
+  printf("dwpw / ir T8 project fp16/bf16 GEMM: %s\n", stages::kWgmma ? "wgmma (sm_90a path)" : "mma.sync (sm_80/sm_90 path)");
   for (bool nhwc : {true, false}) {
     if (dt.find('f') != std::string::npos) all<float>(nhwc, which);
     if (dt.find('h') != std::string::npos) all<__half>(nhwc, which);

@@ -63,12 +63,13 @@ template <typename T> void launch_ir_se(IrParams p, SeParams s, cudaStream_t str
   const ir::IrVariant v1 = ir::checked_plan<T>(p1, ir::kSePass1, d);
   TORCH_CHECK(p1.tiles_h * p1.tiles_w == s.tiles, "inverted_residual_cuda: SE tile count mismatch");
   ir::launch_mode<T, ir::kSePass1>(p1, v1, d, stream);
-  const size_t mlp_smem = ir::se_mlp_smem(s.E, s.S);
+  s.imgs = ir::se_mlp_imgs(s.N, d.sms);
+  const size_t mlp_smem = ir::se_mlp_smem(s.E, s.S, s.imgs);
   TORCH_CHECK(mlp_smem <= size_t(d.max_optin), "inverted_residual_cuda: SE with ", s.E, " + ", s.S,
               " channels needs too much shared memory");
   if (mlp_smem > 48 * 1024)
     C10_CUDA_CHECK(cudaFuncSetAttribute(ir::se_mlp_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(mlp_smem)));
-  ir::se_mlp_kernel<T><<<unsigned(ir::se_mlp_grid(s.N)), ir::NT, mlp_smem, stream>>>(s);
+  ir::se_mlp_kernel<T><<<unsigned(ir::se_mlp_grid(s.N, s.imgs)), ir::NT, mlp_smem, stream>>>(s);
   FASTCONV_CHECK_LAUNCH();
   const ir::IrVariant v2 = ir::checked_plan<T>(p, ir::kSePass2, d);
   ir::launch_mode<T, ir::kSePass2>(p, v2, d, stream);

@@ -37,6 +37,7 @@ struct SeParams {
   const void* b2;        // (E,) or nullptr
   float* gate;           // (N, E)
   int N, E, S, tiles;
+  int imgs;              // images per se_mlp block, 1 .. ir::kSeImgs (ir::se_mlp_imgs)
   float inv_hw;
   int se_act, se_gate;
 };

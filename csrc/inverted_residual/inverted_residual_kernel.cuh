@@ -69,11 +69,12 @@
 // 2 (before: fp16 T14 NB96 241, T14 NB32 205, T8 NB320 237 (generic 251), T8 NB64 189, SE pass 1 137-146,
 // SE pass 2 NB320 222, T4 fused 177; fp32 T14 NB96 255, T14 NB32 195-198, T8 NB64 206-216, SE pass 1 168):
 //   fused T14 NB96 k3/k5: 252/250 | 247/244     fused T14 NB32: 217 | 213     fused T4: 242 | 184
-//   fused T8 NB320: 250-252 (generic k 255) | 240 k3, 254 k5 (253)   fused T8 NB64: 244 (254) | 192-194
+//   fused T8 NB320: 243-253 (generic k 242) | 240 k3, 254 k5 (253)   fused T8 NB64: 238-245 (240) | 192-194
+//   (fp16/bf16 T8 on wgmma since the WgStrip projection: NB320 was 250-255, NB64 244-254)
 //   SE pass 1 T8: 204-219 (212) | 181-195 (159), T14: 199 k3, 220 k5 | 170, 181 (the fused h copy + sums)
-//   SE pass 2 NB64: 168 | 164, NB320: 220-222 | 252, T4: 166 | 158
-//   se_mlp: 110 | 99 (4 images x 8 accumulators + the 8 rows' 16-byte loads in flight; 2 CTAs/SM by
-//   registers, its grid is one CTA per 4 images). (256, 1): every ir_kernel has <= 255 registers: 1 CTA (8 warps) per SM
+//   SE pass 2 NB64: 156 | 164, NB320: 204 (bf16 212) | 252, T4: 166 | 158 (fp16 on wgmma; was 168 / 220-222)
+//   se_mlp: 128 | 114 (up to 4 images x 8 accumulators + the 8 rows' 16-byte loads in flight; 2 CTAs/SM by
+//   registers, its grid is one CTA per se_mlp_imgs images). (256, 1): every ir_kernel has <= 255 registers: 1 CTA (8 warps) per SM
 //   (as before; smem alone would allow 2 for T14 NB32 / T8 NB64 in fp16, which spilled under the 128-register
 //   cap even at 205 / 189). Several variants sit at 250-255: the next register-costing change needs a spill
 //   check (keeping T14 NB32's x fragments in registers across chunks spilled 32 B and was dropped).
@@ -84,12 +85,12 @@
 //          (the copy adds each 8-channel group into registers; sum_rows row phases, then their partials in a
 //          fixed order: deterministic). T14 wherever the fused kernel could take it (stride 1, k3/5, maps
 //          >= 9), any K (no project accumulators): the 14 x 14 tile's halo costs 1.31x (k3) / 1.65x (k5) of
-//          expand against T8's 1.56x / 2.25x, and RW = 7 (model, with the fused sums and se_mlp's 4 images
-//          per block: MobileNetV3 40 -> 120 -> 40 k5 @28 1.98 -> 1.47 of its HBM floor, 48 -> 144 -> 48 k5 @14
-//          1.79 -> 1.33); T8 otherwise.
-//   se_mlp_kernel: a block per 4 images (kSeImgs; each weight load serves all 4): mean, FC1 + se_act,
-//          FC2 + gate -> gate (N x E fp32); both FCs a warp per 8 output rows with the lanes along the
-//          reduction (16-byte weight loads), see se_rows.
+//          expand against T8's 1.56x / 2.25x, and RW = 7 (model, with the fused sums: MobileNetV3
+//          40 -> 120 -> 40 k5 @28 1.98 -> 1.48 of its HBM floor, 48 -> 144 -> 48 k5 @14 1.79 -> 1.35); T8
+//          otherwise.
+//   se_mlp_kernel: a block per 1-4 images (se_mlp_imgs: only when the batch outnumbers the SMs; each weight
+//          load serves all of them): mean, FC1 + se_act, FC2 + gate -> gate (N x E fp32); both FCs a warp per 8
+//          output rows with the lanes along the reduction (16-byte weight loads), see se_rows.
 //   MODE kSePass2: per chunk, ap = h tile and Wp_c (cp.async), the image's gate chunk into gs (EC fp32); the
 //          same project GEMM with A's columns scaled by gs in registers (WarpTile::mma<true>: 2 LDS.64 per k
 //          step and warp) and epilogue (+ x).
@@ -513,17 +514,21 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
 }
 
 // SE MLP building block: one warp computes kSeRows = 8 consecutive rows r0 .. r0 + 7 (< M) of y_i = W v_i for
-// the kSeImgs images i of its block, W an M x D row-major matrix of T in global memory, v_i (D fp32, row i of
+// the nimg <= kSeImgs images i of its block, W an M x D row-major matrix of T in global memory, v_i (D fp32, row i of
 // v at pitch ldv) in shared memory. Lanes run along D (the reduction dimension), so each weight load of a warp
 // is one contiguous 512-byte run of one row (VEC: 16-byte loads, D * sizeof(T) % 16 == 0 and W 16-byte
 // aligned) or 32 consecutive elements (scalar fallback), and serves all the block's images: the weights are
-// read once per kSeImgs images, not once per image. Each image's slice of v is loaded once per 8 rows. Then per
+// read once per nimg images, not once per image. Each image's slice of v is loaded once per 8 rows. Then per
 // image a reduce-scatter across the lanes: halving steps at xor 16, 8, 4 leave lane l with row (l >> 2) & 7
 // summed over 8 lanes, xor 2, 1 finish it: 9 shuffles per 8 rows (a plain butterfly per row would take 40).
 // Every sum is in a fixed order: deterministic.
 constexpr int kSeRows = 8;
-constexpr int kSeImgs = 4;  // images per se_mlp block (weights read once per 4 images; 32 accumulators)
-inline int se_mlp_grid(int N) { return (N + kSeImgs - 1) / kSeImgs; }
+constexpr int kSeImgs = 4;  // images per se_mlp block at most (32 accumulators)
+// Images per block: one while a grid of N blocks leaves SMs idle (a block of 4 images does ~2x the work of one,
+// so at N <= SMs it would only lengthen the critical path: model, E = 960, 21960 against 11430 wavefronts per
+// block), then up to kSeImgs as the batch grows (N >= 4 SMs: a quarter of the weight reads).
+inline int se_mlp_imgs(int N, int sms) { const int i = sms > 0 ? N / sms : 1; return i < 1 ? 1 : (i > kSeImgs ? kSeImgs : i); }
+inline int se_mlp_grid(int N, int imgs) { return (N + imgs - 1) / imgs; }
 // One halving step: lanes with bit 4 H set keep rows H .. 2H - 1 of their live 2H, the others rows 0 .. H - 1,
 // and each adds its xor partner's copy of the rows it keeps (compile-time indices: acc stays in registers).
 template <int H> __device__ __forceinline__ void se_halve(float (&acc)[kSeRows], int lane) {
@@ -537,7 +542,7 @@ template <int H> __device__ __forceinline__ void se_halve(float (&acc)[kSeRows],
 // y[i]: lane's row r0 + ((lane >> 2) & 7) of image i (valid on every lane; rows >= M are 0).
 template <typename T, bool VEC>
 __device__ __forceinline__ void se_rows(float (&y)[kSeImgs], const T* __restrict__ w, const float* v, int ldv, int r0,
-                                        int M, int D, int lane) {
+                                        int M, int D, int lane, int nimg) {
   constexpr int V = VEC ? 16 / int(sizeof(T)) : 1;
   float acc[kSeImgs][kSeRows];
 #pragma unroll
@@ -549,6 +554,7 @@ __device__ __forceinline__ void se_rows(float (&y)[kSeImgs], const T* __restrict
     float vv[kSeImgs][V];
 #pragma unroll
     for (int i = 0; i < kSeImgs; ++i) {
+      if (i >= nimg) break;  // block-uniform
       const float* vi = v + i * ldv + d;
       if constexpr (VEC) {
         // V = 8: 32 fp32 bytes per lane; lanes 4-7 of each 8 read their halves in the other order, so each
@@ -586,12 +592,14 @@ __device__ __forceinline__ void se_rows(float (&y)[kSeImgs], const T* __restrict
         }
 #pragma unroll
         for (int i = 0; i < kSeImgs; ++i)
+          if (i < nimg)
 #pragma unroll
-          for (int e = 0; e < V; ++e) acc[i][r] = fmaf(wr[e], vv[i][e], acc[i][r]);
+            for (int e = 0; e < V; ++e) acc[i][r] = fmaf(wr[e], vv[i][e], acc[i][r]);
       }
   }
 #pragma unroll
   for (int i = 0; i < kSeImgs; ++i) {
+    if (i >= nimg) break;
     se_halve<4>(acc[i], lane);
     se_halve<2>(acc[i], lane);
     se_halve<1>(acc[i], lane);
@@ -601,9 +609,9 @@ __device__ __forceinline__ void se_rows(float (&y)[kSeImgs], const T* __restrict
   }
 }
 
-// SE squeeze/excite MLP, one block per kSeImgs images n0 = 4 blockIdx.x ..: gate[n] = gate_act(W2 se_act(W1
-// mean_n(h) + b1) + b2). mean: a thread per (image, channel) over the per-tile sums (coalesced fp32; images past
-// N get zeros, computed but not stored). FC1 (S x E) and FC2 (E x S): se_rows, 8 rows per warp pass, the warps
+// SE squeeze/excite MLP, one block per p.imgs images n0 = imgs blockIdx.x ..: gate[n] = gate_act(W2 se_act(W1
+// mean_n(h) + b1) + b2). mean: a thread per (image, channel) over the per-tile sums (coalesced fp32); a last
+// block's images past N are skipped (nimg). FC1 (S x E) and FC2 (E x S): se_rows, 8 rows per warp pass, the warps
 // round-robin over row groups; FC2 reads W2 along its rows (S), so no load touches more than the lines of the
 // 8 rows it needs. Shared: mean (kSeImgs x E, rows padded to 4) + z (kSeImgs x S, padded to 4) fp32.
 // Per block: E S sizeof(T) / 128 weight wavefronts per FC (+ row-boundary lines), per image D / 128 (VEC)
@@ -618,12 +626,12 @@ __global__ void __launch_bounds__(NT) se_mlp_kernel(const SeParams p) {
   const T* __restrict__ b1 = static_cast<const T*>(p.b1);
   const T* __restrict__ w2 = static_cast<const T*>(p.w2);
   const T* __restrict__ b2 = static_cast<const T*>(p.b2);
-  const int n0 = blockIdx.x * kSeImgs, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  for (int ie = tid; ie < kSeImgs * p.E; ie += NT) {
+  const int n0 = blockIdx.x * p.imgs, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int nimg = min(p.imgs, p.N - n0);
+  for (int ie = tid; ie < nimg * p.E; ie += NT) {
     const int i = ie / p.E, e = ie - i * p.E, n = n0 + i;
     float acc = 0.f;
-    if (n < p.N)
-      for (int t = 0; t < p.tiles; ++t) acc += p.partial[(int64_t(n) * p.tiles + t) * p.E + e];
+    for (int t = 0; t < p.tiles; ++t) acc += p.partial[(int64_t(n) * p.tiles + t) * p.E + e];
     mean[i * lde + e] = acc * p.inv_hw;
   }
   __syncthreads();
@@ -634,30 +642,31 @@ __global__ void __launch_bounds__(NT) se_mlp_kernel(const SeParams p) {
   const bool v1 = vec_ok(w1, p.E), v2 = vec_ok(w2, p.S);
   float y[kSeImgs];
   for (int j0 = warp * kSeRows; j0 < p.S; j0 += NT / 32 * kSeRows) {
-    if (v1) se_rows<T, true>(y, w1, mean, lde, j0, p.S, p.E, lane);
-    else se_rows<T, false>(y, w1, mean, lde, j0, p.S, p.E, lane);
+    if (v1) se_rows<T, true>(y, w1, mean, lde, j0, p.S, p.E, lane, nimg);
+    else se_rows<T, false>(y, w1, mean, lde, j0, p.S, p.E, lane, nimg);
     const int j = j0 + rl;
     if ((lane & 3) == 0 && j < p.S) {
       const float bj = b1 ? to_float(b1[j]) : 0.f;
 #pragma unroll
-      for (int i = 0; i < kSeImgs; ++i) z[i * lds + j] = apply_act(y[i] + bj, p.se_act);
+      for (int i = 0; i < kSeImgs; ++i)
+        if (i < nimg) z[i * lds + j] = apply_act(y[i] + bj, p.se_act);
     }
   }
   __syncthreads();
   for (int e0 = warp * kSeRows; e0 < p.E; e0 += NT / 32 * kSeRows) {
-    if (v2) se_rows<T, true>(y, w2, z, lds, e0, p.E, p.S, lane);
-    else se_rows<T, false>(y, w2, z, lds, e0, p.E, p.S, lane);
+    if (v2) se_rows<T, true>(y, w2, z, lds, e0, p.E, p.S, lane, nimg);
+    else se_rows<T, false>(y, w2, z, lds, e0, p.E, p.S, lane, nimg);
     const int e = e0 + rl;
     if ((lane & 3) == 0 && e < p.E) {
       const float be = b2 ? to_float(b2[e]) : 0.f;
 #pragma unroll
       for (int i = 0; i < kSeImgs; ++i)
-        if (n0 + i < p.N) p.gate[int64_t(n0 + i) * p.E + e] = apply_act(y[i] + be, p.se_gate);
+        if (i < nimg) p.gate[int64_t(n0 + i) * p.E + e] = apply_act(y[i] + be, p.se_gate);
     }
   }
 }
-// Dynamic shared memory of se_mlp_kernel: mean + z.
-inline size_t se_mlp_smem(int E, int S) { return size_t(kSeImgs) * (round_up(E, 4) + round_up(S, 4)) * sizeof(float); }
+// Dynamic shared memory of se_mlp_kernel: mean + z of imgs images.
+inline size_t se_mlp_smem(int E, int S, int imgs) { return size_t(imgs) * (round_up(E, 4) + round_up(S, 4)) * sizeof(float); }
 
 // ---------------------------------------------------------------------------------------------
 // Host-side plan (shared by the launcher and the host emulator test, so both run the same variant).

@@ -116,9 +116,9 @@ template <typename T, int BM, int BN, int WGM, int WGN> struct WgGemm {
 };
 
 // WgStrip<T, NBLK>: a warpgroup's 64 x 16 NBLK fp32 tile as NBLK column blocks of wgmma.m64n16k16, of which a
-// runtime count is issued: a 1x1 projection whose width is known only at run time (the inverted residual's SE
-// pass 2: 40 .. 160 output channels on one 64-pixel tile). Every warpgroup wg = warp / 4 of the CTA reads the
-// same 64 rows of A and owns column blocks [wg NBLK, (wg + 1) NBLK) of B.
+// runtime count is issued: a 1x1 projection whose width is known only at run time (the inverted residual's T8
+// project GEMM, fused and SE pass 2: 16 .. 320 output channels on one 64-pixel tile). Every warpgroup wg =
+// warp / 4 of the CTA reads the same 64 rows of A and owns column blocks [wg NBLK, (wg + 1) NBLK) of B.
 //   A: row-major [64][lda] T in shared memory (pixels x reduction channels): per k step each warp loads its
 //      16 rows with one ldmatrix.x4; mma<..., true> scales column k by kscale[k] (fp32, shared) in registers
 //      after the load (2 LDS.64 per k step and warp, as WarpTile::mma<true>: the SE gate).
@@ -130,8 +130,8 @@ template <typename T, int BM, int BN, int WGM, int WGN> struct WgGemm {
 //      the proxy after the cp.async of B landed (fence_proxy_async) and before the publishing barrier.
 //   for_each(ncols, f(row, col, v0, v1)): the issued blocks' accumulators, col CTA-wide.
 // Per k step and warpgroup: 16 wavefronts of A ldmatrix, 4 per issued block of B (the tensor cores' reads);
-// WarpTile on 8 warps loads A once per warp column and B once per warp row (SE pass 2 at K = 112: 88
-// wavefronts per k step against 60 here).
+// WarpTile on 8 warps loads A once per warp column and B once per warp row (K = 112 on the T8 NB 320 grid:
+// 88 wavefronts per k step, against 16 + 7 x 4 = 44 here).
 template <typename T, int NBLK> struct WgStrip {
   static_assert(sizeof(T) == 2, "wgmma tiles take fp16/bf16 operands");
   float acc[NBLK * 8];
