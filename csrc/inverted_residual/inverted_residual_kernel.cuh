@@ -362,9 +362,9 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
           // wgmma runs all EC / 16 k steps: a short chunk's ap columns cw..EC-1, which the depthwise skips,
           // must be finite (they meet zero Wp columns): zeros (else stale, or never written in a lone chunk).
           constexpr int V = stages::kVec16<T>;
-          const int nv = (EC - cw) / V;
+          const int nv = (EC - cw) / V, nvd = nv > 0 ? nv : 1;  // (nvd: cw is the constant EC off the fast paths)
           for (int i = tid; i < MP * nv; i += NT)
-            stages::sts16(ap + (i / nv) * LDA + cw + (i % nv) * V, uint4{0, 0, 0, 0});
+            stages::sts16(ap + (i / nvd) * LDA + cw + (i % nvd) * V, uint4{0, 0, 0, 0});
         }
         if (expand) {
           const T* wec = reinterpret_cast<const T*>(smem + L.we + buf * L.we_buf);
