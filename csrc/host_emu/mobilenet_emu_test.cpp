@@ -250,6 +250,7 @@ template <typename T> static void all(bool nhwc, const std::string& which) {
     test_ir<T>(1, 12, 13, 7, 24, 70, 5, 2, kSilu, true, true, 5, false, nhwc);    // SE, K > 64
     test_ir<T>(1, 16, 7, 7, 48, 168, 3, 1, kRelu, true, true, 8, false, nhwc);    // SE, K = 168: pass 2's second warpgroup (sm_90a)
     test_ir<T>(1, 20, 7, 7, 20, 8, 3, 1, kSilu, false, true, 4, false, nhwc);     // SE without expansion, E = 20
+    test_ir<T>(1, 10, 7, 9, 30, 12, 3, 1, kRelu, true, true, 6, false, nhwc);     // SE, E = 30: se_mlp's per-channel mean (E % 4 != 0)
     test_ir<T>(6, 8, 7, 7, 24, 8, 3, 2, kRelu, true, true, 8, false, nhwc);       // se_mlp: 2 blocks of 4 images, the last with 2
     // MobileNetV3's wide SE blocks: the MLP's vector paths (E, S % 8 == 0), 30 / 18 row groups of 8
     test_ir<T>(1, 16, 7, 7, 960, 16, 5, 1, kHardswish, true, true, 240, true, nhwc);

@@ -89,8 +89,10 @@
 //          40 -> 120 -> 40 k5 @28 1.98 -> 1.48 of its HBM floor, 48 -> 144 -> 48 k5 @14 1.79 -> 1.35); T8
 //          otherwise.
 //   se_mlp_kernel: a block per 1-4 images (se_mlp_imgs: only when the batch outnumbers the SMs; each weight
-//          load serves all of them): mean, FC1 + se_act, FC2 + gate -> gate (N x E fp32); both FCs a warp per 8
-//          output rows with the lanes along the reduction (16-byte weight loads), see se_rows.
+//          load serves all of them): mean (16-byte loads of 4 channels' partial sums when E % 4 == 0), FC1 +
+//          se_act, FC2 + gate -> gate (N x E fp32); both FCs a warp per 8 output rows with the lanes along the
+//          reduction (16-byte weight loads), see se_rows. ptxas sm_90a: 128 registers fp16/bf16, 114 fp32,
+//          wide share 0.57.
 //   MODE kSePass2: per chunk, ap = h tile and Wp_c (cp.async), the image's gate chunk into gs (EC fp32); the
 //          same project GEMM with A's columns scaled by gs in registers (WarpTile::mma<true>: 2 LDS.64 per k
 //          step and warp) and epilogue (+ x).
@@ -628,11 +630,30 @@ __global__ void __launch_bounds__(NT) se_mlp_kernel(const SeParams p) {
   const T* __restrict__ b2 = static_cast<const T*>(p.b2);
   const int n0 = blockIdx.x * p.imgs, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int nimg = min(p.imgs, p.N - n0);
-  for (int ie = tid; ie < nimg * p.E; ie += NT) {
-    const int i = ie / p.E, e = ie - i * p.E, n = n0 + i;
-    float acc = 0.f;
-    for (int t = 0; t < p.tiles; ++t) acc += p.partial[(int64_t(n) * p.tiles + t) * p.E + e];
-    mean[i * lde + e] = acc * p.inv_hw;
+  if (p.E % 4 == 0 && reinterpret_cast<uintptr_t>(p.partial) % 16 == 0) {
+    // 4 channels per thread, 16-byte loads (every MobileNetV3 E is a multiple of 8): a quarter of the load
+    // instructions of the per-channel loop below, which stays for odd E (not unrolled: a cold path).
+    const int E4 = p.E / 4;
+    for (int ie = tid; ie < nimg * E4; ie += NT) {
+      const int i = ie / E4, e = 4 * (ie - i * E4);
+      const float4* src = reinterpret_cast<const float4*>(p.partial + int64_t(n0 + i) * p.tiles * p.E + e);
+      float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+      for (int t = 0; t < p.tiles; ++t) {
+        const float4 v = src[int64_t(t) * E4];
+        acc.x += v.x; acc.y += v.y; acc.z += v.z; acc.w += v.w;
+      }
+      *reinterpret_cast<float4*>(mean + i * lde + e) =
+          make_float4(acc.x * p.inv_hw, acc.y * p.inv_hw, acc.z * p.inv_hw, acc.w * p.inv_hw);
+    }
+  } else {
+#pragma unroll 1
+    for (int ie = tid; ie < nimg * p.E; ie += NT) {
+      const int i = ie / p.E, e = ie - i * p.E, n = n0 + i;
+      float acc = 0.f;
+#pragma unroll 1
+      for (int t = 0; t < p.tiles; ++t) acc += p.partial[(int64_t(n) * p.tiles + t) * p.E + e];
+      mean[i * lde + e] = acc * p.inv_hw;
+    }
   }
   __syncthreads();
   auto vec_ok = [](const void* q, int d) {
