@@ -220,8 +220,15 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
   // tensor-core types: the fp32 FMA path has no registers left); 2 otherwise (T14 NB32 ran 1 while it aimed
   // at 2 CTAs/SM, which its registers rule out anyway). At run time a warp takes
   // ceil(m tiles / 8) per pass, clamped to [2, EMT]: no fewer warps busy than with 2.
-  constexpr int EMT = stages::kTensorCore<T> && Cfg::MTW * NT8P <= 4 ? 4 : 2;
-  using DW = stages::Depthwise<T, KS, S, TH, TW, RW, NT, sizeof(T) == 2 && (KS >= 5 || RW > 2)>;
+  // Passes without wgmma (sm_80 SASS, the compute_90 PTX) allocate registers differently: at 255 registers
+  // ptxas sm_80 spilled T14 NB96 180-220 B, T8 NB320 16-48 B and T14 NB32 k5 8 B (fp16/bf16) and T14 NB96
+  // 8 B (fp32) where sm_90a fits the same code. There (kTight) the variants past 4 accumulator tiles per warp
+  // take EMT 1 (one more We fragment load per m tile), those with NT8P > 4 the depthwise strip RW 2 and the
+  // copy loops' bound on threadIdx: 0 spills in every sm_80 variant (nvcc_check.sh <file> 80).
+  constexpr int EMT = !stages::kTensorCore<T> ? 2 : Cfg::MTW * NT8P <= 4 ? 4 : (stages::kWgmma ? 2 : 1);
+  constexpr bool kTight = !stages::kWgmma && NT8P > 4;
+  constexpr int kRw = kTight && stages::kTensorCore<T> ? 2 : RW;
+  using DW = stages::Depthwise<T, KS, S, TH, TW, kRw, NT, sizeof(T) == 2 && (KS >= 5 || kRw > 2)>;
   // The project GEMM of T8 (fused and SE pass 2) in an sm_90a pass (fp16/bf16; the tile's 64 rows are one
   // m64): warpgroup MMA, stages::WgStrip of n16 blocks, the Wp chunk in core-matrix tiles; A (ap) and the SE
   // gate scaling as on mma.sync. Blocks per warpgroup: SE pass 2 NB 64: 4 (warpgroup 0 alone; its registers
@@ -233,6 +240,9 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
   using ProjTile = std::conditional_t<kWgProj, stages::WgStrip<T, kProjBlk>,
                                       stages::WarpTile<T, TileCfg<TH, TW, NT8P>::MTW, NT8P>>;
   constexpr int NB = Cfg::NB, MP = Cfg::MP;
+#ifdef __CUDA_ARCH__
+  if constexpr (kTight) __builtin_assume(threadIdx.x < NT);  // blockDim.x == NT: fewer hoisted indices
+#endif
   const int ksz = KS > 0 ? KS : p.k, s = S > 0 ? S : p.stride, kk = ksz * ksz;
   const int IH = stages::halo_extent(TH, ksz, s, 1), IW = stages::halo_extent(TW, ksz, s, 1);
   const int LDX = p.Cp + 8;
