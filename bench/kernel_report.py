@@ -93,7 +93,7 @@ def cuda_rows(paths: Iterable[str], arch: str = "sm_90") -> list:
             short = sass.short_name(st.demangled)
             if not short.startswith(("dwpw", "ir", "gconv", "shuffle")) and "fastconv" not in st.demangled:
                 continue  # not ours (e.g. torch helpers in an object)
-            warps, lim = sass.occupancy(st.regs, st.threads, sass.block_smem(st.smem_static))
+            warps, lim = sass.occupancy(st.regs, st.threads, sass.block_smem(st.smem_static), sass.limits_for(arch))
             vs = st.vector_share
             rows.append({
                 "family": cuda_family(short), "kernel": short, "dtype": cuda_dtype(short), "regs": st.regs,
@@ -506,6 +506,9 @@ def main(argv=None) -> int:
     ap.add_argument("--floor", action="store_true", help="modelled floor section (MODEL, not measured)")
     ap.add_argument("--so", help="the built extension (default: fastconv/_C*.so)")
     ap.add_argument("--obj", nargs="+", help="object files / cubins instead of the .so")
+    ap.add_argument("--arch", default="sm_90", choices=["sm_90", "sm_80"],
+                    help="CUDA: whose machine code to read (sm_90 = the sm_90a build; sm_80 needs a build with "
+                         "8.0 in TORCH_CUDA_ARCH_LIST, the default one); the same thresholds apply")
     ap.add_argument("--op", nargs="+", help="ops (default: all)")
     ap.add_argument("--match", nargs="+", help="only catalogue blocks whose label contains one of these")
     ap.add_argument("--full", action="store_true",
@@ -551,8 +554,9 @@ def main(argv=None) -> int:
                                  "--obj FILES): CUDA section skipped")
             print(meta["cuda_skip"], file=sys.stderr)
         else:
-            meta["cuda_src"] = ", ".join(str(p) for p in paths)
-            cuda = cuda_rows(paths)
+            meta["cuda_src"] = ", ".join(str(p) for p in paths) + ("" if a.arch == "sm_90" else f", {a.arch} machine code "
+                                                                    "(occupancy with 164 KB of shared memory per SM)")
+            cuda = cuda_rows(paths, a.arch)
             write_csv(out / "cuda.csv", cuda, CUDA_COLS + ["mangled", "source"])
             violations += check(cuda, "cuda", th)
     entries = None

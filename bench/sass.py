@@ -24,6 +24,13 @@ from typing import Iterable, Optional
 # sm_90 (H100/H200) per-SM limits used for theoretical occupancy.
 SM90_LIMITS = dict(regs=65536, smem=228 * 1024, smem_per_block_reserved=1024, threads=2048, blocks=32,
                    warps=64, reg_alloc_unit=256, smem_alloc_unit=128)
+# A100 (sm_80): the same register file and thread limits, 164 KB of shared memory per SM
+SM80_LIMITS = dict(SM90_LIMITS, smem=164 * 1024)
+
+
+def limits_for(arch: str) -> dict:
+    """Per-SM limits of ``arch`` ("sm_80", "sm_90", "sm_90a") for ``occupancy``."""
+    return SM80_LIMITS if arch.rstrip("a") == "sm_80" else SM90_LIMITS
 
 
 # ---------------------------------------------------------------------------------------------

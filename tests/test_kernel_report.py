@@ -134,6 +134,11 @@ def test_occupancy():
     assert sass.occupancy(16, 128, 0) == (64, "threads")
     assert sass.occupancy(16, 32, 0) == (32, "blocks")
     assert sass.occupancy(80, None, 0) == (None, "threads?")
+    # --arch sm_80: A100's 164 KB per SM holds two 80 KB blocks, like sm_90's 228 KB, but one 90 KB block
+    a100 = sass.limits_for("sm_80")
+    assert sass.limits_for("sm_90a") is sass.SM90_LIMITS and a100["smem"] == 164 * 1024
+    assert sass.occupancy(64, 256, 80 * 1024) == (16, "smem") == sass.occupancy(64, 256, 80 * 1024, a100)
+    assert sass.occupancy(64, 256, 90 * 1024) == (16, "smem") and sass.occupancy(64, 256, 90 * 1024, a100) == (8, "smem")
 
 
 def test_thresholds_check_catches_spills_and_vector_drop():
