@@ -76,6 +76,14 @@ def default_so() -> Optional[str]:
     return hits[0] if hits else None
 
 
+def stale_sources(binary: str, root: Path = ROOT) -> list:
+    """csrc/ files (.cu, .cuh, .h) newer than ``binary``: its machine code may not be today's (a check
+    on a stale .so once passed locally and failed in CI)."""
+    t = os.path.getmtime(binary)
+    return sorted(str(f.relative_to(root)) for ext in ("cu", "cuh", "h") for f in (root / "csrc").rglob(f"*.{ext}")
+                  if f.stat().st_mtime > t)
+
+
 def cuda_rows(paths: Iterable[str], arch: str = "sm_90") -> list:
     rows = []
     seen = {}  # mangled name -> index in rows
@@ -446,7 +454,8 @@ def render(cuda: Optional[list], triton: Optional[list], floor: Optional[list], 
          "warps/SM from registers, threads and shared memory per block including the 1 KB system reservation "
          "(65536 regs, 228 KB, 2048 threads, 32 blocks).", ""]
     if cuda is not None:
-        L += ["## CUDA kernels", "", f"Source: {meta.get('cuda_src', '')}. `smem_static_B` is cuobjdump's SHARED "
+        L += ["## CUDA kernels", ""] + [f"**Stale binary:** {w}." for w in meta.get("cuda_stale", [])] + [
+              f"Source: {meta.get('cuda_src', '')}. `smem_static_B` is cuobjdump's SHARED "
               "(static + the 1 KB reservation). Dynamic shared memory is set at launch and not in the binary: "
               "occupancy uses static shared memory only (limiter marked `+dyn smem?` when the kernel has none).", ""]
         if cuda:
@@ -554,6 +563,13 @@ def main(argv=None) -> int:
                                  "--obj FILES): CUDA section skipped")
             print(meta["cuda_skip"], file=sys.stderr)
         else:
+            for p in paths:
+                newer = stale_sources(p)
+                if newer:
+                    meta.setdefault("cuda_stale", []).append(
+                        f"{p} is older than {len(newer)} source file(s) under csrc/ ({', '.join(newer[:3])}"
+                        f"{', ...' if len(newer) > 3 else ''}): rebuild it, or this report is not today's code")
+                    print("WARNING: " + meta["cuda_stale"][-1], file=sys.stderr)
             meta["cuda_src"] = ", ".join(str(p) for p in paths) + ("" if a.arch == "sm_90" else f", {a.arch} machine code "
                                                                     "(occupancy with 164 KB of shared memory per SM)")
             cuda = cuda_rows(paths, a.arch)

@@ -308,12 +308,28 @@ def test_floor_meets_recorded_bounds_per_block_family():
     assert len(crit) == len(rows) and line.startswith("MODEL: ") and f" of {len(rows)} " in line
 
 
+def test_stale_sources_names_newer_csrc_files(tmp_path):
+    (tmp_path / "csrc" / "op").mkdir(parents=True)
+    old, new, other = (tmp_path / "csrc" / "op" / n for n in ("a.cu", "b.cuh", "notes.md"))
+    so = tmp_path / "_C.so"
+    for f in (old, new, other, so):
+        f.write_text("x")
+    os.utime(old, (1000, 1000))
+    os.utime(so, (2000, 2000))
+    os.utime(new, (3000, 3000))
+    os.utime(other, (3000, 3000))
+    assert kr.stale_sources(str(so), tmp_path) == ["csrc/op/b.cuh"]
+
+
 def test_cuda_kernels_meet_thresholds():
     so = kr.default_so()
     if so is None:
         pytest.skip("fastconv/_C*.so is not built (scripts/test.sh builds it when nvcc and a CUDA torch exist)")
     if sass.tool("cuobjdump") is None:
         pytest.skip("cuobjdump not found (it ships in the triton wheel)")
+    newer = kr.stale_sources(so)
+    assert not newer, (f"{so} is older than {newer[:5]}: its machine code is not this tree's; rebuild "
+                       "(scripts/test.sh does, unless FASTCONV_SKIP_CUDA_BUILD=1)")
     rows = kr.cuda_rows([so])
     if not rows:
         pytest.skip(f"{so} has no sm_90 code (TORCH_CUDA_ARCH_LIST without 9.0)")
