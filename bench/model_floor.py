@@ -91,7 +91,7 @@ TILING = {
     # 9-shuffle reduce-scatter per image; its own launch: N / imgs blocks), pass 2 (T8, ap = h by
     # cp.async, A columns x gate in registers). In the sm_90a build the T8 project GEMM (fused and SE pass 2)
     # runs on wgmma, t8_wgmma: WgStrip's m64n16k16 blocks (NB 64: 2 per warpgroup fused, 4 on warpgroup 0 in
-    # SE pass 2; NB 320: 10 per warpgroup), B in core matrices, a short chunk's ap columns past cw zeroed.
+    # SE pass 2; NB 320: 10 per warpgroup), B in core matrices, a short chunk's k steps only (ceil(ecl / 16)).
     "inverted_residual": dict(src="csrc/inverted_residual/inverted_residual_kernel.cuh", ec=48, lda=56, hp=56,
                               nt=256, rw14=(7, 2), rw8=(8, 4), ctas_per_sm=1, se_rows=8, se_imgs=4,  # (at most)
                               t8_wgmma=True),
@@ -598,8 +598,8 @@ def _ir_t8_wgmma(cfg, eb) -> bool:
 
 def _ir_project_pass(cfg, nt8p, nbr, kpass, E, valid, K, residual, eb, cnt, se_pass2=False):
     """One project pass of a work item (fused, or SE pass 2 with its h tile and gated Wp): weight
-    chunks, WarpTile ldmatrix + mma per hidden chunk (T8 in fp16/bf16: WgStrip on wgmma, all EC / 16 k
-    steps), accumulator staging and store_tile."""
+    chunks, WarpTile ldmatrix + mma per hidden chunk (T8 in fp16/bf16: WgStrip on wgmma; both run the
+    chunk's ceil(ecl / 16) k steps), accumulator staging and store_tile."""
     wg = _ir_t8_wgmma(cfg, eb)
     for ch in range(_cdiv(E, EC)):
         ecl = min(EC, E - ch * EC)
@@ -609,9 +609,9 @@ def _ir_project_pass(cfg, nt8p, nbr, kpass, E, valid, K, residual, eb, cnt, se_p
         else:
             cnt.lsu["weights (cp.async)"] += lin(nbr * EC * eb)
         if wg:
-            wf, fl, busy, n8_tiles = _wg_strip_mma(10 if cfg["NB"] > 64 else (4 if se_pass2 else 2), kpass, EC // 16)
+            ks = _cdiv(ecl, 16)
+            wf, fl, busy, n8_tiles = _wg_strip_mma(10 if cfg["NB"] > 64 else (4 if se_pass2 else 2), kpass, ks)
             cnt.tc_wg += fl
-            ks = EC // 16
         else:
             wf, fl, busy = _warp_tile_mma(cfg, nt8p, kpass, _cdiv(ecl, 16))
             cnt.tc += fl
@@ -690,8 +690,6 @@ def model_ir(c, n, eb, dev):
                 rw, fast = _ir_dw_strip(tile, nt8p, k, s)
                 for cw in chunk_w:  # a short last chunk computes its channels rounded to 16
                     cwk = cw if fast and eb == 2 else EC
-                    if not se and cwk < EC and _ir_t8_wgmma(cfg, eb):  # ap columns cw.. zeroed for wgmma
-                        count.lsu["hid zero fill"] += lin(cfg["MP"] * (EC - cwk) * eb)
                     narrow = tile == 14 and cwk == 16 and not expand  # a 16-channel x chunk at pitch 24
                     _dw_chunk(k, s, tile, tile, rw, EC, iw, ih, eb, ("smem", LDA, 0),
                               vec_bytes(C, eb), count, halo=not expand, ldi=24 if narrow else HP, fast=fast,

@@ -370,14 +370,6 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
           issue_weights(c + 1);
           stages::cp_async_commit();
         }
-        if constexpr (kWgProj && MODE == kFused) {
-          // wgmma runs all EC / 16 k steps: a short chunk's ap columns cw..EC-1, which the depthwise skips,
-          // must be finite (they meet zero Wp columns): zeros (else stale, or never written in a lone chunk).
-          constexpr int V = stages::kVec16<T>;
-          const int nv = (EC - cw) / V, nvd = nv > 0 ? nv : 1;  // (nvd: cw is the constant EC off the fast paths)
-          for (int i = tid; i < MP * nv; i += NT)
-            stages::sts16(ap + (i / nvd) * LDA + cw + (i % nvd) * V, uint4{0, 0, 0, 0});
-        }
         if (expand) {
           const T* wec = reinterpret_cast<const T*>(smem + L.we + buf * L.we_buf);
           const int mtiles = mxp / 16;
@@ -491,8 +483,8 @@ __global__ void __launch_bounds__(NT, 1) ir_kernel(const IrParams p) {
         if constexpr (kWgProj) stages::fence_proxy_async();  // Wp landed by cp.async, read by wgmma
         __syncthreads();
       }
-      if constexpr (kWgProj)  // all EC / 16 k steps: past cw ap is zero (SE pass 2: zero-filled h, gate 0)
-        acc.template mma<EC / 16, MODE == kSePass2>(ap, LDA, wpc, 8 * EC, kpass, gs);
+      if constexpr (kWgProj)  // (ecl + 15) / 16 k steps: ap columns < cw (fused), or zero-filled h and gate 0
+        acc.template mma<EC / 16, MODE == kSePass2>(ap, LDA, wpc, 8 * EC, kpass, gs, (ecl + 15) / 16);
       else if constexpr (MODE != kSePass1)
         acc.template mma<MODE == kSePass2>(ap + wm * 16 * LDA, LDA, 16 * Cfg::WMP, wpc + wn * NT8P * 8 * LDA, LDA,
                                            (ecl + 15) / 16, mt, nt8, gs);

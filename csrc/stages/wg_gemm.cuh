@@ -124,9 +124,11 @@ template <typename T, int BM, int BN, int WGM, int WGN> struct WgGemm {
 //      after the load (2 LDS.64 per k step and warp, as WarpTile::mma<true>: the SE gate).
 //   B: core-matrix tiles (core_offset, ldb = 8 x the depth): block j (columns 16 j..) starts at B + 2 j ldb
 //      elements, k step ks at + 128 ks; descriptor LBO = 128 B, SBO = 2 ldb B.
-//   mma<KSTEPS, KSCALE>(A, lda, B, ldb, ncols, kscale): nb = the warpgroup's blocks below ceil(ncols / 16)
-//      (none: it returns); fence, KSTEPS x nb wgmma, commit, wait 0, with nb dispatched to a compile-time
-//      count (one branch per count, each its own batch: no batch joins two branches). The caller fences
+//   mma<KSTEPS, KSCALE>(A, lda, B, ldb, ncols, kscale, ksteps): nb = the warpgroup's blocks below
+//      ceil(ncols / 16) (none: it returns); fence, ksteps (1 .. KSTEPS, default KSTEPS) x nb wgmma, commit,
+//      wait 0, with ksteps and nb dispatched to compile-time counts (one branch per pair, each its own batch:
+//      no batch joins two branches; a short reduction, e.g. the inverted residual's last hidden chunk of 16,
+//      issues only its k steps and reads only its columns of A). The caller fences
 //      the proxy after the cp.async of B landed (fence_proxy_async) and before the publishing barrier.
 //   for_each(ncols, f(row, col, v0, v1)): the issued blocks' accumulators, col CTA-wide.
 // Per k step and warpgroup: 16 wavefronts of A ldmatrix, 4 per issued block of B (the tensor cores' reads);
@@ -148,7 +150,13 @@ template <typename T, int NBLK> struct WgStrip {
 
   template <int KSTEPS, bool KSCALE = false>
   __device__ __forceinline__ void mma(const T* A, int lda, const T* B, int ldb, int ncols,
-                                      const float* kscale = nullptr) {
+                                      const float* kscale = nullptr, int ksteps = KSTEPS) {
+    if constexpr (KSTEPS > 1) {
+      if (ksteps < KSTEPS) {  // CTA-uniform
+        mma<KSTEPS - 1, KSCALE>(A, lda, B, ldb, ncols, kscale, ksteps);
+        return;
+      }
+    }
     const int nb = blocks(ncols);
     if (nb == 0) return;  // warpgroup-uniform
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
