@@ -91,7 +91,7 @@
 //   se_mlp_kernel: a block per 1-4 images (se_mlp_imgs: only when the batch outnumbers the SMs; each weight
 //          load serves all of them): mean (16-byte loads of 4 channels' partial sums when E % 4 == 0), FC1 +
 //          se_act, FC2 + gate -> gate (N x E fp32); both FCs a warp per 8 output rows with the lanes along the
-//          reduction (16-byte weight loads), see se_rows. ptxas sm_90a: 128 registers fp16/bf16, 114 fp32,
+//          reduction (16-byte weight loads), see se_rows. ptxas sm_90a: 128 registers fp16/bf16, 110 fp32,
 //          wide share 0.57.
 //   MODE kSePass2: per chunk, ap = h tile and Wp_c (cp.async), the image's gate chunk into gs (EC fp32); the
 //          same project GEMM with A's columns scaled by gs in registers (WarpTile::mma<true>: 2 LDS.64 per k
@@ -632,7 +632,7 @@ __global__ void __launch_bounds__(NT) se_mlp_kernel(const SeParams p) {
   const T* __restrict__ b2 = static_cast<const T*>(p.b2);
   const int n0 = blockIdx.x * p.imgs, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int nimg = min(p.imgs, p.N - n0);
-  if (p.E % 4 == 0 && reinterpret_cast<uintptr_t>(p.partial) % 16 == 0) {
+  if (stages::vec_bytes(p.partial, p.E, int(sizeof(float))) == 16) {
     // 4 channels per thread, 16-byte loads (every MobileNetV3 E is a multiple of 8): a quarter of the load
     // instructions of the per-channel loop below, which stays for odd E (not unrolled: a cold path).
     const int E4 = p.E / 4;
@@ -658,11 +658,9 @@ __global__ void __launch_bounds__(NT) se_mlp_kernel(const SeParams p) {
     }
   }
   __syncthreads();
-  auto vec_ok = [](const void* q, int d) {
-    return (int64_t(d) * int(sizeof(T))) % 16 == 0 && reinterpret_cast<uintptr_t>(q) % 16 == 0;
-  };
   const int rl = (lane >> 2) & (kSeRows - 1);
-  const bool v1 = vec_ok(w1, p.E), v2 = vec_ok(w2, p.S);
+  const bool v1 = stages::vec_bytes(w1, p.E, int(sizeof(T))) == 16;  // rows of 16-byte multiples, aligned
+  const bool v2 = stages::vec_bytes(w2, p.S, int(sizeof(T))) == 16;
   float y[kSeImgs];
   for (int j0 = warp * kSeRows; j0 < p.S; j0 += NT / 32 * kSeRows) {
     if (v1) se_rows<T, true>(y, w1, mean, lde, j0, p.S, p.E, lane, nimg);
